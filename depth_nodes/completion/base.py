@@ -1,0 +1,78 @@
+"""The completer interface: sparse metric depth (+ optional RGB) -> dense depth and confidence."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from depth_nodes.errors import InputShapeError
+
+
+@dataclass
+class Completion:
+    """Output of a completer: ``depth`` H x W float32 metres (NaN = no estimate), ``confidence`` 0..1."""
+
+    depth: np.ndarray
+    confidence: np.ndarray
+
+
+class Completer(ABC):
+    """Base class of every depth completer (classical or learned).
+
+    Subclasses set ``name`` and ``uses_image`` and implement :meth:`_complete`; :meth:`complete` validates
+    input so that every completer rejects bad arrays with the same clear messages.
+    """
+
+    name: str = "base"
+    #: True when the completer uses the RGB image (guided); False for LiDAR-only completers.
+    uses_image: bool = False
+
+    def complete(self, sparse: np.ndarray, image: np.ndarray | None = None) -> Completion:
+        """Complete ``sparse`` (H x W float32 metres, 0 or NaN = no return) guided by ``image`` (H x W x 3 uint8 RGB)."""
+        sparse = validate_sparse(sparse)
+        if image is not None:
+            image = validate_image(image, sparse.shape)
+        out = self._complete(sparse, image if self.uses_image else None)
+        return out
+
+    @abstractmethod
+    def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
+        """Complete a validated sparse map (float32, 0 = no return)."""
+
+
+def validate_sparse(sparse: np.ndarray) -> np.ndarray:
+    """Return ``sparse`` as contiguous float32 with 0 for missing (NaN/inf/negative -> 0)."""
+    arr = np.asarray(sparse)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2 or arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise InputShapeError(f"sparse depth must be an H x W array (H, W >= 2), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InputShapeError(f"sparse depth must be floating-point metres, got dtype {arr.dtype}")
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(out) | (out < 0)
+    if bad.any():
+        out = out.copy() if out is arr else out
+        out[bad] = 0.0
+    return out
+
+
+def validate_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Check an H x W x 3 uint8 RGB image (or H x W mono, expanded) of the given shape."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise InputShapeError(f"image must be H x W x 3 RGB, got shape {img.shape}")
+    if img.shape[:2] != tuple(shape):
+        raise InputShapeError(f"image size {img.shape[:2]} does not match sparse depth size {tuple(shape)}")
+    if img.dtype != np.uint8:
+        raise InputShapeError(f"image must be uint8, got dtype {img.dtype}")
+    return np.ascontiguousarray(img[..., :3])
+
+
+def distance_confidence(distance_px: np.ndarray, scale_px: float) -> np.ndarray:
+    """Confidence that decays with pixel distance to the nearest LiDAR support: exp(-d / scale)."""
+    return np.exp(-np.asarray(distance_px, dtype=np.float32) / np.float32(scale_px)).astype(np.float32)

@@ -1,0 +1,63 @@
+"""ament_python / pip package definition for depth_nodes."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "depth_nodes"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
+    ],
+    package_data={PACKAGE: ["resources/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+        "pyyaml>=6.0",
+        "psutil>=5.9",
+    ],
+    extras_require={
+        # rclpy + messages from PyPI (a robot's full ROS 2 install already has them).
+        "ros": [
+            "ros-jazzy-rclpy[fastrtps]",
+            "ros-jazzy-sensor-msgs",
+            "ros-jazzy-std-msgs",
+            "ros-jazzy-geometry-msgs",
+            "ros-jazzy-diagnostic-msgs",
+        ],
+        "bag": ["rosbags>=0.10"],
+        # torch is deliberately not pinned here beyond a floor: install the wheel you want first.
+        "ml": [
+            "torch>=2.1",
+            "safetensors>=0.4",
+            "onnx>=1.15",
+            "onnxruntime>=1.17",
+            "onnxscript",
+            "transformers>=4.45",
+        ],
+        "trt": ["tensorrt>=10.0"],
+        "dev": ["pytest>=7", "ruff>=0.5"],
+    },
+    zip_safe=True,
+    maintainer="depth_nodes maintainers",
+    maintainer_email="maintainers@depth-nodes.invalid",
+    description="Dense metric depth and point clouds from camera + LiDAR for ROS 2.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "depth-nodes = depth_nodes.cli:main",
+            "depth_node = depth_nodes.ros.depth_node:main",
+        ],
+    },
+)
