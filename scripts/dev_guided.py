@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 
 from depth_nodes.completion import create
-from depth_nodes.completion.baselines import nearest_fill
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.projection import OcclusionFilter, scan_to_depth
 
@@ -50,7 +49,9 @@ def split_cases(
     rng = np.random.default_rng(seed)
     valid = full > 0
     hold = valid & (rng.random(full.shape) < 0.2)
-    cases = [Case(f"{name}/holdout", np.where(hold, 0, full).astype(np.float32), image, np.where(hold, full, 0))]
+    cases = [
+        Case(f"{name}/holdout", np.where(hold, 0, full).astype(np.float32), image, np.where(hold, full, 0))
+    ]
     keep = rings % thin == 0
     thin_raw = scan_to_depth(points[keep], T, cam, occlusion=None).depth
     thin_in = np.where((thin_raw == full) & valid, full, 0).astype(np.float32)
@@ -72,36 +73,83 @@ def nuscenes_cases(root: Path, scale: float, thin: int, cams: list[str]) -> Iter
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         occ = OcclusionFilter(vertical_px=max(7, round(30 * scale)), horizontal_px=4)
         yield from split_cases(
-            f"nusc/{cam_name}", img, pts[:, :3], pts[:, 4].astype(int), np.array(c["T_cam_lidar"]), cam, thin, 0, occ
+            f"nusc/{cam_name}",
+            img,
+            pts[:, :3],
+            pts[:, 4].astype(int),
+            np.array(c["T_cam_lidar"]),
+            cam,
+            thin,
+            0,
+            occ,
         )
 
 
-def synth_cases(seeds: list[int], n: int, thin: int) -> Iterator[Case]:
+def lidar_fov_mask(sparse: np.ndarray, window_px: int = 31) -> np.ndarray:
+    """As the bench: at or below the highest return over a window of columns."""
+    valid = sparse > 0
+    h = valid.shape[0]
+    top = np.where(valid.any(axis=0), np.argmax(valid, axis=0), h).astype(np.float32)
+    top = cv2.erode(top[None, :], np.ones((1, window_px), np.uint8), borderType=cv2.BORDER_REPLICATE)[0]
+    return np.arange(h)[:, None] >= top[None, :]
+
+
+def synth_cases(seeds: list[int], n: int, thin: int = 4) -> Iterator[Case]:
+    """Bench protocol: full / 16-beam input, dense KITTI-like GT (+ held-out rings for 16-beam)."""
     from depth_nodes.data.kitti_depth import crop_bottom_centre
-    from depth_nodes.data.synth import generate_drive, synthetic_calib
+    from depth_nodes.data.synthetic import generate_drive, synthetic_calib
 
     cam, T = synthetic_calib()
     x0, y0 = crop_bottom_centre(cam.shape)
+    sl = (slice(y0, y0 + 352), slice(x0, x0 + 1216))
     for seed in seeds:
         for i, fr in enumerate(generate_drive(seed, n)):
-            for case in split_cases(f"synth{seed}/{i}", fr.image, fr.points, fr.rings, T, cam, thin, i, OcclusionFilter()):
-                sl = (slice(y0, y0 + 352), slice(x0, x0 + 1216))
-                yield Case(case.name, case.sparse[sl], case.image[sl], case.gt[sl])
-            # The exact dense ground truth as a third protocol (full input).
             full = scan_to_depth(fr.points, T, cam).depth
-            sl = (slice(y0, y0 + 352), slice(x0, x0 + 1216))
-            yield Case(f"synth{seed}/{i}/dense", full[sl], fr.image[sl], np.nan_to_num(fr.depth_gt[sl]))
-            thin_raw = scan_to_depth(fr.points[fr.rings % 4 == 0], T, cam, occlusion=None).depth
-            thin_in = np.where((thin_raw == full) & (full > 0), full, 0).astype(np.float32)
-            yield Case(f"synth{seed}/{i}/dense16", thin_in[sl], fr.image[sl], np.nan_to_num(fr.depth_gt[sl]))
+            thin_raw = scan_to_depth(fr.points[fr.rings % thin == 0], T, cam, occlusion=None).depth
+            same = (thin_raw > 0) & (full > 0) & (np.abs(thin_raw - full) <= 1e-5 * full)
+            kept = np.where(same, full, 0).astype(np.float32)
+            held = np.where((full > 0) & ~same, full, 0).astype(np.float32)
+            dgt = np.asarray(fr.depth_gt, np.float32)
+            gt = np.where((dgt > 0) & (dgt <= 80) & lidar_fov_mask(full), dgt, 0)
+            img = np.ascontiguousarray(fr.image[sl])
+            yield Case(f"s{seed}/{i}/full", np.ascontiguousarray(full[sl]), img, gt[sl])
+            yield Case(f"s{seed}/{i}/16beam", np.ascontiguousarray(kept[sl]), img, gt[sl])
+            yield Case(f"s{seed}/{i}/16held", np.ascontiguousarray(kept[sl]), img, held[sl])
+
+
+def fill_background(pred: np.ndarray) -> np.ndarray:
+    """The KITTI devkit's hole fill (as ``depth_nodes.eval.metrics.fill_background``): per row
+    min(left, right) valid neighbour, border runs take the nearest valid value, then empty rows
+    copy the nearest filled row."""
+    pred = np.asarray(pred, dtype=np.float64)
+    h, w = pred.shape
+    valid = np.isfinite(pred) & (pred > 0)
+    out = np.where(valid, pred, -1.0)
+    if not valid.any():
+        return out
+    cols = np.arange(w)
+    left = np.maximum.accumulate(np.where(valid, cols, -1), axis=1)
+    right = np.minimum.accumulate(np.where(valid, cols, w)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(h)[:, None]
+    d_left = out[rows, np.clip(left, 0, w - 1)]
+    d_right = out[rows, np.clip(right, 0, w - 1)]
+    hole = ~valid
+    both = hole & (left >= 0) & (right < w)
+    out[both] = np.minimum(d_left[both], d_right[both])
+    m = hole & (left < 0) & (right < w)
+    out[m] = d_right[m]
+    m = hole & (left >= 0) & (right >= w)
+    out[m] = d_left[m]
+    ok_rows = np.flatnonzero(valid.any(axis=1))
+    out[: ok_rows[0]] = out[ok_rows[0]]
+    out[ok_rows[-1] + 1 :] = out[ok_rows[-1]]
+    return out
 
 
 def score(pred: np.ndarray, conf: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     m = gt > 0
     cover = float(np.isfinite(pred[m]).mean())
-    filled = pred.copy()
-    if not np.isfinite(filled).all():
-        filled, _ = nearest_fill(np.nan_to_num(filled, nan=0.0))
+    filled = fill_background(pred)
     err = np.abs(filled[m] - gt[m])
     out = {"mae": float(err.mean()), "rmse": float(np.sqrt((err**2).mean())), "cover": cover}
     c = np.where(np.isfinite(pred[m]), conf[m], 0.0)
@@ -145,7 +193,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nuscenes", type=Path)
     ap.add_argument("--scale", type=float, default=0.5)
-    ap.add_argument("--cams", default="CAM_FRONT,CAM_FRONT_LEFT,CAM_FRONT_RIGHT,CAM_BACK,CAM_BACK_LEFT,CAM_BACK_RIGHT")
+    ap.add_argument(
+        "--cams", default="CAM_FRONT,CAM_FRONT_LEFT,CAM_FRONT_RIGHT,CAM_BACK,CAM_BACK_LEFT,CAM_BACK_RIGHT"
+    )
     ap.add_argument("--synth", default="", help="comma-separated seeds")
     ap.add_argument("--frames", type=int, default=3)
     ap.add_argument("--thin", type=int, default=2)
@@ -162,7 +212,7 @@ def main() -> int:
     if args.nuscenes:
         cases += list(nuscenes_cases(args.nuscenes, args.scale, args.thin, args.cams.split(",")))
     if args.synth:
-        cases += list(synth_cases([int(s) for s in args.synth.split(",")], args.frames, args.thin))
+        cases += list(synth_cases([int(s) for s in args.synth.split(",")], args.frames))
     agg: dict[tuple[str, str], list[dict]] = {}
     for case in cases:
         proto = case.name.rsplit("/", 1)[1]

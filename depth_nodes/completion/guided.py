@@ -2,52 +2,63 @@
 
 Pipeline (see ``docs/guided_completion.md``), all in inverse depth so that planes interpolate exactly:
 
-1. **Row pass** along the LiDAR rings: short gaps between returns in an image row are interpolated, or
-   split at the strongest image edge when the returns lie on different surfaces.
-2. **Column pass** across the beam gaps: the same interval fill between the returns of each column, with
-   a slanted-plane test (the road) and an edge-placed split at depth discontinuities.
-3. **Fuse** (row pass where it has a value, else column pass), fill columns with no return from their
-   neighbours, and leave everything above each column's highest return empty (NaN, confidence 0)
-   unless ``extrapolate_top``.
-4. **Confidence** from an error model: depth-proportional noise, plus the inverse-depth jump of the
-   interval a pixel was filled across (large across discontinuities and wide gaps).
+1. **Ring linking** (``guided_rings``): each return is joined to the next return of its ring and the
+   segment between them is drawn (linear in inverse depth; split at the strongest image edges when
+   the two returns lie on different surfaces). Rings become continuous polylines.
+2. **Column pass** (``guided_scanline``) across the beam gaps, on every other column: between
+   consecutive polyline pixels of a column, linear interpolation when they are one surface (small jump,
+   or a slanted plane such as the road, recognised by the slope of the neighbouring interval), else a
+   split at the image edges with each side continuing its own plane.
+3. **Odd columns** from their two neighbours (mean when they agree, else the side of closer colour),
+   columns without returns from the nearest columns with returns; LiDAR returns are kept exactly.
+   Nothing is estimated above each column's highest (ring-polyline) return: NaN with confidence 0
+   there, unless ``extrapolate_top``.
+4. **Confidence** ``exp(-e / confidence_scale_m)`` from an expected error
+   ``e = d**2 * (noise_inv + |jump| / 2)``: the inverse-depth jump of the interval a pixel was filled
+   across (large across discontinuities, wide gaps) mapped to metres by ``d**2``.
 
-``lidar_only`` is the same code without the image (splits fall at the interval midpoints).
+``lidar_only`` is the same code without the image (splits at interval midpoints).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
 from depth_nodes.completion.base import Completer, Completion
-from depth_nodes.completion.guided_rings import link_rings
-from depth_nodes.completion.guided_scanline import ScanlineParams, edge_cost, fill_columns
+from depth_nodes.completion.guided_rings import link_rings, row_edge_cost
+from depth_nodes.completion.guided_scanline import ScanlineParams, column_edge_cost, edge_lut, fill_columns
 from depth_nodes.completion.registry import register
 
 
 class GuidedCompleter(Completer):
     """Scanline completion in inverse depth with image-edge-placed discontinuities.
 
-    Parameters (pixels refer to the input resolution; defaults suit KITTI-like 1216 x 352 and
-    1600 x 900 nuScenes-like frames):
+    Parameters (pixels refer to the input resolution; the defaults suit KITTI-like 1216 x 352 frames
+    and adapt to sparser LiDARs through the automatic link gap):
 
-    - ``use_image``: guide discontinuities with the RGB image (False = ``lidar_only``).
+    - ``use_image`` (True): guide discontinuities with the RGB image (False = ``lidar_only``).
     - ``max_link_gap_px`` (px, None = auto): longest step between consecutive returns of a ring that is
       joined; auto = 3 x the median step between neighbouring returns (bridges missing returns).
-    - ``link_rows`` (px, 1): a ring's next return is searched within this many rows up and down.
+    - ``link_rows`` (px, 1): a ring's next return is searched this many rows up and down.
     - ``max_column_gap_px`` (px, 96): longest gap between returns in a column that is filled.
-    - ``max_empty_columns_px`` (px, 16): columns with no return are interpolated from the nearest
-      columns with returns when these are at most this far apart.
+    - ``max_empty_columns_px`` (px, 16): a run of columns without returns is interpolated from its
+      neighbours when it is at most this wide.
+    - ``column_stride`` (1 or 2, 2): the column pass runs on every ``column_stride``-th column; odd
+      columns come from their neighbours (image-guided at discontinuities). 1 = every column (slower).
     - ``jump_rel`` (1, 0.06): relative inverse-depth jump below which two returns are one surface.
     - ``plane_tol_rel`` (1, 0.06): tolerance of the slanted-plane test (neighbour slope predicts jump).
-    - ``edge_weight`` (px per unit edge, 20): how strongly image edges attract a discontinuity.
-    - ``extrapolate_top`` (False): carry each column's highest value up to the top row (confidence
-      stays low there); default leaves NaN with confidence 0 above the highest return.
-    - ``extend_bottom`` (True): carry each column's lowest return down to the bottom row.
+    - ``edge_weight`` (px per unit edge cost, 20): how strongly image edges attract a discontinuity.
+    - ``edge_power`` (1, 2): edge cost of an intensity step = (step / 255) ** power; higher favours the
+      strongest edge over texture.
+    - ``extrapolate_top`` (False): carry each column's highest value up to the top row (with low
+      confidence); default: NaN with confidence 0 above the highest return.
+    - ``extend_bottom`` (True): continue each column's lowest surface down to the bottom row.
     - ``min_depth_m`` / ``max_depth_m`` (m, 0.5 / 150): output depth is clipped to this range.
-    - ``noise_rel`` (1, 0.01): relative range noise of the LiDAR in the confidence model.
-    - ``confidence_scale_m`` (m, 1.0): expected error that maps to confidence exp(-1).
+    - ``noise_inv`` (1/m, 0.002): inverse-depth noise floor of the confidence model.
+    - ``confidence_scale_m`` (m, 1.0): expected error (m) that maps to confidence exp(-1).
     """
 
     name = "guided"
@@ -60,98 +71,167 @@ class GuidedCompleter(Completer):
         link_rows: int = 1,
         max_column_gap_px: int = 96,
         max_empty_columns_px: int = 16,
+        column_stride: int = 2,
         jump_rel: float = 0.06,
         plane_tol_rel: float = 0.06,
         edge_weight: float = 20.0,
+        edge_power: float = 2.0,
         extrapolate_top: bool = False,
         extend_bottom: bool = True,
         min_depth_m: float = 0.5,
         max_depth_m: float = 150.0,
-        noise_rel: float = 0.01,
+        noise_inv: float = 0.002,
         confidence_scale_m: float = 1.0,
     ) -> None:
-        if (max_link_gap_px is not None and max_link_gap_px < 1) or link_rows < 0 or max_column_gap_px < 1 or max_empty_columns_px < 0:
-            raise ValueError("gap limits must be >= 1 px (max_empty_columns_px >= 0)")
+        if max_link_gap_px is not None and max_link_gap_px < 1:
+            raise ValueError(f"max_link_gap_px must be >= 1 or None, got {max_link_gap_px}")
+        if link_rows < 0 or max_column_gap_px < 1 or max_empty_columns_px < 0:
+            raise ValueError("link_rows >= 0, max_column_gap_px >= 1 and max_empty_columns_px >= 0 required")
+        if column_stride not in (1, 2):
+            raise ValueError(f"column_stride must be 1 or 2, got {column_stride}")
         if not 0 < min_depth_m < max_depth_m:
             raise ValueError(f"need 0 < min_depth_m < max_depth_m, got {min_depth_m}, {max_depth_m}")
-        if jump_rel < 0 or plane_tol_rel < 0 or edge_weight < 0 or noise_rel < 0:
-            raise ValueError("jump_rel, plane_tol_rel, edge_weight and noise_rel must be >= 0")
+        if min(jump_rel, plane_tol_rel, edge_weight, noise_inv) < 0 or edge_power <= 0:
+            raise ValueError("jump_rel, plane_tol_rel, edge_weight, noise_inv must be >= 0, edge_power > 0")
         if confidence_scale_m <= 0:
             raise ValueError("confidence_scale_m must be > 0")
         self.uses_image = bool(use_image)
         self.name = "guided" if use_image else "lidar_only"
-        self.extrapolate_top = bool(extrapolate_top)
-        self.max_empty_columns_px = int(max_empty_columns_px)
-        self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
-        self.noise_rel, self.confidence_scale_m = float(noise_rel), float(confidence_scale_m)
         self.max_link_gap_px, self.link_rows = max_link_gap_px, int(link_rows)
+        self.max_empty_columns_px = int(max_empty_columns_px)
+        self.column_stride = int(column_stride)
+        self.extrapolate_top = bool(extrapolate_top)
+        self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
+        self.noise_inv, self.confidence_scale_m = float(noise_inv), float(confidence_scale_m)
+        self._lut = edge_lut(edge_power)
         self.col = ScanlineParams(
             max_gap_px=int(max_column_gap_px),
-            jump_rel=jump_rel,
-            plane_tol_rel=plane_tol_rel,
-            edge_weight=edge_weight,
+            jump_rel=float(jump_rel),
+            plane_tol_rel=float(plane_tol_rel),
+            edge_weight=float(edge_weight),
             extend_end=bool(extend_bottom),
         )
 
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
         H, W = sparse.shape
-        valid = sparse > 0
-        inv = np.zeros((H, W), np.float32)
-        np.divide(1.0, sparse, out=inv, where=valid)
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image is not None else None
-
+        # Inverse depth; no return (0) -> inf -> 0 (THRESH_TOZERO_INV zeroes values above the threshold).
+        inv = cv2.threshold(cv2.divide(1.0, sparse), 1e30, 0, cv2.THRESH_TOZERO_INV)[1]
         linked, _ = link_rings(
             inv,
-            edge_cost(gray, (H, W), axis=1) if gray is not None else None,
+            row_edge_cost(image, self._lut),
             max_gap_px=self.max_link_gap_px,
             rows=self.link_rows,
             jump_rel=self.col.jump_rel,
             edge_weight=self.col.edge_weight,
         )
-        col = fill_columns(linked, edge_cost(gray, (H, W)), self.col)
-        support = linked > 0
-        has = support.any(axis=0)
-        top = np.where(has, np.argmax(support, axis=0), H)
+        stride = self.column_stride if W >= 4 else 1
+        lk, img = (_even_columns(linked), _even_columns(image)) if stride == 2 else (linked, image)
+        col = fill_columns(lk, column_edge_cost(img, self._lut), self.col)
         fused, jump = col.inv, col.jump
-        self._fill_empty_columns(fused, jump, top, has)
+        _fill_empty_columns(fused, jump, col.top, self.max_empty_columns_px // stride)
         if self.extrapolate_top:
             _extend_up(fused, jump)
-
+        conf = self._confidence(fused, jump)
+        if stride == 2:
+            fused, conf = _fill_odd_columns(fused, conf, image, W, self.col.jump_rel, self._conf_of)
+            np.copyto(fused, inv, where=inv > 0)  # LiDAR returns in odd columns are kept exactly
         lo, hi = np.float32(1.0 / self.max_depth_m), np.float32(1.0 / self.min_depth_m)
-        ok = np.isfinite(fused) & (fused > 0)
-        depth = np.full((H, W), np.nan, np.float32)
-        np.divide(1.0, np.clip(fused, lo, hi), out=depth, where=ok)
-        return Completion(depth, self._confidence(depth, jump, ok))
+        depth = cv2.divide(1.0, np.clip(fused, lo, hi))  # NaN (no estimate) stays NaN
+        return Completion(depth, conf)
 
-    def _fill_empty_columns(self, inv: np.ndarray, jump: np.ndarray, top: np.ndarray, has: np.ndarray) -> None:
-        """Interpolate columns without returns from the nearest columns with returns, in place."""
-        W = inv.shape[1]
-        if has.all() or not has.any() or self.max_empty_columns_px == 0:
-            return
-        cols = np.arange(W)
-        left = np.maximum.accumulate(np.where(has, cols, -1))
-        right = np.minimum.accumulate(np.where(has, cols, W)[::-1])[::-1]
-        fill = ~has & (left >= 0) & (right < W) & (right - left <= self.max_empty_columns_px + 1)
-        c = np.flatnonzero(fill)
-        if c.size == 0:
-            return
-        L, R = left[c], right[c]
-        t = ((c - L) / (R - L)).astype(np.float32)
-        inv[:, c] = inv[:, L] * (1 - t) + inv[:, R] * t  # NaN where either side has none
-        jump[:, c] = np.maximum(jump[:, L], jump[:, R]) + np.abs(inv[:, L] - inv[:, R])
-        top[c] = np.maximum(top[L], top[R])
+    def _conf_of(self, inv: np.ndarray, jump: np.ndarray) -> np.ndarray:
+        """Confidence of sparse values (1-D arrays), same model as :meth:`_confidence`."""
+        err = (np.float32(self.noise_inv) + np.float32(0.5) * jump) / (inv * inv)
+        out = np.exp(-err / np.float32(self.confidence_scale_m)).astype(np.float32)
+        return np.nan_to_num(out, nan=0.0)
 
-    def _confidence(self, depth: np.ndarray, jump: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """exp(-expected_error / scale); expected error = noise_rel * d + d**2 * |inverse-depth jump| / 2."""
-        d = np.where(ok, depth, 0.0)
-        err = d * np.float32(self.noise_rel) + d * d * jump * np.float32(0.5)
-        conf = np.exp(-err / np.float32(self.confidence_scale_m))
-        conf[~ok] = 0.0
-        return conf.astype(np.float32, copy=False)
+    def _confidence(self, inv: np.ndarray, jump: np.ndarray) -> np.ndarray:
+        """exp(-e / scale) with e = d**2 * (noise_inv + |jump| / 2) (metres); 0 where inv is NaN."""
+        err = cv2.scaleAdd(jump, 0.5, np.full_like(jump, self.noise_inv))
+        err = cv2.divide(err, cv2.multiply(inv, inv), scale=-1.0 / self.confidence_scale_m)
+        conf = cv2.exp(err)
+        cv2.patchNaNs(conf, 0.0)  # no estimate -> confidence 0
+        return conf
+
+
+def _even_columns(a: np.ndarray | None) -> np.ndarray | None:
+    """Columns 0, 2, 4, ... as a contiguous array (cv2.resize nearest picks exactly these for even W)."""
+    if a is None:
+        return None
+    H, W = a.shape[:2]
+    if W % 2 == 0:
+        return cv2.resize(a, (W // 2, H), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(a[:, ::2])
+
+
+def _fill_odd_columns(
+    even: np.ndarray,
+    conf_e: np.ndarray,
+    image: np.ndarray | None,
+    W: int,
+    jump_rel: float,
+    conf_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full-width inverse depth and confidence from the even columns.
+
+    An odd column takes the mean of its two neighbours (inverse depth) where they agree within
+    ``jump_rel`` (and the lower of their confidences); where they disagree (a depth edge) it copies the
+    neighbour of closer image intensity (the left one without an image), so an edge moves by at most one
+    pixel, and its confidence accounts for the jump. NaN where either neighbour is NaN.
+    """
+    H, We = even.shape
+    n_pair = min(W // 2, We - 1)  # odd columns with an even column on both sides
+    L, R = even[:, :n_pair], even[:, 1 : n_pair + 1]
+    odd = np.empty((H, We), np.float32)
+    codd = np.empty((H, We), np.float32)
+    cv2.addWeighted(L, 0.5, R, 0.5, 0.0, dst=odd[:, :n_pair])
+    cv2.min(conf_e[:, :n_pair], conf_e[:, 1 : n_pair + 1], dst=codd[:, :n_pair])
+    odd[:, n_pair:] = even[:, n_pair:]
+    codd[:, n_pair:] = conf_e[:, n_pair:]
+    jump = cv2.absdiff(L, R)
+    edge = np.flatnonzero(jump > np.float32(jump_rel) * cv2.max(L, R))
+    if edge.size:
+        ys, js = np.divmod(edge, n_pair)
+        lv, rv = L[ys, js], R[ys, js]
+        if image is not None:
+            gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.int16) if image.ndim == 3 else image
+            go, gl, gr = gray[ys, 2 * js + 1], gray[ys, 2 * js], gray[ys, 2 * js + 2]
+            right = np.abs(go - gr) < np.abs(go - gl)
+        else:
+            right = np.zeros(edge.size, bool)
+        val = np.where(right, rv, lv)
+        odd[ys, js] = val
+        codd[ys, js] = conf_of(val, jump[ys, js])
+    # Interleave: a 2-channel (even, odd) image is the full-width row layout.
+    inv = cv2.merge([even, odd]).reshape(H, 2 * We)[:, :W]
+    conf = cv2.merge([conf_e, codd]).reshape(H, 2 * We)[:, :W]
+    return np.ascontiguousarray(inv), np.ascontiguousarray(conf)
+
+
+def _fill_empty_columns(inv: np.ndarray, jump: np.ndarray, top: np.ndarray, max_cols: int) -> None:
+    """Interpolate runs of columns without returns from their nearest columns with returns, in place."""
+    H, W = inv.shape
+    has = top < H
+    if has.all() or not has.any() or max_cols <= 0:
+        return
+    cols = np.arange(W)
+    left = np.maximum.accumulate(np.where(has, cols, -1))
+    right = np.minimum.accumulate(np.where(has, cols, W)[::-1])[::-1]
+    fill = ~has & (left >= 0) & (right < W) & (right - left <= max_cols + 1)
+    c = np.flatnonzero(fill)
+    if c.size == 0:
+        return
+    L, R = left[c], right[c]
+    t = ((c - L) / (R - L)).astype(np.float32)
+    inv[:, c] = inv[:, L] * (1 - t) + inv[:, R] * t  # NaN where either side has none
+    jump[:, c] = np.maximum(jump[:, L], jump[:, R]) + np.abs(inv[:, L] - inv[:, R])
+    top[c] = np.maximum(top[L], top[R])
 
 
 def _extend_up(inv: np.ndarray, jump: np.ndarray) -> None:
-    """Carry each column's highest finite value up to row 0, in place (``extrapolate_top``)."""
+    """Carry each column's highest finite value up to row 0, in place (``extrapolate_top``).
+
+    The extrapolated pixels get a jump equal to the value itself, i.e. a confidence near zero."""
     finite = np.isfinite(inv)
     has = finite.any(axis=0)
     top = np.argmax(finite, axis=0)
@@ -159,11 +239,12 @@ def _extend_up(inv: np.ndarray, jump: np.ndarray) -> None:
     above = np.arange(inv.shape[0])[:, None] < top[None, cols]
     vals = inv[top[cols], cols]
     inv[:, cols] = np.where(above, vals[None, :], inv[:, cols])
-    # Extrapolated pixels are marked as a full jump (confidence near zero).
     jump[:, cols] = np.where(above, vals[None, :], jump[:, cols])
 
 
-@register("guided", "image-guided scanline completion in inverse depth (default); confidence from an error model")
+@register(
+    "guided", "image-guided scanline completion in inverse depth (default); confidence from an error model"
+)
 def _guided(**params) -> GuidedCompleter:
     return GuidedCompleter(use_image=True, **params)
 

@@ -6,28 +6,29 @@ continuous 1-px polyline: each return is linked to the nearest return to its rig
 ``max_gap_px`` columns and ``rows`` rows (the same ring, since rings are further apart than that), and
 the pixels between them are filled by linear interpolation of inverse depth (exact on planes). Where
 the two returns lie on different surfaces (relative inverse-depth jump above ``jump_rel``) the segment
-is split at the strongest image edge between them (geodesic nearest return, as in the column pass).
+is split at the strong image edges between them (geodesic nearest return, as in the column pass).
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
-def next_right(valid: np.ndarray) -> np.ndarray:
-    """For each pixel, the column of the first valid pixel strictly to its right in its row (W if none)."""
-    H, W = valid.shape
-    cols = np.where(valid, np.arange(W, dtype=np.int32)[None, :], np.int32(W))
-    out = np.empty((H, W), np.int32)
-    out[:, -1] = W
-    # Running minimum from the right, shifted by one so that the pixel itself is excluded.
-    out[:, :-1] = np.minimum.accumulate(cols[:, :0:-1], axis=1)[:, ::-1]
-    return out
+def row_edge_cost(image: np.ndarray | None, lut: np.ndarray) -> np.ndarray | None:
+    """Integral image of horizontal edge costs: the cost between columns a < b of row y is
+    ``(I[y+1, b] - I[y, b]) - (I[y+1, a] - I[y, a])``. None -> None (no image)."""
+    if image is None:
+        return None
+    step = cv2.absdiff(image[:, 1:], image[:, :-1])
+    if step.ndim == 3:
+        step = cv2.cvtColor(step, cv2.COLOR_RGB2GRAY)
+    return cv2.integral(cv2.LUT(step, lut), sdepth=cv2.CV_32F)
 
 
 def link_rings(
     inv: np.ndarray,
-    cost_h: np.ndarray | None,
+    row_cost: np.ndarray | None,
     max_gap_px: int | None = None,
     rows: int = 1,
     jump_rel: float = 0.06,
@@ -37,48 +38,48 @@ def link_rings(
 ) -> tuple[np.ndarray, int]:
     """Return ``inv`` (H x W inverse depth, 0 = none) with the ring segments drawn in, and the link count.
 
-    ``cost_h`` is the cumulative horizontal edge cost along rows (H x W, see ``edge_cost`` on the
-    transposed image), or None (no image: splits at the midpoint). ``max_gap_px`` None adapts the
-    longest link to the sensor: ``gap_factor`` x the median step between neighbouring returns of a ring
-    (so that a couple of missing returns in a row are bridged at any LiDAR/camera resolution).
+    ``row_cost`` is :func:`row_edge_cost` of the image, or None (no image: splits at the midpoint).
+    ``max_gap_px`` None adapts the longest link to the sensor: ``gap_factor`` x the median step between
+    neighbouring returns of a ring, at least ``min_auto_gap_px`` (so that a couple of missing returns
+    are bridged at any LiDAR/camera resolution).
     """
     H, W = inv.shape
-    valid = inv > 0
-    flat = np.flatnonzero(valid)
-    if flat.size < 2:
+    valid_b = inv > 0
+    valid = valid_b.view(np.uint8)
+    flat = np.flatnonzero(valid_b)  # (on bool: ~6x faster than on uint8)
+    n = flat.size
+    if n < 2:
         return inv.copy(), 0
     ys, xs = np.divmod(flat.astype(np.int32), np.int32(W))
-    nr = next_right(valid)
-    # Candidate partner in rows y-rows..y+rows; keep the one with the smallest column step.
-    best_x = np.full(flat.size, W, np.int32)
-    best_y = ys.copy()
+    v = inv.ravel().take(flat)
+    # Row-major sample list: sample j of row y sits at integ[y, W] + (its rank in the row).
+    integ = cv2.integral(valid).ravel()  # (H+1) x (W+1) int32, flat (1-D take beats 2-D indexing)
+    W1 = W + 1
+    row_start = integ[W::W1][:H].astype(np.int64)  # samples in rows < y
+    best_x = np.full(n, W, np.int32)
+    best_j = np.zeros(n, np.int64)
     for dy in [0] + [s * k for k in range(1, rows + 1) for s in (-1, 1)]:
-        yy = ys + dy
-        inside = (yy >= 0) & (yy < H)
-        cand = np.full(flat.size, W, np.int32)
-        # The partner must be strictly right of the return (same row) or at >= its column (other rows).
-        xq = xs if dy == 0 else np.maximum(xs - 1, 0)
-        cand[inside] = nr[yy[inside], xq[inside]]
-        if dy != 0:
-            cand = np.where(cand <= xs, W, cand)  # a return below/above in the same column is not a link
+        yy = np.clip(ys + dy, 0, H - 1)
+        # Index of the first sample of row yy strictly right of column x.
+        j = row_start.take(yy) + (integ.take((yy + 1) * W1 + xs + 1) - integ.take(yy * W1 + xs + 1))
+        jc = np.minimum(j, n - 1)
+        cand = np.where((j < n) & (ys.take(jc) == ys + dy), xs.take(jc), W)
         better = cand < best_x
         best_x = np.where(better, cand, best_x)
-        best_y = np.where(better, yy, best_y)
+        best_j = np.where(better, jc, best_j)
     dx = best_x - xs
     found = best_x < W
     if max_gap_px is None:
-        steps = dx[found]
-        steps = steps[steps <= 64]
+        steps = dx[found & (dx <= 64)]
         med = float(np.median(steps)) if steps.size else 1.0
         max_gap_px = int(np.clip(np.ceil(gap_factor * med), min_auto_gap_px, 64))
-    link = found & (dx >= 2) & (dx <= max_gap_px)
-    i = np.flatnonzero(link)
+    i = np.flatnonzero(found & (dx >= 2) & (dx <= max_gap_px))
     if i.size == 0:
         return inv.copy(), 0
     x0, y0, dx = xs[i], ys[i], dx[i]
-    y1 = best_y[i]
-    v0 = inv.ravel()[flat[i]]
-    v1 = inv[y1, best_x[i]]
+    jj = best_j[i]
+    y1 = ys[jj]
+    v0, v1 = v[i], v[jj]
     split = np.abs(v1 - v0) > jump_rel * np.maximum(v0, v1)
 
     # Rasterise the segments: pixel k = 1..dx-1 of each link.
@@ -90,18 +91,22 @@ def link_rings(
     px = x0[seg] + k
     py = np.rint(y0[seg] + t * (y1 - y0)[seg]).astype(np.int32)
     val = v0[seg] + t * (v1 - v0)[seg]
-    s = split[seg]
-    if s.any():
-        xb = x0[seg] + dx[seg]
-        if cost_h is not None and edge_weight > 0:
+    sel = np.flatnonzero(split[seg])
+    if sel.size:
+        # Split segments: each pixel takes the return nearer in geodesic distance (pixels + w * edges).
+        sg, pk = seg[sel], px[sel]
+        xa, xb, yr = x0[sg], x0[sg] + dx[sg], y0[sg]
+        if row_cost is not None and edge_weight > 0:
             w = np.float32(edge_weight)
-            c0 = cost_h[y0[seg], x0[seg]]
-            c1 = cost_h[y0[seg], xb]
-            ck = cost_h[y0[seg], px]
-            far = 2 * px + 2 * w * ck >= x0[seg] + xb + w * (c0 + c1)
+            rc, Wc = row_cost.ravel(), row_cost.shape[1]
+
+            def cost_at(x: np.ndarray) -> np.ndarray:
+                return rc.take((yr + 1) * Wc + x) - rc.take(yr * Wc + x)
+
+            far = 2 * pk + 2 * w * cost_at(pk) >= xa + xb + w * (cost_at(xa) + cost_at(xb))
         else:
-            far = 2 * px >= x0[seg] + xb
-        val = np.where(s, np.where(far, v1[seg], v0[seg]), val)
+            far = 2 * pk >= xa + xb
+        val[sel] = np.where(far, v1[sg], v0[sg])
     out = inv.copy()
     dst = py * W + px
     free = out.ravel()[dst] == 0  # never overwrite a real return
