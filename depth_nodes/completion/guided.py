@@ -81,6 +81,9 @@ class GuidedCompleter(Completer):
         min_depth_m: float = 0.5,
         max_depth_m: float = 150.0,
         noise_inv: float = 0.002,
+        top_window_px: int = 16,
+        max_hole_row_gap_px: int = 32,
+        foreground_bias: float = 0.0,
         confidence_scale_m: float = 1.0,
     ) -> None:
         if max_link_gap_px is not None and max_link_gap_px < 1:
@@ -101,6 +104,8 @@ class GuidedCompleter(Completer):
         self.max_empty_columns_px = int(max_empty_columns_px)
         self.column_stride = int(column_stride)
         self.extrapolate_top = bool(extrapolate_top)
+        self.top_window_px = int(top_window_px)
+        self.max_hole_row_gap_px = int(max_hole_row_gap_px)
         self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
         self.noise_inv, self.confidence_scale_m = float(noise_inv), float(confidence_scale_m)
         self._lut = edge_lut(edge_power)
@@ -110,6 +115,8 @@ class GuidedCompleter(Completer):
             plane_tol_rel=float(plane_tol_rel),
             edge_weight=float(edge_weight),
             extend_end=bool(extend_bottom),
+            extend_start_plane=top_window_px > 0,
+            foreground_bias=float(foreground_bias),
         )
 
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
@@ -123,18 +130,27 @@ class GuidedCompleter(Completer):
             rows=self.link_rows,
             jump_rel=self.col.jump_rel,
             edge_weight=self.col.edge_weight,
+            foreground_bias=self.col.foreground_bias,
         )
         stride = self.column_stride if W >= 4 else 1
         lk, img = (_even_columns(linked), _even_columns(image)) if stride == 2 else (linked, image)
         col = fill_columns(lk, column_edge_cost(img, self._lut), self.col)
         fused, jump = col.inv, col.jump
         _fill_empty_columns(fused, jump, col.top, self.max_empty_columns_px // stride)
+        env = None
+        if self.top_window_px > 0:
+            env = _envelope(col.top, max(1, self.top_window_px // stride))
+            _clip_above(fused, np.maximum(env, col.start))
         if self.extrapolate_top:
             _extend_up(fused, jump)
         conf = self._confidence(fused, jump)
         if stride == 2:
             fused, conf = _fill_odd_columns(fused, conf, image, W, self.col.jump_rel, self._conf_of)
             np.copyto(fused, inv, where=inv > 0)  # LiDAR returns in odd columns are kept exactly
+            if env is not None:
+                env = np.repeat(env, 2)[:W]
+        if env is not None and self.max_hole_row_gap_px > 0:
+            _fill_holes_along_rows(fused, conf, env, image, self.max_hole_row_gap_px, self._conf_of)
         lo, hi = np.float32(1.0 / self.max_depth_m), np.float32(1.0 / self.min_depth_m)
         depth = cv2.divide(1.0, np.clip(fused, lo, hi))  # NaN (no estimate) stays NaN
         return Completion(depth, conf)
@@ -206,6 +222,69 @@ def _fill_odd_columns(
     inv = cv2.merge([even, odd]).reshape(H, 2 * We)[:, :W]
     conf = cv2.merge([conf_e, codd]).reshape(H, 2 * We)[:, :W]
     return np.ascontiguousarray(inv), np.ascontiguousarray(conf)
+
+
+def _envelope(top: np.ndarray, half_window: int) -> np.ndarray:
+    """The LiDAR's local top envelope: the highest first-return row within +-half_window columns."""
+    kernel = np.ones((1, 2 * half_window + 1), np.uint8)
+    return cv2.erode(top.astype(np.float32)[None, :], kernel, borderType=cv2.BORDER_REPLICATE)[0]
+
+
+def _clip_above(inv: np.ndarray, first_row: np.ndarray) -> None:
+    """NaN above ``first_row`` (per column), in place."""
+    inv[np.arange(inv.shape[0], dtype=np.float32)[:, None] < first_row[None, :]] = np.nan
+
+
+def _fill_holes_along_rows(
+    inv: np.ndarray,
+    conf: np.ndarray,
+    env: np.ndarray,
+    image: np.ndarray | None,
+    max_gap: int,
+    conf_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> None:
+    """Fill NaN pixels below the LiDAR envelope from the nearest estimates left and right in their row
+    (within ``max_gap`` px), in place: inverse-depth interpolation when the two agree, else the side of
+    closer image intensity (the farther side without an image). Pixels with neither stay NaN."""
+    H, W = inv.shape
+    finite = np.isfinite(inv)
+    holes = ~finite
+    holes &= np.arange(H, dtype=np.float32)[:, None] >= env[None, :]
+    hidx = np.flatnonzero(holes)
+    if hidx.size == 0:
+        return
+    fidx = np.flatnonzero(finite)
+    if fidx.size == 0:
+        return
+    # Row-major list of estimates: the first one right of (y, x) is at row_start[y] + (count left of x).
+    integ = cv2.integral(finite.view(np.uint8)).ravel()
+    W1 = W + 1
+    hy, hx = np.divmod(hidx, W)
+    k = integ.take(hy * W1 + W).astype(np.int64) + (integ.take((hy + 1) * W1 + hx) - integ.take(hy * W1 + hx))
+    kr, kl = np.minimum(k, fidx.size - 1), np.maximum(k - 1, 0)
+    r_pos, l_pos = fidx.take(kr), fidx.take(kl)
+    has_r = (k < fidx.size) & (r_pos // W == hy) & (r_pos - hidx <= max_gap)
+    has_l = (k > 0) & (l_pos // W == hy) & (hidx - l_pos <= max_gap)
+    flat = inv.ravel()
+    vr = np.where(has_r, flat.take(r_pos), np.nan)
+    vl = np.where(has_l, flat.take(l_pos), np.nan)
+    both = has_l & has_r
+    t = ((hidx - l_pos) / np.maximum(r_pos - l_pos, 1)).astype(np.float32)
+    agree = both & (np.abs(vr - vl) <= np.float32(0.06) * np.maximum(vl, vr))
+    if image is not None:
+        gray = (
+            (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image).ravel().astype(np.int16)
+        )
+        g = gray.take(hidx)
+        right = np.abs(g - gray.take(r_pos)) < np.abs(g - gray.take(l_pos))
+    else:
+        right = vr < vl  # the farther surface
+    pick = np.where(both, np.where(right, vr, vl), np.where(has_r, vr, vl))
+    val = np.where(agree, vl + t * (vr - vl), pick)
+    jump = np.where(both, np.abs(vr - vl), np.float32(0.5) * val)
+    ok = np.isfinite(val)
+    flat[hidx[ok]] = val[ok]
+    conf.ravel()[hidx[ok]] = conf_of(val[ok], jump[ok])
 
 
 def _fill_empty_columns(inv: np.ndarray, jump: np.ndarray, top: np.ndarray, max_cols: int) -> None:

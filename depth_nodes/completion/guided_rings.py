@@ -35,6 +35,7 @@ def link_rings(
     edge_weight: float = 20.0,
     gap_factor: float = 3.0,
     min_auto_gap_px: int = 4,
+    foreground_bias: float = 0.0,
 ) -> tuple[np.ndarray, int]:
     """Return ``inv`` (H x W inverse depth, 0 = none) with the ring segments drawn in, and the link count.
 
@@ -103,9 +104,13 @@ def link_rings(
             def cost_at(x: np.ndarray) -> np.ndarray:
                 return rc.take((yr + 1) * Wc + x) - rc.take(yr * Wc + x)
 
-            far = 2 * pk + 2 * w * cost_at(pk) >= xa + xb + w * (cost_at(xa) + cost_at(xb))
+            lhs = 2 * pk + 2 * w * cost_at(pk)
+            rhs = xa + xb + w * (cost_at(xa) + cost_at(xb))
         else:
-            far = 2 * pk >= xa + xb
+            lhs, rhs = 2 * pk, (xa + xb).astype(np.float32)
+        # Foreground bias: move the boundary towards the farther return (see ScanlineParams).
+        rhs = rhs + np.float32(2 * foreground_bias) * np.where(v1[sg] > v0[sg], -dx[sg], dx[sg])
+        far = lhs >= rhs
         val[sel] = np.where(far, v1[sg], v0[sg])
     out = inv.copy()
     dst = py * W + px

@@ -44,8 +44,17 @@ class ScanlineParams:
     edge_weight: float = 20.0
     #: Below the last sample of a line: False -> NaN; True -> continue it (slope of a plane, else constant).
     extend_end: bool = False
+    #: Above a line's first sample: continue a receding plane (inverse depth falling towards the line's
+    #: start, e.g. the road towards the horizon) measured by the first interval; else NaN.
+    extend_start_plane: bool = False
+    #: ... up to this multiple of the first sample's depth.
+    max_start_ratio: float = 2.0
+    #: ... and only when its inverse depth falls by at least this fraction per pixel (slanted, e.g. road).
+    min_start_slope_rel: float = 0.005
     #: Split branches continue the slope of the neighbouring plane (else constant).
     extend_split: bool = True
+    #: Fraction of a split interval moved from the midpoint towards the farther sample (0..0.5).
+    foreground_bias: float = 0.0
 
 
 @dataclass
@@ -57,6 +66,8 @@ class ScanlineFill:
     jump: np.ndarray
     #: Row of each column's first sample (H where the column has none).
     top: np.ndarray
+    #: First row with an estimate per column (< top where a plane was continued upwards).
+    start: np.ndarray
 
 
 def edge_lut(power: float = 2.0) -> np.ndarray:
@@ -96,7 +107,9 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     n = idx_cm.size
     if n == 0:
         empty = np.full((H, W), np.nan, np.float32)
-        return ScanlineFill(empty, np.zeros((H, W), np.float32), np.full(W, H, np.int64))
+        return ScanlineFill(
+            empty, np.zeros((H, W), np.float32), np.full(W, H, np.int64), np.full(W, H, np.int64)
+        )
     xs, ys = np.divmod(idx_cm, H)
     flat = ys * W + xs
     v = inv.ravel().take(flat)
@@ -150,12 +163,27 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     T = np.full(m, np.inf, np.float32)
     J = np.zeros(m, np.float32)
     A[2 * pos] = A0
+    if p.extend_start_plane:
+        # The sentinel of a column carries the first interval's plane when that one recedes upwards.
+        first = np.ones(n, bool)
+        first[1:] = xs[1:] != xs[:-1]
+        receding = slope > p.min_start_slope_rel * v  # a slanted plane, not a noisy upright one
+        f = np.flatnonzero(first & cont & long_enough & receding)
+        A[2 * (pos[f] - 1)] = v[f] - slope[f] * yf[f]
+        S[2 * (pos[f] - 1)] = slope[f]
+        # It stops where the depth would exceed max_start_ratio x the first sample's.
+        run = v[f] * (1.0 - 1.0 / p.max_start_ratio) / slope[f]
+        start_row = np.full(W, H, np.int64)
+        start_row[xs[f]] = np.maximum(np.ceil(yf[f] - run), 0).astype(np.int64)
     S[2 * pos] = S0
     A[2 * pos + 1] = np.where(split, vb - s_dn * yb, np.nan)
     S[2 * pos + 1] = np.where(split, s_dn, 0.0)
     # Split test in units of Q = 2y + 2w*C(y): a pixel is below the split when Q >= ya + yb + w*(Ca + Cb).
     w = np.float32(p.edge_weight)
-    T[pos] = np.where(split, yf + yb + w * (c + cb), np.inf)
+    # Foreground bias: the boundary moves towards the farther sample by foreground_bias x gap (LiDAR
+    # returns next to a silhouette are missing on the background side: parallax and occlusion filter).
+    bias = np.float32(2 * p.foreground_bias) * np.where(vb > v, -gap, gap)
+    T[pos] = np.where(split, yf + yb + w * (c + cb) + bias, np.inf)
     J[pos] = np.where(ok, dv, 0.0)
 
     # Per pixel: position of the last sample at or above it in its column (or the column's sentinel).
@@ -180,4 +208,5 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     first = np.ones(n, bool)
     first[1:] = xs[1:] != xs[:-1]
     top[xs[first]] = ys[first]
-    return ScanlineFill(out, jump, top)
+    start = np.minimum(top, start_row) if p.extend_start_plane else top
+    return ScanlineFill(out, jump, top, start)
