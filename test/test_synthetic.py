@@ -184,14 +184,12 @@ def test_write_drive_layouts_and_manifest(tmp_path, calib, monkeypatch):
     assert np.array_equal(fr["sparse"] > 0, sparse > 0)
     gt = lidar_visible_gt(f1.depth_gt, cam, T)[y0:, x0 : x0 + 1216]
     np.testing.assert_allclose(fr["groundtruth"], gt, atol=1 / 256)
-    ring_png = (
-        out
-        / DC_DIR
-        / "velodyne_raw_rings"
-        / dc[1].velodyne_raw.name.replace("velodyne_raw", "velodyne_raw_rings")
-    )
-    rings = cv2.imread(str(ring_png), cv2.IMREAD_UNCHANGED)
-    assert rings.dtype == np.uint8 and np.array_equal(rings > 0, fr["sparse"] > 0) and rings.max() <= 64
+    rings = synthetic.read_ring_png(dc[1].velodyne_raw)
+    assert rings.dtype == np.int16 and np.array_equal(rings >= 0, fr["sparse"] > 0) and rings.max() <= 63
+    # The ring of each pixel's return is consistent with the elevation table (rows grow downwards).
+    ys, xs = np.nonzero(rings >= 0)
+    assert np.corrcoef(ys, rings[ys, xs])[0, 1] > 0.9
+    assert synthetic.read_ring_png(tmp_path / "velodyne_raw" / "x_velodyne_raw_0_image_02.png") is None
 
     # Reuse: a complete matching output is not rewritten.
     png = dc[0].velodyne_raw

@@ -35,10 +35,11 @@ from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.core.transforms import invert, transform_points
 from depth_nodes.data import synthetic_scene as S
 from depth_nodes.data.kitti_calib import compose_T_cam_velo, write_cam_to_cam, write_velo_to_cam
-from depth_nodes.data.kitti_depth import crop_bottom_centre, write_frame
+from depth_nodes.data.kitti_depth import crop_bottom_centre, frame_filename, write_frame
 from depth_nodes.data.kitti_raw import write_raw_frame, write_raw_timestamps
 from depth_nodes.data.synthetic_raycast import SKY, CameraGrid, LidarGrid
 from depth_nodes.data.synthetic_render import PrimTable, render_image, surface
+from depth_nodes.errors import DataFormatError
 
 GENERATOR_VERSION = "1"
 FRAME_PERIOD_NS = 100_000_000
@@ -263,6 +264,23 @@ def ring_image(
     return out.reshape(camera.shape)
 
 
+def ring_png_path(velodyne_raw_png: str | Path) -> Path:
+    """Path of the ring-id PNG that :func:`write_drive` stores beside a ``velodyne_raw`` PNG."""
+    p = Path(velodyne_raw_png)
+    return p.parent.parent / RINGS_DIR / p.name.replace("_velodyne_raw_", f"_{RINGS_DIR}_", 1)
+
+
+def read_ring_png(velodyne_raw_png: str | Path) -> np.ndarray | None:
+    """Ring id (int16 0..63, -1 = no return) per pixel of a ``velodyne_raw`` PNG; None without sidecar."""
+    path = ring_png_path(velodyne_raw_png)
+    if not path.is_file():
+        return None
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 2:
+        raise DataFormatError(f"unreadable ring-id PNG (expected single-channel uint8): {path}")
+    return raw.astype(np.int16) - 1
+
+
 def oxts_record(T_world_velo: np.ndarray, speed_mps: float) -> np.ndarray:
     """A 30-value OXTS record for an ego pose (world x = east, y = north; IMU taken at the LiDAR)."""
     scale = np.cos(np.radians(OXTS_LAT0_DEG))
@@ -378,7 +396,7 @@ def write_drive(
         gt = lidar_visible_gt(f.depth_gt, camera, T_cam_velo)
         win = (slice(y0, y0 + 352), slice(x0, x0 + 1216))
         write_frame(dc_dir, drive, f.index, f.image[win], sparse[win], gt[win], crop_cam.K)
-        ring_path = dc_dir / RINGS_DIR / f"{drive}_{RINGS_DIR}_{f.index:010d}_image_02.png"
+        ring_path = ring_png_path(dc_dir / "velodyne_raw" / frame_filename(drive, f.index, "velodyne_raw"))
         ring_path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(ring_path), rings[win])
     write_raw_timestamps(raw_dir, stamps, stamps, FRAME_PERIOD_NS, oxts_stamps_ns=stamps)
