@@ -182,7 +182,7 @@ def render_frame(
     t_s = index * FRAME_PERIOD_NS * 1e-9
     T_world_velo = ego.pose(t_s)
     x = T_world_velo[0, 3]
-    prims = S.scene_at(seed, t_s, x - 40.0, x + CAMERA_FAR_M + 10.0)
+    prims = S.scene_at(seed, t_s, x - LIDAR_MAX_RANGE_M - 10.0, x + CAMERA_FAR_M + 10.0)
     table = PrimTable.of(prims)
     rng = np.random.default_rng([seed, index, 505])
     cam = CameraGrid(
