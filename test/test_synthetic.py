@@ -227,6 +227,9 @@ def test_synth_cli(tmp_path, capsys):
     assert "--frames must be >= 1" in capsys.readouterr().err
     assert cli_main(["synth", "-o", str(tmp_path / "c"), "--drive", "mydrive"]) == 1
     assert "YYYY_MM_DD" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert cli_main(["synth", "-o", str(tmp_path / "file"), "--frames", "1"]) == 1
+    assert "not a directory" in capsys.readouterr().err
 
 
 def test_region_culling_matches_brute_force():

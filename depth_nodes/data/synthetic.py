@@ -368,6 +368,10 @@ def write_drive(
     if len(drive) < 11 or drive[4] != "_" or drive[7] != "_":
         raise ValueError(f"drive name must start with a KITTI date (YYYY_MM_DD_...), got {drive!r}")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataFormatError(f"output path exists and is not a directory: {out}")
+    if width < 1216 or height < 352:
+        raise DataFormatError(f"image must be at least 1216 x 352 (the KITTI crop), got {width} x {height}")
     wanted = _manifest(seed, n_frames, drive, width, height)
     if not force and is_complete(out, seed, n_frames, drive, width=width, height=height):
         return out
