@@ -219,6 +219,7 @@ def test_synth_cli(tmp_path, capsys):
         cli_main(["synth", "-o", str(tmp_path / "c"), "--frames", "1", "--seed", "2", "--no-progress"]) == 0
     )
     assert "wrote 1 frames" in capsys.readouterr().out
+    assert (tmp_path / "c" / "preview.png").stat().st_size > 10_000
     assert (
         cli_main(["synth", "-o", str(tmp_path / "c"), "--frames", "1", "--seed", "2", "--no-progress"]) == 0
     )
