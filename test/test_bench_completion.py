@@ -185,6 +185,8 @@ def test_cli_json_docs_and_skipped_methods(fake_synthetic, tmp_path: Path, capsy
             str(docs),
             "--projection-repeats",
             "3",
+            "--plots",
+            str(tmp_path / "plots"),
         ]
     )
     assert rc == 0
@@ -200,6 +202,9 @@ def test_cli_json_docs_and_skipped_methods(fake_synthetic, tmp_path: Path, capsy
         and p["median_ms_without_occlusion"] > 0
     )
     assert len(data["results"]) == 6
+    assert (tmp_path / "plots" / "bench_sparsification.png").stat().st_size > 5000
+    assert (tmp_path / "plots" / "bench_latency.png").stat().st_size > 5000
+    assert len(data["results"][0]["sparsification"]["curve"]) == 50
     text = docs.read_text()
     assert "old" not in text and "## Node\n\nkept" in text and "| ip_basic | full | dense |" in text
     assert "--seed 3" in text and data["machine"]["cpu"] in text

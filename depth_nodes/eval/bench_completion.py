@@ -44,6 +44,7 @@ from depth_nodes.data.kitti_depth import crop_bottom_centre, list_frames
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.eval.evaluator import percentiles_ms, score_frame
 from depth_nodes.eval.metrics import METRIC_UNITS, mean_metrics
+from depth_nodes.eval.sparsification import Sparsification, mean_curves
 
 DEFAULT_METHODS = ("nearest", "ip_basic", "ip_basic_multiscale", "guided")
 REFERENCE_METHOD = "ip_basic"
@@ -229,6 +230,7 @@ def run_bench(
     completers = {m: create(m) for m in methods}
     times: dict[tuple[str, str], list[float]] = {}
     scores: dict[tuple[str, str, str], list[dict]] = {}
+    curves: dict[tuple[str, str, str], list[tuple[Sparsification, Sparsification]]] = {}
     for i, frame in enumerate(
         tqdm(frames, total=n_frames, desc="bench completion", unit="frame", disable=not progress)
     ):
@@ -244,6 +246,10 @@ def run_bench(
                 for gt_name, gt in frame.gts[inp].items():
                     s = score_frame(result.depth, result.confidence, gt, seed=seed * 1000 + i)
                     scores.setdefault((name, inp, gt_name), []).append(s.metrics)
+                    if s.sparsification is not None:
+                        curves.setdefault((name, inp, gt_name), []).append(
+                            (s.sparsification, s.sparsification_random)
+                        )
     rows = []
     for (name, inp, gt_name), per_frame in scores.items():
         mean = mean_metrics(per_frame)
@@ -251,9 +257,18 @@ def run_bench(
             vals = [m[key] for m in per_frame if key in m and np.isfinite(m[key])]
             mean[key] = float(np.mean(vals)) if vals else float("nan")
         mean["coverage"] = float(np.nanmean([m["coverage"] for m in per_frame]))
-        rows.append(
-            {"method": name, "input": inp, "gt": gt_name, **mean, **percentiles_ms(times[(name, inp)])}
-        )
+        row = {"method": name, "input": inp, "gt": gt_name, **mean, **percentiles_ms(times[(name, inp)])}
+        pairs = curves.get((name, inp, gt_name), [])
+        s_mean = mean_curves([p[0] for p in pairs])
+        s_rand = mean_curves([p[1] for p in pairs])
+        if s_mean is not None and s_rand is not None:
+            row["sparsification"] = {
+                "fractions": s_mean.fractions.tolist(),
+                "curve": s_mean.curve.tolist(),
+                "oracle": s_mean.oracle.tolist(),
+                "random": s_rand.curve.tolist(),
+            }
+        rows.append(row)
     return rows
 
 
@@ -329,6 +344,54 @@ def markdown_section(result: dict) -> str:
     return "\n".join(lines)
 
 
+def write_plots(out_dir: Path, rows: list[dict]) -> list[Path]:
+    """Sparsification curves per input/GT (all methods) and a latency chart, as PNGs in ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    groups = sorted({(r["input"], r["gt"]) for r in rows})
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(5.2 * len(groups), 4), squeeze=False, constrained_layout=True
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (inp, gt) in zip(axes[0], groups, strict=True):
+        for r, c in zip([r for r in rows if (r["input"], r["gt"]) == (inp, gt)], colors * 3, strict=False):
+            sp = r.get("sparsification")
+            if not sp:
+                continue
+            ax.plot(sp["fractions"], sp["curve"], color=c, label=f"{r['method']} ({r['ause_rmse']:.3f})")
+            ax.plot(sp["fractions"], sp["oracle"], color=c, ls="--", lw=0.8)
+            ax.plot(sp["fractions"], sp["random"], color=c, ls=":", lw=0.8)
+        ax.set_title(f"input {inp}, GT {gt}", fontsize=10)
+        ax.set_xlabel("fraction removed (least confident first)")
+        ax.set_ylabel("RMSE remaining / RMSE all")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="AUSE; -- oracle, : random", title_fontsize=7)
+    path = out_dir / "bench_sparsification.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    written.append(path)
+    lat = {(r["method"], r["input"]): r for r in rows}
+    labels = [f"{m}\n{i}" for m, i in lat]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels)), 4), constrained_layout=True)
+    x = np.arange(len(labels))
+    for k, (key, c) in enumerate(zip(("p50_ms", "p90_ms", "p99_ms"), colors, strict=False)):
+        ax.bar(x + (k - 1) * 0.27, [r[key] for r in lat.values()], 0.27, color=c, label=key.split("_")[0])
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("completion latency (ms)")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    path = out_dir / "bench_latency.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
 def update_docs(path: Path, section: str) -> None:
     """Replace the block between the bench-completion markers in ``path`` (append one if absent)."""
     text = path.read_text() if path.is_file() else "# Benchmarks\n"
@@ -376,6 +439,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update-docs", action="store_true", help="write the table into docs/benchmarks.md")
     parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmarks page for --update-docs")
     parser.add_argument("--markdown", action="store_true", help="print the docs markdown block")
+    parser.add_argument(
+        "--plots", type=Path, help="write sparsification and latency plots (PNG) into this folder"
+    )
     parser.add_argument("--projection-repeats", type=int, default=30, help="timed projection runs (median)")
     parser.epilog = (
         "Units: MAE/RMSE in mm, iMAE/iRMSE in 1/km, latency in ms (p50/p90/p99 of Completer.complete), "
@@ -452,6 +518,9 @@ def run(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_finite(result), indent=2))
         print(f"JSON: {args.json}")
+    if args.plots:
+        for path in write_plots(args.plots, rows):
+            print(f"plot: {path}")
     section = markdown_section(result)
     if args.update_docs:
         update_docs(args.docs, section)

@@ -28,6 +28,7 @@ from depth_nodes.eval.metrics import METRIC_UNITS, depth_metrics, fill_backgroun
 from depth_nodes.eval.sparsification import (
     Sparsification,
     mean_curves,
+    oracle_curve,
     random_confidence,
     sparsification,
 )
@@ -50,16 +51,17 @@ def score_frame(
 
     ``error_m`` is the H x W absolute error of the background-filled prediction (NaN without GT).
     """
-    metrics = depth_metrics(depth, gt)
+    filled = fill_background(depth)
+    metrics = depth_metrics(depth, gt, filled=filled)
     gt_mask = np.isfinite(gt) & (gt > 0)
     if not gt_mask.any():
         return FrameScore(metrics)
-    filled = fill_background(depth)
     error = np.full(gt.shape, np.nan, np.float32)
     error[gt_mask] = np.abs(filled[gt_mask] - gt[gt_mask])
     e = error[gt_mask]
-    s = sparsification(e, np.asarray(confidence)[gt_mask], metric=metric, seed=seed)
-    s_rand = sparsification(e, random_confidence(e.shape, seed + 1), metric=metric, seed=seed)
+    oracle = oracle_curve(e, metric=metric)
+    s = sparsification(e, np.asarray(confidence)[gt_mask], metric=metric, seed=seed, oracle=oracle)
+    s_rand = sparsification(e, random_confidence(e.shape, seed + 1), metric=metric, seed=seed, oracle=oracle)
     metrics[f"ause_{metric}"] = s.ause
     metrics[f"ause_{metric}_random"] = s_rand.ause
     return FrameScore(metrics, s, s_rand, error)

@@ -79,11 +79,14 @@ def fill_background(pred: np.ndarray) -> np.ndarray:
     return out
 
 
-def depth_metrics(pred: np.ndarray, gt: np.ndarray, *, fill: bool = True) -> dict[str, float]:
+def depth_metrics(
+    pred: np.ndarray, gt: np.ndarray, *, fill: bool = True, filled: np.ndarray | None = None
+) -> dict[str, float]:
     """Devkit metrics of one frame. ``pred``: metres, NaN/<=0 = no estimate; ``gt``: metres, 0 = none.
 
     Also returns ``n_pixels`` (GT pixels scored) and ``coverage`` (fraction of them the prediction covered
-    before the fill). A frame without GT pixels gives NaN metrics.
+    before the fill). A frame without GT pixels gives NaN metrics. ``filled`` may pass a precomputed
+    :func:`fill_background` of ``pred``.
     """
     pred = np.asarray(pred)
     gt = np.asarray(gt)
@@ -92,7 +95,8 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, *, fill: bool = True) -> dic
     gt_mask = np.isfinite(gt) & (gt > 0)
     n = int(np.count_nonzero(gt_mask))
     covered = prediction_valid(pred)[gt_mask]
-    filled = fill_background(pred) if fill else np.where(prediction_valid(pred), pred, DEVKIT_INVALID_M)
+    if filled is None:
+        filled = fill_background(pred) if fill else np.where(prediction_valid(pred), pred, DEVKIT_INVALID_M)
     d = filled[gt_mask]
     g = gt[gt_mask].astype(np.float64)
     result = metrics_from_samples(d, g)

@@ -51,6 +51,21 @@ def _remaining_error(err_sorted: np.ndarray, fractions: np.ndarray, metric: str)
     return np.sqrt(mean) if metric == "rmse" else mean
 
 
+def oracle_curve(
+    error: np.ndarray, *, metric: str = "rmse", fractions: np.ndarray = DEFAULT_FRACTIONS
+) -> np.ndarray:
+    """Oracle sparsification (largest true errors removed first), normalised; NaN if the error is all 0."""
+    err = np.abs(np.asarray(error, dtype=np.float64)).ravel()
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if err.size == 0:
+        return np.full(fractions.shape, np.nan)
+    worst_first = np.sort(err)[::-1]
+    full = _remaining_error(worst_first, np.zeros(1), metric)[0]
+    if not full > 0:
+        return np.full(fractions.shape, np.nan)
+    return _remaining_error(worst_first, fractions, metric) / full
+
+
 def sparsification(
     error: np.ndarray,
     confidence: np.ndarray,
@@ -58,32 +73,34 @@ def sparsification(
     metric: str = "rmse",
     fractions: np.ndarray = DEFAULT_FRACTIONS,
     seed: int = 0,
+    oracle: np.ndarray | None = None,
 ) -> Sparsification:
     """Sparsification of absolute errors ``error`` (any units) ranked by ``confidence`` (higher = better).
 
     ``error`` and ``confidence`` are same-shape arrays of the scored pixels (non-finite confidence counts
-    as 0). Returns NaN AUSE when there are no pixels or the full-set error is 0.
+    as 0). ``oracle`` may pass a precomputed :func:`oracle_curve` of the same errors (it is shared by all
+    confidences of one frame). Returns NaN AUSE when there are no pixels or the full-set error is 0.
     """
     if metric not in ("rmse", "mae"):
         raise ValueError(f"metric must be 'rmse' or 'mae', got {metric!r}")
     err = np.abs(np.asarray(error, dtype=np.float64)).ravel()
-    conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0).ravel()
+    conf = np.nan_to_num(np.asarray(confidence, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0).ravel()
     if err.shape != conf.shape:
         raise InputShapeError(f"error ({err.size} values) and confidence ({conf.size}) differ in size")
     fractions = np.asarray(fractions, dtype=np.float64)
     nan_curve = np.full(fractions.shape, np.nan)
-    if err.size == 0:
+    if oracle is None:
+        oracle = oracle_curve(err, metric=metric, fractions=fractions)
+    if err.size == 0 or not np.isfinite(oracle[0]):
         return Sparsification(fractions, nan_curve, nan_curve, float("nan"), metric)
-    tiebreak = np.random.default_rng(seed).random(err.size)
-    by_conf = np.lexsort((tiebreak, conf))  # ascending confidence: least confident removed first
-    by_err = np.argsort(-err, kind="stable")  # oracle: largest error removed first
-    full = _remaining_error(err[by_conf], np.zeros(1), metric)[0]
-    if not full > 0:
-        return Sparsification(fractions, nan_curve, nan_curve, float("nan"), metric)
-    curve = _remaining_error(err[by_conf], fractions, metric) / full
-    oracle = _remaining_error(err[by_err], fractions, metric) / full
+    # Ascending confidence, ties in random order: a stable sort of a seeded random permutation.
+    perm = np.random.default_rng(seed).permutation(err.size)
+    by_conf = perm[np.argsort(conf[perm], kind="stable")]
+    ranked = err[by_conf]
+    full = _remaining_error(ranked, np.zeros(1), metric)[0]
+    curve = _remaining_error(ranked, fractions, metric) / full
     ause = float(_trapezoid(curve - oracle, fractions))
-    return Sparsification(fractions, curve, oracle, ause, metric)
+    return Sparsification(fractions, curve, np.asarray(oracle, np.float64), ause, metric)
 
 
 def random_confidence(shape: tuple[int, ...], seed: int) -> np.ndarray:
