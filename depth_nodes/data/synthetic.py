@@ -19,18 +19,24 @@ Sensor model
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from depth_nodes.core.camera import CameraModel
-from depth_nodes.core.transforms import invert
+from depth_nodes.core.projection import scan_to_depth
+from depth_nodes.core.transforms import invert, transform_points
 from depth_nodes.data import synthetic_scene as S
-from depth_nodes.data.kitti_calib import compose_T_cam_velo
+from depth_nodes.data.kitti_calib import compose_T_cam_velo, write_cam_to_cam, write_velo_to_cam
+from depth_nodes.data.kitti_depth import crop_bottom_centre, write_frame
+from depth_nodes.data.kitti_raw import write_raw_frame, write_raw_timestamps
 from depth_nodes.data.synthetic_raycast import SKY, CameraGrid, LidarGrid
 from depth_nodes.data.synthetic_render import PrimTable, render_image, surface
 
@@ -202,13 +208,181 @@ def generate_drive(
         yield render_frame(seed, i, width, height)
 
 
-__all__ = [
-    "SynthFrame",
-    "synthetic_calib",
-    "generate_drive",
-    "render_frame",
-    "GENERATOR_VERSION",
-    "json",
-    "shutil",
-    "Path",
-]
+# ---------------------------------------------------------------------------------------------- writing
+RAW_DIR = "raw"
+DC_DIR = "val_selection_cropped"
+RINGS_DIR = "velodyne_raw_rings"
+MANIFEST = "manifest.json"
+#: KITTI-like support of the ground truth: what the LiDAR can see (vertical FOV with a margin, range).
+GT_ELEVATION_DEG = (-24.8 - 0.5, 2.0 + 0.5)
+GT_MAX_RANGE_M = LIDAR_MAX_RANGE_M
+#: Reference for the synthetic OXTS records (Karlsruhe, like KITTI).
+OXTS_LAT0_DEG, OXTS_LON0_DEG, OXTS_ALT0_M = 49.011212804408, 8.4228850417969, 112.83492279053
+EARTH_RADIUS_M = 6378137.0
+
+
+def lidar_visible_gt(depth_gt: np.ndarray, camera: CameraModel, T_cam_velo: np.ndarray) -> np.ndarray:
+    """Restrict dense ground truth like KITTI's (accumulated LiDAR) to where the LiDAR could see.
+
+    Rule: a pixel keeps its depth when it has a surface (not sky), the surface point lies within
+    ``GT_MAX_RANGE_M`` of the LiDAR and its elevation seen from the LiDAR is inside the vertical field of
+    view (+2.0 .. -24.8 deg, widened by 0.5 deg). Everything else becomes 0 (no data).
+    """
+    rays = camera.pixel_rays()
+    pts = np.empty(depth_gt.shape + (3,), np.float32)
+    pts[..., 0] = rays[..., 0] * depth_gt
+    pts[..., 1] = rays[..., 1] * depth_gt
+    pts[..., 2] = depth_gt
+    velo = transform_points(invert(T_cam_velo), pts.reshape(-1, 3))
+    horiz = np.hypot(velo[:, 0], velo[:, 1])
+    elev = np.degrees(np.arctan2(velo[:, 2], horiz))
+    rng_m = np.sqrt(horiz * horiz + velo[:, 2] ** 2)
+    ok = (depth_gt.reshape(-1) > 0) & (rng_m <= GT_MAX_RANGE_M)
+    ok &= (elev >= GT_ELEVATION_DEG[0]) & (elev <= GT_ELEVATION_DEG[1])
+    return np.where(ok, depth_gt.reshape(-1), 0.0).reshape(depth_gt.shape).astype(np.float32)
+
+
+def ring_image(
+    points: np.ndarray, rings: np.ndarray, T_cam_velo: np.ndarray, camera: CameraModel, sparse: np.ndarray
+) -> np.ndarray:
+    """uint8 image: 1 + ring id of the return kept at each pixel of ``sparse`` (0 = no return)."""
+    pts = transform_points(T_cam_velo, points)
+    keep = np.flatnonzero(pts[:, 2] >= 0.1)
+    u, v, z = camera.project(pts[keep])
+    ui, vi = np.floor(u + 0.5), np.floor(v + 0.5)
+    inside = np.flatnonzero((ui >= 0) & (ui < camera.width) & (vi >= 0) & (vi < camera.height))
+    idx = vi[inside].astype(np.int64) * camera.width + ui[inside].astype(np.int64)
+    z, r = z[inside], rings[keep[inside]]
+    order = np.lexsort((z, idx))  # nearest return first within each pixel, like the z-buffer
+    idx, r = idx[order], r[order]
+    first = np.ones(idx.size, bool)
+    first[1:] = idx[1:] != idx[:-1]
+    out = np.zeros(camera.width * camera.height, np.uint8)
+    out[idx[first]] = r[first] + 1
+    out[sparse.reshape(-1) <= 0] = 0
+    return out.reshape(camera.shape)
+
+
+def oxts_record(T_world_velo: np.ndarray, speed_mps: float) -> np.ndarray:
+    """A 30-value OXTS record for an ego pose (world x = east, y = north; IMU taken at the LiDAR)."""
+    scale = np.cos(np.radians(OXTS_LAT0_DEG))
+    mx0 = scale * np.radians(OXTS_LON0_DEG) * EARTH_RADIUS_M
+    my0 = scale * EARTH_RADIUS_M * np.log(np.tan(np.radians(90 + OXTS_LAT0_DEG) / 2))
+    mx, my = mx0 + T_world_velo[0, 3], my0 + T_world_velo[1, 3]
+    lon = np.degrees(mx / (scale * EARTH_RADIUS_M))
+    lat = np.degrees(2 * np.arctan(np.exp(my / (scale * EARTH_RADIUS_M)))) - 90
+    yaw = float(np.arctan2(T_world_velo[1, 0], T_world_velo[0, 0]))
+    rec = np.zeros(30)
+    rec[:6] = [lat, lon, OXTS_ALT0_M + T_world_velo[2, 3], 0.0, 0.0, yaw]
+    rec[6:11] = [speed_mps * np.sin(yaw), speed_mps * np.cos(yaw), speed_mps, 0.0, 0.0]  # vn ve vf vl vu
+    rec[11:23] = 0.0
+    rec[22] = 9.81  # az (gravity), like a level IMU
+    rec[23:30] = [0.02, 0.02, 0.01, 10, 4, 5, 5]  # pos_accuracy vel_accuracy navstat numsats posmode...
+    return rec
+
+
+def _manifest(seed: int, n_frames: int, drive: str, width: int, height: int) -> dict:
+    return {
+        "generator": "depth_nodes.data.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "frames": int(n_frames),
+        "drive": drive,
+        "width": int(width),
+        "height": int(height),
+    }
+
+
+def read_manifest(out_dir: str | Path) -> dict | None:
+    """The manifest of a complete synthetic output, or None (absent, unreadable or incomplete)."""
+    path = Path(out_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("complete") is True else None
+
+
+def is_complete(
+    out_dir: str | Path,
+    seed: int,
+    n_frames: int,
+    drive: str = "2011_09_26_drive_0001_sync",
+    *,
+    width: int = IMAGE_SIZE[0],
+    height: int = IMAGE_SIZE[1],
+) -> bool:
+    """True when ``out_dir`` holds a complete output of exactly these generator settings."""
+    have = read_manifest(out_dir)
+    wanted = _manifest(seed, n_frames, drive, width, height)
+    return have is not None and {k: have.get(k) for k in wanted} == wanted
+
+
+def raw_drive_dir(out_dir: str | Path, drive: str = "2011_09_26_drive_0001_sync") -> Path:
+    """Where :func:`write_drive` puts the raw drive: ``OUT/raw/<date>/<drive>``."""
+    return Path(out_dir) / RAW_DIR / drive[:10] / drive
+
+
+def write_drive(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_frames: int = 20,
+    drive: str = "2011_09_26_drive_0001_sync",
+    *,
+    width: int = IMAGE_SIZE[0],
+    height: int = IMAGE_SIZE[1],
+    progress: bool = True,
+    force: bool = False,
+) -> Path:
+    """Generate a drive and write it in both KITTI layouts under ``out_dir``; returns ``out_dir``.
+
+    - ``OUT/raw/<date>/<drive>/``: raw layout (+ calib files in ``OUT/raw/<date>/``, OXTS records and a
+      ``velodyne_points/rings/*.npy`` sidecar with the ring id of every point).
+    - ``OUT/val_selection_cropped/``: depth-completion layout, 1216 x 352 bottom-centre crop;
+      ``velodyne_raw`` = the scan projected with the core's occlusion filter; ``groundtruth_depth`` = the
+      exact depth restricted by :func:`lidar_visible_gt`; plus ``velodyne_raw_rings/`` (uint8 PNG, ring
+      id + 1 of each ``velodyne_raw`` pixel, 0 = none; named like ``velodyne_raw`` with that folder name).
+    - ``OUT/manifest.json``: written last with ``complete: true``; an output whose manifest matches
+      (seed, frames, drive, size, generator version) is reused unless ``force``.
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    if len(drive) < 11 or drive[4] != "_" or drive[7] != "_":
+        raise ValueError(f"drive name must start with a KITTI date (YYYY_MM_DD_...), got {drive!r}")
+    out = Path(out_dir)
+    wanted = _manifest(seed, n_frames, drive, width, height)
+    if not force and is_complete(out, seed, n_frames, drive, width=width, height=height):
+        return out
+    (out / MANIFEST).unlink(missing_ok=True)  # from here on the output is incomplete
+    raw_dir = raw_drive_dir(out, drive)
+    dc_dir = out / DC_DIR
+    for d in (raw_dir, dc_dir):
+        if d.exists():
+            shutil.rmtree(d)
+    raw_dir.mkdir(parents=True)
+    write_cam_to_cam(raw_dir.parent / "calib_cam_to_cam.txt", cam_to_cam_dict())
+    write_velo_to_cam(raw_dir.parent / "calib_velo_to_cam.txt", VELO_R, VELO_T)
+    camera, T_cam_velo = synthetic_calib(width, height)
+    x0, y0 = crop_bottom_centre(camera.shape)
+    crop_cam = camera.crop(x0, y0, 1216, 352)
+    ego = S.EgoPath.from_seed(seed)
+    stamps = []
+    frames = generate_drive(seed, n_frames, width=width, height=height)
+    for f in tqdm(frames, total=n_frames, desc=f"synth seed {seed}", unit="frame", disable=not progress):
+        write_raw_frame(
+            raw_dir, f.index, f.image, f.points, f.rings, oxts_record(f.T_world_velo, ego.speed_mps)
+        )
+        stamps.append(f.stamp_ns)
+        sparse = scan_to_depth(f.points, T_cam_velo, camera).depth
+        rings = ring_image(f.points, f.rings, T_cam_velo, camera, sparse)
+        gt = lidar_visible_gt(f.depth_gt, camera, T_cam_velo)
+        win = (slice(y0, y0 + 352), slice(x0, x0 + 1216))
+        write_frame(dc_dir, drive, f.index, f.image[win], sparse[win], gt[win], crop_cam.K)
+        ring_path = dc_dir / RINGS_DIR / f"{drive}_{RINGS_DIR}_{f.index:010d}_image_02.png"
+        ring_path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(ring_path), rings[win])
+    write_raw_timestamps(raw_dir, stamps, stamps, FRAME_PERIOD_NS, oxts_stamps_ns=stamps)
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({**wanted, "complete": True}, indent=2) + "\n")
+    os.replace(tmp, out / MANIFEST)
+    return out
