@@ -7,8 +7,8 @@ bottom-centre crop, two inputs per frame:
 - ``16beam``: rings % 4 == 0 of the *occlusion-filtered* full scan (so a hidden return is neither input
   nor ground truth).
 
-Ground truth variants: ``dense`` (the exact rendered depth restricted like KITTI's GT: rendered surface,
-not sky, inside the LiDAR's vertical field of view, <= ``max_gt_depth_m``) and, for ``16beam``,
+Ground truth variants: ``dense`` (the exact rendered depth restricted like KITTI's GT by the rule of
+``data.synthetic.lidar_visible_gt``: a surface, not sky, inside the LiDAR's range and vertical FOV) and, for ``16beam``,
 ``held_out`` (the returns of the 48 rings that were not input). KITTI protocol (``--data DIR``): 20 % of
 each frame's LiDAR pixels (seeded) are held out as ground truth (``held_out``), the rest is input;
 ``groundtruth_depth`` is a second variant where present.
@@ -66,25 +66,6 @@ class BenchFrame:
 
 
 # --------------------------------------------------------------------------- frame preparation
-def lidar_fov_mask(sparse: np.ndarray, window_px: int = 31) -> np.ndarray:
-    """Pixels inside the LiDAR's vertical field of view: at or below the highest return near each column.
-
-    The top envelope is the highest return row over a ``window_px``-wide neighbourhood of columns (a
-    column-wise minimum, so that single columns without returns on their top ring do not cut the FOV).
-    """
-    valid = sparse > 0
-    h, w = valid.shape
-    top = np.where(valid.any(axis=0), np.argmax(valid, axis=0), h).astype(np.float32)
-    top = cv2.erode(top[None, :], np.ones((1, window_px), np.uint8), borderType=cv2.BORDER_REPLICATE)[0]
-    return np.arange(h)[:, None] >= top[None, :]
-
-
-def kitti_like_gt(depth_gt: np.ndarray, sparse_full: np.ndarray, max_gt_depth_m: float = 80.0) -> np.ndarray:
-    """Exact rendered depth restricted like KITTI's GT: rendered (not sky), inside LiDAR FOV, in range."""
-    keep = (depth_gt > 0) & (depth_gt <= max_gt_depth_m) & lidar_fov_mask(sparse_full)
-    return np.where(keep, depth_gt, 0.0).astype(np.float32)
-
-
 def thin_by_ring(
     points: np.ndarray,
     rings: np.ndarray,
@@ -112,16 +93,20 @@ def thin_by_ring(
     return kept, held_out
 
 
-def prepare_synthetic(
-    frames: Iterable, camera: CameraModel, T_cam_lidar: np.ndarray, max_gt_depth_m: float = 80.0
-) -> Iterator[BenchFrame]:
-    """SynthFrame-like objects (``image``, ``points``, ``rings``, ``depth_gt``) -> cropped BenchFrames."""
+def prepare_synthetic(frames: Iterable, camera: CameraModel, T_cam_lidar: np.ndarray) -> Iterator[BenchFrame]:
+    """SynthFrame-like objects (``image``, ``points``, ``rings``, ``depth_gt``) -> cropped BenchFrames.
+
+    The dense GT is restricted by ``data.synthetic.lidar_visible_gt``, the rule ``write_drive`` uses for
+    its ``groundtruth_depth``, so the bench and the written data set score the same pixels.
+    """
+    from depth_nodes.data.synthetic import lidar_visible_gt
+
     x0, y0 = crop_bottom_centre(camera.shape, CROP_W, CROP_H)
     crop = (slice(y0, y0 + CROP_H), slice(x0, x0 + CROP_W))
     for f in frames:
         full = scan_to_depth(f.points, T_cam_lidar, camera, on_nonfinite="drop").depth
         kept, held = thin_by_ring(f.points, f.rings, full, T_cam_lidar, camera)
-        gt = kitti_like_gt(np.asarray(f.depth_gt, np.float32), full, max_gt_depth_m)[crop]
+        gt = lidar_visible_gt(np.asarray(f.depth_gt, np.float32), camera, T_cam_lidar)[crop]
         yield BenchFrame(
             image=np.ascontiguousarray(f.image[crop]),
             inputs={"full": np.ascontiguousarray(full[crop]), "16beam": np.ascontiguousarray(kept[crop])},
@@ -153,12 +138,12 @@ def prepare_kitti_dc(
         yield BenchFrame(image=d["image"], inputs={"kitti_dc": inp}, gts={"kitti_dc": gts})
 
 
-def synthetic_frames(seed: int, n_frames: int, max_gt_depth_m: float = 80.0) -> Iterator[BenchFrame]:
+def synthetic_frames(seed: int, n_frames: int) -> Iterator[BenchFrame]:
     """The default source: ``data.synthetic.generate_drive(seed, n_frames)`` prepared for the bench."""
     from depth_nodes.data.synthetic import generate_drive, synthetic_calib
 
     camera, T = synthetic_calib()
-    return prepare_synthetic(generate_drive(seed, n_frames), camera, T, max_gt_depth_m)
+    return prepare_synthetic(generate_drive(seed, n_frames), camera, T)
 
 
 # --------------------------------------------------------------------------- measurements
@@ -440,9 +425,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="KITTI DC directory instead of a synthetic drive (20%% held-out LiDAR pixels)",
     )
-    parser.add_argument(
-        "--max-gt-depth", type=float, default=80.0, help="synthetic GT range limit in metres (default 80)"
-    )
     parser.add_argument("--update-docs", action="store_true", help="write the table into docs/benchmarks.md")
     parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="benchmarks page for --update-docs")
     parser.add_argument("--markdown", action="store_true", help="print the docs markdown block")
@@ -495,7 +477,7 @@ def run(args: argparse.Namespace) -> int:
         projection = time_projection(
             drive[0].points, T, camera, repeats=args.projection_repeats, seed=args.seed
         )
-        frames = list(prepare_synthetic(drive, camera, T, args.max_gt_depth))
+        frames = list(prepare_synthetic(drive, camera, T))
         del drive
         source = f"synthetic drive, seed {args.seed}"
     rows = run_bench(frames, methods, seed=args.seed, n_frames=len(frames))
