@@ -285,13 +285,19 @@ def test_real_synthetic_two_frames(tmp_path: Path) -> None:
     assert rows[("ip_basic", "full", "dense")]["mae_mm"] < rows[("ip_basic", "16beam", "dense")]["mae_mm"]
 
 
-def test_bench_frames_match_the_written_data_set(tmp_path: Path) -> None:
-    """The bench scores the same input and GT pixels that `depth-nodes synth` writes (PNG: 1/256 m)."""
-    from depth_nodes.data.kitti_depth import list_frames
+@pytest.fixture(scope="module")
+def written_drive(tmp_path_factory) -> Path:
+    """One frame of the seed-5 drive written by `depth-nodes synth`'s writer."""
     from depth_nodes.data.synthetic import write_drive
 
-    out = write_drive(tmp_path / "drive", seed=5, n_frames=1, progress=False)
-    written = list_frames(out / "val_selection_cropped")[0].load()
+    return write_drive(tmp_path_factory.mktemp("drive"), seed=5, n_frames=1, progress=False)
+
+
+def test_bench_frames_match_the_written_data_set(written_drive: Path) -> None:
+    """The bench scores the same input and GT pixels that `depth-nodes synth` writes (PNG: 1/256 m)."""
+    from depth_nodes.data.kitti_depth import list_frames
+
+    written = list_frames(written_drive / "val_selection_cropped")[0].load()
     frame = next(bc.synthetic_frames(5, 1))
     for ours, theirs in (
         (frame.inputs["full"], written["sparse"]),
@@ -300,3 +306,13 @@ def test_bench_frames_match_the_written_data_set(tmp_path: Path) -> None:
         np.testing.assert_array_equal(ours > 0, theirs > 0)
         np.testing.assert_allclose(ours, theirs, atol=1 / 512 + 1e-4)
     np.testing.assert_array_equal(frame.image, written["image"])
+
+
+def test_data_dir_with_ring_sidecar_adds_16beam(written_drive: Path) -> None:
+    dc = list(bc.prepare_kitti_dc(written_drive / "val_selection_cropped", 1, seed=0))[0]
+    ref = next(bc.synthetic_frames(5, 1))
+    assert set(dc.inputs) == {"kitti_dc", "16beam"}
+    assert set(dc.gts["16beam"]) == {"held_out", "groundtruth"}
+    # same thinning as the in-memory protocol (up to PNG quantisation)
+    np.testing.assert_array_equal(dc.inputs["16beam"] > 0, ref.inputs["16beam"] > 0)
+    np.testing.assert_array_equal(dc.gts["16beam"]["held_out"] > 0, ref.gts["16beam"]["held_out"] > 0)

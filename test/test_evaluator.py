@@ -172,12 +172,11 @@ def test_complete_cli_directory_and_single_png(layout: Path, tmp_path: Path) -> 
     )
 
 
-def test_image_goes_to_guided_completers_and_size_mismatch(layout: Path, tmp_path: Path) -> None:
-    from depth_nodes.completion import Completer, Completion, register
+def test_image_goes_to_guided_completers_and_size_mismatch(layout: Path, tmp_path: Path, monkeypatch) -> None:
+    from depth_nodes.completion import Completer, Completion, registry
 
     seen: list[np.ndarray] = []
 
-    @register("_test_image_recorder", "test only: records the guide image")
     class Recorder(Completer):
         name = "_test_image_recorder"
         uses_image = True
@@ -185,6 +184,11 @@ def test_image_goes_to_guided_completers_and_size_mismatch(layout: Path, tmp_pat
         def _complete(self, sparse, image):
             seen.append(image)
             return Completion(np.full(sparse.shape, 5.0, np.float32), np.ones(sparse.shape, np.float32))
+
+    # registered for this test only (monkeypatch removes it again)
+    registry.available()
+    monkeypatch.setitem(registry._FACTORIES, "_test_image_recorder", Recorder)
+    monkeypatch.setitem(registry._DESCRIPTIONS, "_test_image_recorder", "test only")
 
     summary = evaluate(layout, "_test_image_recorder", {}, tmp_path / "o", report=False, progress=False)
     frames = list_frames(layout)

@@ -53,6 +53,7 @@ PROJECTION_POINTS = 120_000
 WARMUP_CALLS = 2
 DOCS_START = "<!-- bench-completion:start -->"
 DOCS_END = "<!-- bench-completion:end -->"
+RINGS_DIR = "velodyne_raw_rings"
 DEFAULT_DOCS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 
 
@@ -120,9 +121,15 @@ def prepare_synthetic(frames: Iterable, camera: CameraModel, T_cam_lidar: np.nda
 def prepare_kitti_dc(
     data_dir: str | Path, n_frames: int, seed: int, held_out_fraction: float = 0.2
 ) -> Iterator[BenchFrame]:
-    """KITTI DC frames: a seeded ``held_out_fraction`` of each frame's LiDAR pixels becomes the GT."""
+    """KITTI DC frames: a seeded ``held_out_fraction`` of each frame's LiDAR pixels becomes the GT.
+
+    Input ``kitti_dc`` (GT ``held_out``, plus ``groundtruth`` where present). Where the layout has a
+    ``velodyne_raw_rings/`` sidecar (uint8 ring id + 1 per pixel, as ``depth-nodes synth`` writes), a
+    ``16beam`` input is added too: returns of rings % 4 == 0, GT = the other rings' returns (+ groundtruth).
+    """
     rng = np.random.default_rng(seed)
-    for frame in list_frames(data_dir)[:n_frames]:
+    root = Path(data_dir)
+    for frame in list_frames(root)[:n_frames]:
         d = frame.load()
         sparse = d["sparse"]
         ys, xs = np.nonzero(sparse > 0)
@@ -132,10 +139,19 @@ def prepare_kitti_dc(
         inp, held = sparse.copy(), np.zeros_like(sparse)
         inp[ys[out], xs[out]] = 0.0
         held[ys[out], xs[out]] = sparse[ys[out], xs[out]]
-        gts = {"held_out": held}
-        if d["groundtruth"] is not None:
-            gts["groundtruth"] = d["groundtruth"]
-        yield BenchFrame(image=d["image"], inputs={"kitti_dc": inp}, gts={"kitti_dc": gts})
+        extra = {"groundtruth": d["groundtruth"]} if d["groundtruth"] is not None else {}
+        inputs = {"kitti_dc": inp}
+        gts = {"kitti_dc": {"held_out": held, **extra}}
+        ring_path = root / RINGS_DIR / frame.velodyne_raw.name.replace("_velodyne_raw_", f"_{RINGS_DIR}_", 1)
+        if ring_path.is_file():
+            rings = cv2.imread(str(ring_path), cv2.IMREAD_UNCHANGED)
+            if rings is None or rings.shape != sparse.shape:
+                raise DepthNodesError(f"{ring_path}: unreadable or not {sparse.shape[1]}x{sparse.shape[0]}")
+            has = (sparse > 0) & (rings > 0)
+            kept = has & ((rings.astype(np.int32) - 1) % 4 == 0)
+            inputs["16beam"] = np.where(kept, sparse, 0.0).astype(np.float32)
+            gts["16beam"] = {"held_out": np.where(has & ~kept, sparse, 0.0).astype(np.float32), **extra}
+        yield BenchFrame(image=d["image"], inputs=inputs, gts=gts)
 
 
 def synthetic_frames(seed: int, n_frames: int) -> Iterator[BenchFrame]:
