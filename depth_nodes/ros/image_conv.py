@@ -89,8 +89,11 @@ def image_to_numpy(msg: Image) -> np.ndarray:
         )
     big = bool(msg.is_bigendian)
     if _BRIDGE is not None and big == _HOST_BIG_ENDIAN and msg.step % (dtype.itemsize * channels) == 0:
-        # cv_bridge's own decoding; same layout as below (it slices the step padding the same way).
-        return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        # cv_bridge's own decoding (it slices the step padding as below); numpy path if it refuses.
+        try:
+            return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        except Exception:  # noqa: BLE001 - CvBridgeError, or numpy 2 API changes in older cv_bridge
+            pass
     wire = dtype.newbyteorder(">" if big else "<") if dtype.itemsize > 1 else dtype
     row_items = msg.width * channels
     if msg.step % dtype.itemsize == 0:
@@ -117,7 +120,8 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     16-bit data is scaled to 8 bit by keeping the high byte (v >> 8).
     """
     encoding = msg.encoding
-    bayer = encoding.startswith("bayer_") and encoding in ENCODINGS
+    _layout(msg)  # unknown encoding / size errors first
+    bayer = encoding.startswith("bayer_")
     if not (bayer or encoding in RGB_ORDER or encoding in BGR_ORDER or encoding in GREY):
         raise ConversionError(
             f"image: encoding {encoding!r} is not a colour image; use rgb8, bgr8, rgba8, bgra8, mono8 or mono16"
