@@ -544,3 +544,99 @@ def test_stamp_other_types_and_errors():
         ns_to_stamp(2**31 * 1_000_000_000)
     with pytest.raises(ConversionError, match="not a time stamp"):
         stamp_to_ns(1.5)
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "bgra8", "rgba8", "bgr16", "rgba16", "mono8", "mono16"])
+def test_padded_rows_every_colour_encoding(encoding):
+    dtype, channels = ENCODINGS[encoding]
+    rgb8 = RNG.integers(0, 256, (3, 4, 3), dtype=np.uint8)
+    order = [2, 1, 0] if encoding.startswith("bgr") else [0, 1, 2]
+    pixels = rgb8[..., order].astype(dtype) * (257 if dtype.itemsize == 2 else 1)  # 16 bit: v * 257 >> 8 == v
+    if channels == 4:
+        pixels = np.dstack([pixels, np.full((3, 4), 5, dtype)])
+    if channels == 1:
+        pixels = pixels[..., 0]
+    rows = [pixels[y].tobytes() for y in range(3)]
+    out = image_to_rgb(raw_image(encoding, 4, 3, len(rows[0]) + 6, rows))
+    expected = np.repeat(rgb8[..., :1], 3, axis=2) if channels == 1 else rgb8
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_image_matches_cv_bridge_when_available():
+    cv_bridge = pytest.importorskip("cv_bridge")
+    bridge = cv_bridge.CvBridge()
+    rows = [bytes(range(10 * y, 10 * y + 9)) for y in range(2)]
+    msg = raw_image("bgr8", 3, 2, 12, rows)
+    np.testing.assert_array_equal(image_to_rgb(msg), bridge.imgmsg_to_cv2(msg, "rgb8"))
+    depth = numpy_to_image(RNG.uniform(0, 80, (4, 5)).astype(np.float32), "32FC1")
+    np.testing.assert_array_equal(image_to_depth(depth), bridge.imgmsg_to_cv2(depth, "passthrough"))
+
+
+# ---------------------------------------------------------------------------------------------- fuzz
+def _mutated_image(rng: np.random.Generator) -> Image:
+    enc = rng.choice([*ENCODINGS, "rgb9", "", "jpeg", "32FC9"])
+    w, h = (int(v) for v in rng.integers(0, 6, 2))
+    bpp = ENCODINGS[enc][0].itemsize * ENCODINGS[enc][1] if enc in ENCODINGS else 3
+    step = max(w * bpp + int(rng.integers(-3, 4)), 0)
+    n = max(step * h + int(rng.integers(-4, 3)), 0)
+    return Image(
+        width=w,
+        height=h,
+        encoding=str(enc),
+        step=step,
+        is_bigendian=int(rng.integers(0, 2)),
+        data=rng.bytes(n),
+    )
+
+
+def _mutated_cloud(rng: np.random.Generator) -> PointCloud2:
+    """A valid x, y, z, intensity cloud with 0-2 random defects (field, layout or size)."""
+    w, h = (int(v) for v in rng.integers(1, 5, 2))
+    layout = [*XYZ, ("intensity", 12, F32, "f")]
+    msg = hand_cloud([tuple(rng.normal(size=4)) for _ in range(w * h)], layout, point_step=16, height=h)
+    fields = list(msg.fields)
+    for _ in range(int(rng.integers(0, 3))):
+        kind = int(rng.integers(0, 8))
+        f = fields[int(rng.integers(0, len(fields)))] if fields else None
+        if kind == 0 and fields:
+            fields.remove(f)
+        elif kind == 1 and f is not None:
+            f.datatype = int(rng.integers(0, 10))
+        elif kind == 2 and f is not None:
+            f.offset = int(rng.integers(0, 24))
+        elif kind == 3 and f is not None:
+            f.count = int(rng.integers(0, 4))
+        elif kind == 4:
+            msg.point_step = int(rng.integers(0, 24))
+        elif kind == 5:
+            msg.row_step = max(int(msg.row_step) + int(rng.integers(-20, 20)), 0)
+        elif kind == 6:
+            msg.data = array.array("B", bytes(msg.data)[: int(rng.integers(0, len(msg.data) + 8))])
+        else:
+            msg.is_bigendian = not msg.is_bigendian
+    msg.fields = fields
+    return msg
+
+
+def test_fuzzed_messages_convert_or_raise_conversion_error_only():
+    """Malformed messages never raise anything but ConversionError (what the node catches)."""
+    rng = np.random.default_rng(2024)
+    outcomes = {"ok": 0, "error": 0}
+    clouds = {"ok": 0, "error": 0}
+    for _ in range(1500):
+        img, cloud = _mutated_image(rng), _mutated_cloud(rng)
+        for convert, msg in ((image_to_numpy, img), (image_to_rgb, img), (image_to_depth, img)):
+            try:
+                out = convert(msg)
+                assert out.shape[:2] == (msg.height, msg.width)
+                outcomes["ok"] += 1
+            except ConversionError:
+                outcomes["error"] += 1
+        try:
+            c = pointcloud2_to_arrays(cloud)
+            assert c.xyz.shape == (cloud.height * cloud.width, 3)
+            clouds["ok"] += 1
+        except ConversionError:
+            clouds["error"] += 1
+    assert outcomes["ok"] > 200 and outcomes["error"] > 200, outcomes
+    assert clouds["ok"] > 200 and clouds["error"] > 200, clouds
