@@ -640,3 +640,30 @@ def test_fuzzed_messages_convert_or_raise_conversion_error_only():
             clouds["error"] += 1
     assert outcomes["ok"] > 200 and outcomes["error"] > 200, outcomes
     assert clouds["ok"] > 200 and clouds["error"] > 200, clouds
+
+
+def test_duck_typed_messages_with_other_data_containers():
+    """rosbags messages carry numpy data, hand-made ones lists or bytes: all decode the same."""
+    from types import SimpleNamespace
+
+    for data in (
+        np.arange(8, dtype=np.uint8)[:4],
+        list(range(4)),
+        bytes(range(4)),
+        np.arange(8, dtype=np.uint8)[::2] // 2,
+    ):
+        msg = SimpleNamespace(height=2, width=2, encoding="mono8", step=2, is_bigendian=0, data=data)
+        assert image_to_numpy(msg).tolist() == [[0, 1], [2, 3]]
+    for bad in ([300, 1, 2, 3], "abcd"):
+        msg = SimpleNamespace(height=2, width=2, encoding="mono8", step=2, is_bigendian=0, data=bad)
+        with pytest.raises(ConversionError, match="not a byte sequence"):
+            image_to_numpy(msg)
+    cloud = hand_cloud([(1.0, 2.0, 3.0)], XYZ, point_step=12)
+    rosbags_like = SimpleNamespace(
+        **{
+            k: getattr(cloud, k)
+            for k in ("height", "width", "fields", "point_step", "row_step", "is_bigendian")
+        },
+        data=np.frombuffer(bytes(cloud.data), np.uint8),
+    )
+    np.testing.assert_array_equal(pointcloud2_to_arrays(rosbags_like).xyz, [[1.0, 2.0, 3.0]])

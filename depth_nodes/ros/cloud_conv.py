@@ -3,8 +3,12 @@
 Decoding builds a numpy structured dtype from the message's fields (names, offsets, datatypes, counts,
 ``point_step`` as itemsize, the message's byte order) and views ``data`` through it with ``row_step`` as
 the row stride, so any field order, padding and endianness is handled by numpy without copies; only the
-requested columns are copied out. ``sensor_msgs_py`` (not installable from PyPI) is not needed for this;
-where it exists its ``read_points`` does the same thing for unpadded rows, and the tests compare both.
+requested columns are copied out.
+
+``sensor_msgs_py`` is deliberately not used even where importable: its ``read_points`` views the data as
+``width * height`` contiguous points (no ``row_step`` padding), byte-swaps big-endian data *in place in the
+message*, and ``create_cloud`` only builds unorganized clouds via ``tobytes``. For the layouts it does
+handle, results are identical (``test_cloud_matches_sensor_msgs_py_when_available``).
 """
 
 from __future__ import annotations

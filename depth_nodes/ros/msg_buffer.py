@@ -15,6 +15,8 @@ import array
 
 import numpy as np
 
+from depth_nodes.errors import ConversionError
+
 
 def to_byte_array(arr: np.ndarray) -> array.array:
     """One copy of ``arr``'s bytes (C order) into an ``array.array('B')``."""
@@ -38,8 +40,14 @@ def set_data(msg, arr: np.ndarray) -> None:
 
 
 def data_view(msg) -> memoryview:
-    """A read-only byte view of ``msg.data`` (array.array, bytes or list from other producers)."""
+    """A flat byte view of ``msg.data`` (array.array from rclpy, numpy from rosbags, bytes or a list)."""
     data = msg.data
-    if isinstance(data, (list, tuple)):
-        data = bytes(data)
-    return memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    try:
+        return memoryview(data).cast("B")
+    except (TypeError, ValueError):  # a list of ints, or a non-contiguous buffer
+        try:
+            return memoryview(bytes(data))
+        except (TypeError, ValueError) as exc:
+            raise ConversionError(
+                f"message data is not a byte sequence ({type(data).__name__}): {exc}"
+            ) from exc
