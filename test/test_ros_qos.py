@@ -145,3 +145,30 @@ def test_publisher_reports_transient_local_subscriber_and_compatible_pair_is_sil
     assert "make the subscriber VOLATILE" in pub_reports[0]
     assert _spin_until(executor, lambda: pub.get_subscription_count() >= 1, 10.0)
     assert sub_reports == []
+
+
+class _FakeNode:
+    """Records warnings like rclpy's logger (for the per-topic rate limit)."""
+
+    def __init__(self) -> None:
+        self.logged: list[str] = []
+
+    def get_logger(self):
+        return self
+
+    def warning(self, text: str) -> None:
+        self.logged.append(text)
+
+
+def test_reports_are_rate_limited_per_topic_not_per_call_site():
+    from depth_nodes.ros.qos import _TopicWarner
+
+    node, reports = _FakeNode(), []
+    image, points = _TopicWarner(node, reports.append), _TopicWarner(node, reports.append)
+    for _ in range(3):
+        image("image clash")
+        points("points clash")
+    assert node.logged == ["image clash", "points clash"]  # each topic once, neither hides the other
+    assert len(reports) == 6  # the caller's report sees every event
+    image("image clash, new policy")
+    assert node.logged[-1] == "image clash, new policy"
