@@ -124,13 +124,16 @@ def test_image_to_rgb_does_not_alias_the_message():
     assert bytes(msg.data) == bytes(12)
 
 
-def test_image_to_rgb_bayer_constant_colour():
-    r, g, b = 200, 120, 40
-    mosaic = np.empty((8, 8), np.uint8)  # RGGB: R at (even, even), B at (odd, odd), G elsewhere
-    mosaic[0::2, 0::2], mosaic[1::2, 1::2] = r, b
-    mosaic[0::2, 1::2] = mosaic[1::2, 0::2] = g
-    out = image_to_rgb(numpy_to_image(mosaic, "bayer_rggb8"))
-    np.testing.assert_array_equal(out[2:-2, 2:-2].reshape(-1, 3), np.tile([r, g, b], (16, 1)))
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_image_to_rgb_bayer_constant_colour(pattern):
+    colour = {"r": 200, "g": 120, "b": 40}
+    mosaic = np.empty((8, 8), np.uint8)  # the pattern names the 2x2 cell row by row
+    for i, ch in enumerate(pattern):
+        mosaic[i // 2 :: 2, i % 2 :: 2] = colour[ch]
+    out = image_to_rgb(numpy_to_image(mosaic, f"bayer_{pattern}8"))
+    np.testing.assert_array_equal(out[2:-2, 2:-2].reshape(-1, 3), np.tile([200, 120, 40], (16, 1)))
+    out16 = image_to_rgb(numpy_to_image(mosaic.astype(np.uint16) * 256, f"bayer_{pattern}16"))
+    np.testing.assert_array_equal(out16[2:-2, 2:-2], out[2:-2, 2:-2])
 
 
 def test_step_padding_rgb8_and_32fc1():

@@ -41,7 +41,7 @@ for _bayer in ("rggb", "bggr", "gbrg", "grbg"):
     ENCODINGS[f"bayer_{_bayer}8"] = (np.dtype(np.uint8), 1)
     ENCODINGS[f"bayer_{_bayer}16"] = (np.dtype(np.uint16), 1)
 for _bits, _kind in ((8, "U"), (8, "S"), (16, "U"), (16, "S"), (32, "S"), (32, "F"), (64, "F")):
-    _dtype = np.dtype(f"{'f' if _kind == 'F' else ('u' if _kind == 'U' else 'i')}{_bits // 8}")
+    _dtype = np.dtype({"U": "u", "S": "i", "F": "f"}[_kind] + str(_bits // 8))
     for _ch in (1, 2, 3, 4):
         ENCODINGS[f"{_bits}{_kind}C{_ch}"] = (_dtype, _ch)
 
