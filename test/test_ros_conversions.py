@@ -670,3 +670,26 @@ def test_duck_typed_messages_with_other_data_containers():
         data=np.frombuffer(bytes(cloud.data), np.uint8),
     )
     np.testing.assert_array_equal(pointcloud2_to_arrays(rosbags_like).xyz, [[1.0, 2.0, 3.0]])
+
+
+def test_filled_messages_survive_rclpy_serialization():
+    """The middleware reads what set_data stored (the path publish() takes), and decodes back equal."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    depth = RNG.uniform(0.5, 80, (6, 9)).astype(np.float32)
+    depth[0, :3] = np.nan
+    img = deserialize_message(serialize_message(numpy_to_image(depth, "32FC1", header())), Image)
+    assert img.header.frame_id == "cam_optical" and stamp_to_ns(img.header.stamp) == 1_700_000_000_123_456_789
+    np.testing.assert_array_equal(image_to_depth(img), depth)
+    xyz = RNG.normal(0, 5, (3, 4, 3)).astype(np.float32)
+    xyz[1, 1] = np.nan
+    rgb = RNG.integers(0, 256, (3, 4, 3), dtype=np.uint8)
+    cloud = deserialize_message(serialize_message(xyzrgb_to_pointcloud2(xyz, rgb, header())), PointCloud2)
+    np.testing.assert_array_equal(pointcloud2_to_arrays(cloud).xyz, xyz.reshape(-1, 3))
+    np.testing.assert_array_equal(unpack_rgb(pointcloud2_view(cloud)["rgb"].reshape(-1)), rgb.reshape(-1, 3))
+    # the field checks path (ROS_PYTHON_CHECK_FIELDS=1) stores the array as is
+    checked = Image(check_fields=True)
+    from depth_nodes.ros.msg_buffer import set_data
+
+    set_data(checked, depth)
+    assert bytes(checked.data) == depth.tobytes()
