@@ -172,3 +172,13 @@ def test_reports_are_rate_limited_per_topic_not_per_call_site():
     assert len(reports) == 6  # the caller's report sees every event
     image("image clash, new policy")
     assert node.logged[-1] == "image clash, new policy"
+
+
+def test_publisher_reliability_clash_names_the_fix():
+    text = publisher_incompatibility(
+        "depth/points", qos_from_params("best_effort"), [], QoSPolicyKind.RELIABILITY
+    )
+    assert text == (
+        "publisher 'depth/points' offers BEST_EFFORT/VOLATILE but a subscriber requests an incompatible "
+        "RELIABILITY policy: make the subscriber BEST_EFFORT"
+    )

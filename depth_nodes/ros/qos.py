@@ -102,7 +102,7 @@ def publisher_incompatibility(topic: str, own: QoSProfile, requested: list[QoSPr
     if policy == "DURABILITY" or any(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in requested):
         fix = "make the subscriber VOLATILE (e.g. RViz: Durability Policy = Volatile)"
     elif policy == "RELIABILITY":
-        fix = "make the subscriber BEST_EFFORT or RELIABLE with matching settings"
+        fix = "make the subscriber BEST_EFFORT"
     else:
         fix = f"align the subscriber's {policy.lower()} policy with the publisher"
     return (
