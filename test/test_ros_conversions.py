@@ -518,7 +518,7 @@ def test_camera_info_variants():
         (info(width=0), "zero image size 0x480"),
         (info(distortion_model="mei"), "unknown distortion_model 'mei'"),
         (info(distortion_model="rational_polynomial", d=[0.1] * 5), "rational_polynomial needs"),
-        (info(k=[-1.0, 0, 0, 0, 700, 0, 0, 0, 1]), "focal lengths must be > 0"),
+        (info(k=[-1.0, 0.0, 0.0, 0.0, 700.0, 0.0, 0.0, 0.0, 1.0]), "focal lengths must be > 0"),
         (info(d=[float("nan")] * 5), "NaN or inf"),
     ],
 )
