@@ -126,8 +126,8 @@ def test_lidar_agrees_with_ground_truth_and_parallax_is_real(frames, calib):
     )
     assert agree >= 0.95  # within noise + pixel quantisation (5 cm + 2 %)
     assert n_hidden >= 50  # the LiDAR (0.27 m behind, 0.08 m above the camera) sees behind edges
-    assert removed_hidden >= 0.4
-    assert removed_visible <= 0.01
+    assert removed_hidden >= 0.5  # most of them
+    assert removed_visible <= 0.02
 
 
 def test_lidar_dropouts_on_dark_surfaces(frames, calib):
