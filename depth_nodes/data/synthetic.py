@@ -41,7 +41,7 @@ from depth_nodes.data.synthetic_raycast import SKY, CameraGrid, LidarGrid
 from depth_nodes.data.synthetic_render import PrimTable, render_image, surface
 from depth_nodes.errors import DataFormatError
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # bump whenever the generated data change (manifest reuse)
 FRAME_PERIOD_NS = 100_000_000
 #: First frame's stamp: 2011-09-26 13:02:25.964389445 UTC, like KITTI drive 0001.
 BASE_STAMP_NS = 1317042145_964389445
