@@ -97,7 +97,7 @@ def lidar_fov_mask(sparse: np.ndarray, window_px: int = 31) -> np.ndarray:
 def synth_cases(seeds: list[int], n: int, thin: int = 4) -> Iterator[Case]:
     """Bench protocol: full / 16-beam input, dense KITTI-like GT (+ held-out rings for 16-beam)."""
     from depth_nodes.data.kitti_depth import crop_bottom_centre
-    from depth_nodes.data.synthetic import generate_drive, synthetic_calib
+    from depth_nodes.data.synthetic import generate_drive, lidar_visible_gt, synthetic_calib
 
     cam, T = synthetic_calib()
     x0, y0 = crop_bottom_centre(cam.shape)
@@ -110,7 +110,7 @@ def synth_cases(seeds: list[int], n: int, thin: int = 4) -> Iterator[Case]:
             kept = np.where(same, full, 0).astype(np.float32)
             held = np.where((full > 0) & ~same, full, 0).astype(np.float32)
             dgt = np.asarray(fr.depth_gt, np.float32)
-            gt = np.where((dgt > 0) & (dgt <= 80) & lidar_fov_mask(full), dgt, 0)
+            gt = lidar_visible_gt(dgt, cam, T)  # as the bench: a surface inside the LiDAR's FOV and range
             img = np.ascontiguousarray(fr.image[sl])
             yield Case(f"s{seed}/{i}/full", np.ascontiguousarray(full[sl]), img, gt[sl])
             yield Case(f"s{seed}/{i}/16beam", np.ascontiguousarray(kept[sl]), img, gt[sl])

@@ -82,6 +82,7 @@ class GuidedCompleter(Completer):
         max_depth_m: float = 150.0,
         noise_inv: float = 0.002,
         top_window_px: int = 16,
+        top_margin_px: int = 8,
         max_hole_row_gap_px: int = 32,
         foreground_bias: float = 0.0,
         confidence_scale_m: float = 1.0,
@@ -105,6 +106,7 @@ class GuidedCompleter(Completer):
         self.column_stride = int(column_stride)
         self.extrapolate_top = bool(extrapolate_top)
         self.top_window_px = int(top_window_px)
+        self.top_margin_px = int(top_margin_px)
         self.max_hole_row_gap_px = int(max_hole_row_gap_px)
         self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
         self.noise_inv, self.confidence_scale_m = float(noise_inv), float(confidence_scale_m)
@@ -116,6 +118,7 @@ class GuidedCompleter(Completer):
             edge_weight=float(edge_weight),
             extend_end=bool(extend_bottom),
             extend_start_plane=top_window_px > 0,
+            start_margin_px=int(top_margin_px),
             foreground_bias=float(foreground_bias),
         )
 
@@ -139,8 +142,10 @@ class GuidedCompleter(Completer):
         _fill_empty_columns(fused, jump, col.top, self.max_empty_columns_px // stride)
         env = None
         if self.top_window_px > 0:
-            env = _envelope(col.top, max(1, self.top_window_px // stride))
+            env = _envelope(col.top, max(1, self.top_window_px // stride)) - np.float32(self.top_margin_px)
             _clip_above(fused, np.maximum(env, col.start))
+        elif self.top_margin_px > 0:
+            _clip_above(fused, col.start.astype(np.float32))
         if self.extrapolate_top:
             _extend_up(fused, jump)
         conf = self._confidence(fused, jump)

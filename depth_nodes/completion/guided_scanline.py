@@ -47,6 +47,8 @@ class ScanlineParams:
     #: Above a line's first sample: continue a receding plane (inverse depth falling towards the line's
     #: start, e.g. the road towards the horizon) measured by the first interval; else NaN.
     extend_start_plane: bool = False
+    #: Above a line's first sample: carry its value this many pixels further (0 = none).
+    start_margin_px: int = 0
     #: ... up to this multiple of the first sample's depth.
     max_start_ratio: float = 2.0
     #: ... and only when its inverse depth falls by at least this fraction per pixel (slanted, e.g. road).
@@ -163,18 +165,24 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     T = np.full(m, np.inf, np.float32)
     J = np.zeros(m, np.float32)
     A[2 * pos] = A0
+    first = np.ones(n, bool)
+    first[1:] = xs[1:] != xs[:-1]
+    start_row = np.full(W, H, np.int64)
+    if p.start_margin_px > 0:
+        # Above a line's first sample: its value is carried up by start_margin_px rows.
+        f = np.flatnonzero(first)
+        A[2 * (pos[f] - 1)] = v[f]
+        start_row[xs[f]] = np.maximum(ys[f] - p.start_margin_px, 0)
     if p.extend_start_plane:
-        # The sentinel of a column carries the first interval's plane when that one recedes upwards.
-        first = np.ones(n, bool)
-        first[1:] = xs[1:] != xs[:-1]
+        # A first interval that is a receding plane (the road) is continued further upwards, until the
+        # depth would exceed max_start_ratio x the first sample's.
         receding = slope > p.min_start_slope_rel * v  # a slanted plane, not a noisy upright one
         f = np.flatnonzero(first & cont & long_enough & receding)
         A[2 * (pos[f] - 1)] = v[f] - slope[f] * yf[f]
         S[2 * (pos[f] - 1)] = slope[f]
-        # It stops where the depth would exceed max_start_ratio x the first sample's.
         run = v[f] * (1.0 - 1.0 / p.max_start_ratio) / slope[f]
-        start_row = np.full(W, H, np.int64)
-        start_row[xs[f]] = np.maximum(np.ceil(yf[f] - run), 0).astype(np.int64)
+        plane_row = np.maximum(np.ceil(yf[f] - run), 0).astype(np.int64)
+        start_row[xs[f]] = np.minimum(start_row[xs[f]], plane_row)
     S[2 * pos] = S0
     A[2 * pos + 1] = np.where(split, vb - s_dn * yb, np.nan)
     S[2 * pos + 1] = np.where(split, s_dn, 0.0)
@@ -205,8 +213,6 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     jump = J.take(K)
     jump.ravel()[flat] = 0.0
     top = np.full(W, H, np.int64)
-    first = np.ones(n, bool)
-    first[1:] = xs[1:] != xs[:-1]
     top[xs[first]] = ys[first]
-    start = np.minimum(top, start_row) if p.extend_start_plane else top
+    start = np.minimum(top, start_row)
     return ScanlineFill(out, jump, top, start)
