@@ -156,6 +156,12 @@ class GuidedCompleter(Completer):
                 env = np.repeat(env, 2)[:W]
         if env is not None and self.max_hole_row_gap_px > 0:
             _fill_holes_along_rows(fused, conf, env, image, self.max_hole_row_gap_px, self._conf_of)
+        if self.top_window_px == 0 and self.top_margin_px == 0 and not self.extrapolate_top:
+            # Strict: nothing above each column's highest LiDAR return (ring links bridge gaps, so they
+            # could reach above it); a column without returns takes the lower of its neighbours' tops.
+            top = _raw_top(inv > 0)
+            _clip_above(fused, top)
+            conf[np.isnan(fused)] = 0.0
         lo, hi = np.float32(1.0 / self.max_depth_m), np.float32(1.0 / self.min_depth_m)
         depth = cv2.divide(1.0, np.clip(fused, lo, hi))  # NaN (no estimate) stays NaN
         return Completion(depth, conf)
@@ -233,6 +239,21 @@ def _envelope(top: np.ndarray, half_window: int) -> np.ndarray:
     """The LiDAR's local top envelope: the highest first-return row within +-half_window columns."""
     kernel = np.ones((1, 2 * half_window + 1), np.uint8)
     return cv2.erode(top.astype(np.float32)[None, :], kernel, borderType=cv2.BORDER_REPLICATE)[0]
+
+
+def _raw_top(valid: np.ndarray) -> np.ndarray:
+    """Row of each column's highest return (float32); empty columns: the lower of the nearest tops."""
+    H, W = valid.shape
+    has = valid.any(axis=0)
+    top = np.where(has, np.argmax(valid, axis=0), H)
+    if has.any() and not has.all():
+        cols = np.arange(W)
+        left = np.maximum.accumulate(np.where(has, cols, -1))
+        right = np.minimum.accumulate(np.where(has, cols, W)[::-1])[::-1]
+        t_l = np.where(left >= 0, top[np.maximum(left, 0)], H)
+        t_r = np.where(right < W, top[np.minimum(right, W - 1)], H)
+        top = np.where(has, top, np.maximum(t_l, t_r))
+    return top.astype(np.float32)
 
 
 def _clip_above(inv: np.ndarray, first_row: np.ndarray) -> None:

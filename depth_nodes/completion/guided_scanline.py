@@ -55,6 +55,9 @@ class ScanlineParams:
     min_start_slope_rel: float = 0.005
     #: Split branches continue the slope of the neighbouring plane (else constant).
     extend_split: bool = True
+    #: Intervals alone in their column count as continuous when their slope is the ground's (+-tol).
+    ground_prior: bool = True
+    ground_tol_rel: float = 0.15
     #: Fraction of a split interval moved from the midpoint towards the farther sample (0..0.5).
     foreground_bias: float = 0.0
 
@@ -139,6 +142,15 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     planar_prev = prev_ok & (np.abs(v + slope[prv] * gap - vb) <= tol)
     planar_next = next_ok & (np.abs(vb - slope[nxt] * gap - v) <= tol)
     cont = ok & (same | planar_prev | planar_next)
+    if p.ground_prior:
+        # The ground's inverse depth has one slope per image row step over the whole image (a flat road
+        # seen by a pinhole camera). Intervals without neighbour evidence (alone in their column, e.g.
+        # next to dropouts) are taken as continuous when their slope matches it.
+        evidence = cont & long_enough & (planar_prev | planar_next) & (slope > p.min_start_slope_rel * v)
+        if np.count_nonzero(evidence) >= 20:
+            g = np.float32(np.median(slope[evidence]))
+            alone = ok & ~prev_ok & ~next_ok
+            cont |= alone & (np.abs(slope - g) <= np.float32(p.ground_tol_rel) * g)
     split = ok & ~cont
 
     # Split branches continue the surface on their side: the slope of the neighbouring interval when
