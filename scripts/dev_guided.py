@@ -115,6 +115,11 @@ def synth_cases(seeds: list[int], n: int, thin: int = 4) -> Iterator[Case]:
             yield Case(f"s{seed}/{i}/full", np.ascontiguousarray(full[sl]), img, gt[sl])
             yield Case(f"s{seed}/{i}/16beam", np.ascontiguousarray(kept[sl]), img, gt[sl])
             yield Case(f"s{seed}/{i}/16held", np.ascontiguousarray(kept[sl]), img, held[sl])
+            fc = full[sl]
+            hold = (fc > 0) & (np.random.default_rng(i).random(fc.shape) < 0.2)
+            yield Case(
+                f"s{seed}/{i}/holdout", np.where(hold, 0, fc).astype(np.float32), img, np.where(hold, fc, 0)
+            )
 
 
 def fill_background(pred: np.ndarray) -> np.ndarray:
@@ -189,6 +194,74 @@ def timing(methods: dict, cases: list[Case], reps: int) -> dict[str, float]:
     return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
 
 
+def pipeline_figure(path: Path, seed: int = 0, frame: int = 1) -> None:
+    """Render the pipeline stages on a synthetic frame (no nuScenes pixels) to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from depth_nodes.completion.guided_rings import link_rings, row_edge_cost
+    from depth_nodes.completion.guided_scanline import edge_lut
+    from depth_nodes.eval.metrics import fill_background
+
+    cases = [c for c in synth_cases([seed], frame + 1) if c.name.startswith(f"s{seed}/{frame}/")]
+    full = next(c for c in cases if c.name.endswith("/full"))
+    beam16 = next(c for c in cases if c.name.endswith("/16beam"))
+    g = create("guided")
+    inv = np.where(beam16.sparse > 0, 1.0 / np.maximum(beam16.sparse, 1e-6), 0).astype(np.float32)
+    linked, _ = link_rings(inv, row_edge_cost(beam16.image, edge_lut(2.0)))
+    out16 = g.complete(beam16.sparse, beam16.image)
+    outf = g.complete(full.sparse, full.image)
+    ipf = create("ip_basic").complete(full.sparse, full.image)
+    vmax = 60.0
+    x0, x1 = 250, 850  # a central window, readable at page width
+    panels = [
+        ("camera image (synthetic)", full.image, None),
+        (
+            "16-beam input (returns dilated for display)",
+            cv2.dilate(beam16.sparse, np.ones((3, 3), np.uint8)),
+            "turbo",
+        ),
+        (
+            "1. ring linking: returns joined along each ring",
+            cv2.dilate(np.where(linked > 0, 1 / np.maximum(linked, 1e-6), 0), np.ones((2, 1), np.uint8)),
+            "turbo",
+        ),
+        ("2.-3. column pass + odd columns + top band: 16-beam result", out16.depth, "turbo"),
+        ("guided on the full 64-beam input", outf.depth, "turbo"),
+        ("confidence (full input)", outf.confidence, "gray"),
+        (
+            "|error| guided, full input (0..3 m)",
+            np.abs(fill_background(outf.depth) - full.gt) * (full.gt > 0),
+            "magma",
+        ),
+        (
+            "|error| ip_basic, full input (0..3 m)",
+            np.abs(fill_background(ipf.depth) - full.gt) * (full.gt > 0),
+            "magma",
+        ),
+    ]
+    fig, axes = plt.subplots(4, 2, figsize=(13, 7.5))
+    for ax, (title, img, cmap) in zip(axes.ravel(), panels, strict=True):
+        img = img[90:, x0:x1]
+        if cmap is None:
+            ax.imshow(img)
+        elif cmap == "turbo":
+            ax.imshow(np.where(img > 0, img, np.nan), cmap="turbo", vmin=0, vmax=vmax)
+        elif cmap == "gray":
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(img, cmap=cmap, vmin=0, vmax=3)
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.suptitle("guided completion, synthetic KITTI-like frame (depth colour 0..60 m, white = no estimate)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nuscenes", type=Path)
@@ -203,7 +276,11 @@ def main() -> int:
     ap.add_argument("--params", default="{}", help="JSON kwargs for guided/lidar_only")
     ap.add_argument("--reps", type=int, default=0, help="timing repetitions (0 = skip)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--figure", type=Path, help="write the pipeline figure (synthetic frame) here and exit")
     args = ap.parse_args()
+    if args.figure:
+        pipeline_figure(args.figure)
+        return 0
     params = json.loads(args.params)
     methods = {
         k: create(k, **(params if k in ("guided", "lidar_only") else {})) for k in args.methods.split(",")
