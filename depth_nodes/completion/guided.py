@@ -84,6 +84,7 @@ class GuidedCompleter(Completer):
         top_window_px: int = 16,
         top_margin_px: int = 8,
         max_hole_row_gap_px: int = 32,
+        max_split_row_gap_px: int = 12,
         foreground_bias: float = 0.0,
         confidence_scale_m: float = 1.0,
     ) -> None:
@@ -108,6 +109,7 @@ class GuidedCompleter(Completer):
         self.top_window_px = int(top_window_px)
         self.top_margin_px = int(top_margin_px)
         self.max_hole_row_gap_px = int(max_hole_row_gap_px)
+        self.max_split_row_gap_px = int(max_split_row_gap_px)
         self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
         self.noise_inv, self.confidence_scale_m = float(noise_inv), float(confidence_scale_m)
         self._lut = edge_lut(edge_power)
@@ -154,6 +156,15 @@ class GuidedCompleter(Completer):
             np.copyto(fused, inv, where=inv > 0)  # LiDAR returns in odd columns are kept exactly
             if env is not None:
                 env = np.repeat(env, 2)[:W]
+        if self.max_split_row_gap_px > 0 and col.split is not None:
+            split = col.split
+            if stride == 2:
+                split = (
+                    cv2.merge([split.view(np.uint8), split.view(np.uint8)]).reshape(H, -1)[:, :W].astype(bool)
+                )
+            _resolve_splits_along_rows(
+                fused, conf, split, self.max_split_row_gap_px, self.col.jump_rel, self._conf_of
+            )
         if env is not None and self.max_hole_row_gap_px > 0:
             _fill_holes_along_rows(fused, conf, env, image, self.max_hole_row_gap_px, self._conf_of)
         if self.top_window_px == 0 and self.top_margin_px == 0 and not self.extrapolate_top:
@@ -261,6 +272,39 @@ def _clip_above(inv: np.ndarray, first_row: np.ndarray) -> None:
     inv[np.arange(inv.shape[0], dtype=np.float32)[:, None] < first_row[None, :]] = np.nan
 
 
+def _row_neighbours(
+    inv: np.ndarray, usable: np.ndarray, query: np.ndarray, max_gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For flat pixel indices ``query``: nearest ``usable`` pixel left and right in the same row within
+    ``max_gap`` px. Returns (has_left, has_right, left_index, right_index, left_value, right_value)."""
+    H, W = inv.shape
+    fidx = np.flatnonzero(usable)
+    if fidx.size == 0:
+        no = np.zeros(query.size, bool)
+        return (
+            no,
+            no,
+            query,
+            query,
+            np.full(query.size, np.nan, np.float32),
+            np.full(query.size, np.nan, np.float32),
+        )
+    # Row-major list of usable pixels: the first one at or right of (y, x) is at row_start[y] + (count
+    # of usable pixels left of x in row y), both read from an integral image.
+    integ = cv2.integral(usable.view(np.uint8)).ravel()
+    W1 = W + 1
+    qy, qx = np.divmod(query, W)
+    k = integ.take(qy * W1 + W).astype(np.int64) + (integ.take((qy + 1) * W1 + qx) - integ.take(qy * W1 + qx))
+    kr, kl = np.minimum(k, fidx.size - 1), np.maximum(k - 1, 0)
+    r_pos, l_pos = fidx.take(kr), fidx.take(kl)
+    has_r = (k < fidx.size) & (r_pos // W == qy) & (r_pos - query <= max_gap) & (r_pos != query)
+    has_l = (k > 0) & (l_pos // W == qy) & (query - l_pos <= max_gap)
+    flat = inv.ravel()
+    vr = np.where(has_r, flat.take(r_pos), np.nan).astype(np.float32)
+    vl = np.where(has_l, flat.take(l_pos), np.nan).astype(np.float32)
+    return has_l, has_r, l_pos, r_pos, vl, vr
+
+
 def _fill_holes_along_rows(
     inv: np.ndarray,
     conf: np.ndarray,
@@ -279,21 +323,7 @@ def _fill_holes_along_rows(
     hidx = np.flatnonzero(holes)
     if hidx.size == 0:
         return
-    fidx = np.flatnonzero(finite)
-    if fidx.size == 0:
-        return
-    # Row-major list of estimates: the first one right of (y, x) is at row_start[y] + (count left of x).
-    integ = cv2.integral(finite.view(np.uint8)).ravel()
-    W1 = W + 1
-    hy, hx = np.divmod(hidx, W)
-    k = integ.take(hy * W1 + W).astype(np.int64) + (integ.take((hy + 1) * W1 + hx) - integ.take(hy * W1 + hx))
-    kr, kl = np.minimum(k, fidx.size - 1), np.maximum(k - 1, 0)
-    r_pos, l_pos = fidx.take(kr), fidx.take(kl)
-    has_r = (k < fidx.size) & (r_pos // W == hy) & (r_pos - hidx <= max_gap)
-    has_l = (k > 0) & (l_pos // W == hy) & (hidx - l_pos <= max_gap)
-    flat = inv.ravel()
-    vr = np.where(has_r, flat.take(r_pos), np.nan)
-    vl = np.where(has_l, flat.take(l_pos), np.nan)
+    has_l, has_r, l_pos, r_pos, vl, vr = _row_neighbours(inv, finite, hidx, max_gap)
     both = has_l & has_r
     t = ((hidx - l_pos) / np.maximum(r_pos - l_pos, 1)).astype(np.float32)
     agree = both & (np.abs(vr - vl) <= np.float32(0.06) * np.maximum(vl, vr))
@@ -309,8 +339,37 @@ def _fill_holes_along_rows(
     val = np.where(agree, vl + t * (vr - vl), pick)
     jump = np.where(both, np.abs(vr - vl), np.float32(0.5) * val)
     ok = np.isfinite(val)
-    flat[hidx[ok]] = val[ok]
+    inv.ravel()[hidx[ok]] = val[ok]
     conf.ravel()[hidx[ok]] = conf_of(val[ok], jump[ok])
+
+
+def _resolve_splits_along_rows(
+    inv: np.ndarray,
+    conf: np.ndarray,
+    split: np.ndarray,
+    max_gap: int,
+    jump_rel: float,
+    conf_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> None:
+    """Second opinion for pixels filled across a discontinuity (split intervals): when the nearest
+    reliable estimates left and right in the row (within ``max_gap``) agree with each other but not with
+    the column's choice, the pixel is enclosed by that surface (a dark window above a dark car roof)
+    and takes the row interpolation. In place."""
+    finite = np.isfinite(inv)
+    q = np.flatnonzero(split & finite)
+    if q.size == 0:
+        return
+    has_l, has_r, l_pos, r_pos, vl, vr = _row_neighbours(inv, finite & ~split, q, max_gap)
+    both = has_l & has_r
+    tol = np.float32(jump_rel) * np.maximum(vl, vr)
+    cur = inv.ravel().take(q)
+    t = ((q - l_pos) / np.maximum(r_pos - l_pos, 1)).astype(np.float32)
+    row_val = vl + t * (vr - vl)
+    use = both & (np.abs(vr - vl) <= tol) & (np.abs(cur - row_val) > tol)
+    if use.any():
+        sel = q[use]
+        inv.ravel()[sel] = row_val[use]
+        conf.ravel()[sel] = conf_of(row_val[use], np.abs(cur - row_val)[use] * np.float32(0.5))
 
 
 def _fill_empty_columns(inv: np.ndarray, jump: np.ndarray, top: np.ndarray, max_cols: int) -> None:

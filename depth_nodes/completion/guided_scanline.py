@@ -73,6 +73,8 @@ class ScanlineFill:
     top: np.ndarray
     #: First row with an estimate per column (< top where a plane was continued upwards).
     start: np.ndarray
+    #: True where the pixel lies in a split (discontinuity) interval.
+    split: np.ndarray | None = None
 
 
 def edge_lut(power: float = 2.0) -> np.ndarray:
@@ -227,4 +229,4 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     top = np.full(W, H, np.int64)
     top[xs[first]] = ys[first]
     start = np.minimum(top, start_row)
-    return ScanlineFill(out, jump, top, start)
+    return ScanlineFill(out, jump, top, start, Tk < np.inf)
