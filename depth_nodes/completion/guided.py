@@ -151,22 +151,23 @@ class GuidedCompleter(Completer):
         if self.extrapolate_top:
             _extend_up(fused, jump)
         conf = self._confidence(fused, jump)
+        # Row-direction second opinions, on the (even-column) grid of the column pass.
+        if self.max_split_row_gap_px > 0 and col.split is not None:
+            _resolve_splits_along_rows(
+                fused,
+                conf,
+                col.split,
+                max(1, self.max_split_row_gap_px // stride),
+                self.col.jump_rel,
+                self._conf_of,
+            )
+        if env is not None and self.max_hole_row_gap_px > 0:
+            _fill_holes_along_rows(
+                fused, conf, env, img, max(1, self.max_hole_row_gap_px // stride), self._conf_of
+            )
         if stride == 2:
             fused, conf = _fill_odd_columns(fused, conf, image, W, self.col.jump_rel, self._conf_of)
             np.copyto(fused, inv, where=inv > 0)  # LiDAR returns in odd columns are kept exactly
-            if env is not None:
-                env = np.repeat(env, 2)[:W]
-        if self.max_split_row_gap_px > 0 and col.split is not None:
-            split = col.split
-            if stride == 2:
-                split = (
-                    cv2.merge([split.view(np.uint8), split.view(np.uint8)]).reshape(H, -1)[:, :W].astype(bool)
-                )
-            _resolve_splits_along_rows(
-                fused, conf, split, self.max_split_row_gap_px, self.col.jump_rel, self._conf_of
-            )
-        if env is not None and self.max_hole_row_gap_px > 0:
-            _fill_holes_along_rows(fused, conf, env, image, self.max_hole_row_gap_px, self._conf_of)
         if self.top_window_px == 0 and self.top_margin_px == 0 and not self.extrapolate_top:
             # Strict: nothing above each column's highest LiDAR return (ring links bridge gaps, so they
             # could reach above it); a column without returns takes the lower of its neighbours' tops.
