@@ -33,6 +33,10 @@ from depth_nodes.completion.guided_scanline import ScanlineParams, column_edge_c
 from depth_nodes.completion.registry import register
 
 
+#: Rows above the highest return (beyond ``top_margin_px``) still processed, for planes continued upwards.
+TOP_ALLOWANCE_PX = 24
+
+
 class GuidedCompleter(Completer):
     """Scanline completion in inverse depth with image-edge-placed discontinuities.
 
@@ -125,6 +129,20 @@ class GuidedCompleter(Completer):
         )
 
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
+        # Rows far above the highest return can get no estimate (unless extrapolate_top): work on the
+        # rows below (on KITTI's crop the top ~quarter is above the LiDAR's field of view).
+        H, W = sparse.shape
+        first = int(np.argmax(sparse.ravel() > 0)) // W
+        r0 = 0 if self.extrapolate_top else max(0, first - self.top_margin_px - TOP_ALLOWANCE_PX)
+        if r0 == 0:
+            return self._complete_rows(sparse, image)
+        part = self._complete_rows(sparse[r0:], image[r0:] if image is not None else None)
+        depth = np.full((H, W), np.nan, np.float32)
+        conf = np.zeros((H, W), np.float32)
+        depth[r0:], conf[r0:] = part.depth, part.confidence
+        return Completion(depth, conf)
+
+    def _complete_rows(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
         H, W = sparse.shape
         # Inverse depth; no return (0) -> inf -> 0 (THRESH_TOZERO_INV zeroes values above the threshold).
         inv = cv2.threshold(cv2.divide(1.0, sparse), 1e30, 0, cv2.THRESH_TOZERO_INV)[1]

@@ -57,22 +57,32 @@ def link_rings(
     integ = cv2.integral(valid).ravel()  # (H+1) x (W+1) int32, flat (1-D take beats 2-D indexing)
     W1 = W + 1
     row_start = integ[W::W1][:H].astype(np.int64)  # samples in rows < y
-    best_x = np.full(n, W, np.int32)
-    best_j = np.zeros(n, np.int64)
-    for dy in [0] + [s * k for k in range(1, rows + 1) for s in (-1, 1)]:
-        yy = np.clip(ys + dy, 0, H - 1)
-        # Index of the first sample of row yy strictly right of column x.
-        j = row_start.take(yy) + (integ.take((yy + 1) * W1 + xs + 1) - integ.take(yy * W1 + xs + 1))
-        jc = np.minimum(j, n - 1)
-        cand = np.where((j < n) & (ys.take(jc) == ys + dy), xs.take(jc), W)
-        better = cand < best_x
-        best_x = np.where(better, cand, best_x)
-        best_j = np.where(better, jc, best_j)
+    # Same row: the next sample in row-major order, when it is in the same row.
+    nxt = np.minimum(np.arange(1, n + 1), n - 1)
+    best_x = np.where((ys.take(nxt) == ys) & (np.arange(n) < n - 1), xs.take(nxt), W).astype(np.int32)
+    best_j = nxt.astype(np.int64)
+    # Other rows only for samples without an adjacent partner (dx > 1) in their own row.
+    cand_i = np.flatnonzero(best_x - xs > 1)
+    if rows > 0 and cand_i.size:
+        cys, cxs = ys.take(cand_i), xs.take(cand_i)
+        cbx, cbj = best_x.take(cand_i), best_j.take(cand_i)
+        for dy in [s * k for k in range(1, rows + 1) for s in (-1, 1)]:
+            yy = np.clip(cys + dy, 0, H - 1)
+            # Index of the first sample of row yy strictly right of column x.
+            j = row_start.take(yy) + (integ.take((yy + 1) * W1 + cxs + 1) - integ.take(yy * W1 + cxs + 1))
+            jc = np.minimum(j, n - 1)
+            cand = np.where((j < n) & (ys.take(jc) == cys + dy), xs.take(jc), W)
+            better = cand < cbx
+            cbx = np.where(better, cand, cbx)
+            cbj = np.where(better, jc, cbj)
+        best_x[cand_i] = cbx
+        best_j[cand_i] = cbj
     dx = best_x - xs
     found = best_x < W
     if max_gap_px is None:
-        steps = dx[found & (dx <= 64)]
-        med = float(np.median(steps)) if steps.size else 1.0
+        # Median of the small integer steps via a histogram (np.median sorts: ~10x slower).
+        hist = np.bincount(dx[found & (dx <= 64)], minlength=65)
+        med = float(np.searchsorted(np.cumsum(hist), (hist.sum() + 1) // 2)) if hist.sum() else 1.0
         max_gap_px = int(np.clip(np.ceil(gap_factor * med), min_auto_gap_px, 64))
     i = np.flatnonzero(found & (dx >= 2) & (dx <= max_gap_px))
     if i.size == 0:

@@ -150,7 +150,8 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
         # next to dropouts) are taken as continuous when their slope matches it.
         evidence = cont & long_enough & (planar_prev | planar_next) & (slope > p.min_start_slope_rel * v)
         if np.count_nonzero(evidence) >= 20:
-            g = np.float32(np.median(slope[evidence]))
+            ev = slope[evidence]
+            g = np.float32(np.partition(ev, ev.size // 2)[ev.size // 2])  # median, O(n)
             alone = ok & ~prev_ok & ~next_ok
             cont |= alone & (np.abs(slope - g) <= np.float32(p.ground_tol_rel) * g)
     split = ok & ~cont
@@ -214,17 +215,24 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     base = (integ[H, :-1] + np.arange(W, dtype=np.int32)).astype(np.int32)  # sentinel of column x
     K = cv2.add(count, np.broadcast_to(base, (H, W)))
     rows = np.arange(H, dtype=np.float32)[:, None]
-    Tk = T.take(K)
+    # Paired tables gathered at once (complex64 = two float32): (T, J) by interval, (A, S) by branch.
+    TJ = np.empty(m, np.complex64)
+    TJ.real, TJ.imag = T, J
+    tj = TJ.take(K)
+    Tk = tj.real
     if cost is not None:
         Q = cv2.scaleAdd(cost, float(2 * w), np.broadcast_to(2 * rows, (H, W)))
     else:
         Q = np.broadcast_to(2 * rows, (H, W))
     below = (Q >= Tk).view(np.uint8)
     mk = 2 * K + below
-    out = A.take(mk)
-    out += S.take(mk) * rows
+    AS = np.empty(2 * m, np.complex64)
+    AS.real, AS.imag = A, S
+    a_s = AS.take(mk)
+    out = a_s.imag * rows
+    out += a_s.real
     out.ravel()[flat] = v  # samples are kept exactly (also the last one of a line)
-    jump = J.take(K)
+    jump = np.ascontiguousarray(tj.imag)
     jump.ravel()[flat] = 0.0
     top = np.full(W, H, np.int64)
     top[xs[first]] = ys[first]
