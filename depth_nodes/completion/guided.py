@@ -32,7 +32,6 @@ from depth_nodes.completion.guided_rings import link_rings, row_edge_cost
 from depth_nodes.completion.guided_scanline import ScanlineParams, column_edge_cost, edge_lut, fill_columns
 from depth_nodes.completion.registry import register
 
-
 #: Rows above the highest return (beyond ``top_margin_px``) still processed, for planes continued upwards.
 TOP_ALLOWANCE_PX = 24
 
