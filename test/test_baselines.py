@@ -12,7 +12,7 @@ from depth_nodes.errors import InputShapeError
 
 def _grid(shape=(60, 80), value=10.0, step=(4, 2), top=10):
     sparse = np.zeros(shape, np.float32)
-    sparse[top::step[0], ::step[1]] = value
+    sparse[top :: step[0], :: step[1]] = value
     return sparse
 
 

@@ -52,7 +52,11 @@ def test_equidistant_matches_opencv_fisheye(rng):
 
 @pytest.mark.parametrize(
     "model,D",
-    [("none", []), ("plumb_bob", [-0.2, 0.05, 0.001, -0.001, 0.0]), ("equidistant", [0.05, -0.01, 0.002, 0.0])],
+    [
+        ("none", []),
+        ("plumb_bob", [-0.2, 0.05, 0.001, -0.001, 0.0]),
+        ("equidistant", [0.05, -0.01, 0.002, 0.0]),
+    ],
 )
 def test_backprojection_inverts_projection(model, D):
     K = np.array([[400.0, 0.0, 160.5], [0.0, 400.0, 120.5], [0.0, 0.0, 1.0]])
@@ -67,7 +71,9 @@ def test_backprojection_inverts_projection(model, D):
 
 
 def test_from_kitti_projection_recovers_baseline():
-    P = np.array([[721.5377, 0, 609.5593, 44.85728], [0, 721.5377, 172.854, 0.2163791], [0, 0, 1, 0.002745884]])
+    P = np.array(
+        [[721.5377, 0, 609.5593, 44.85728], [0, 721.5377, 172.854, 0.2163791], [0, 0, 1, 0.002745884]]
+    )
     cam, T = CameraModel.from_kitti_projection(P, 1242, 375)
     np.testing.assert_allclose(cam.K @ T[:3, 3], P[:, 3], atol=1e-9)
     assert T[0, 3] == pytest.approx(0.0599, abs=1e-3)  # cam2 is ~6 cm left of cam0
@@ -91,7 +97,10 @@ def test_crop_and_scale_keep_rays(kitti_camera):
         (dict(K=np.full((3, 3), np.nan)), "NaN"),
         (dict(K=np.eye(2)), "3x3"),
         (dict(K=np.diag([500.0, 500.0, 1.0]), D=[0.1, 0.2], distortion_model="plumb_bob"), "coefficients"),
-        (dict(K=np.diag([500.0, 500.0, 1.0]), D=[0.1] * 5, distortion_model="fisheye62"), "unknown distortion"),
+        (
+            dict(K=np.diag([500.0, 500.0, 1.0]), D=[0.1] * 5, distortion_model="fisheye62"),
+            "unknown distortion",
+        ),
     ],
 )
 def test_bad_camera_parameters_give_clear_errors(kwargs, match):

@@ -13,6 +13,8 @@ from _bag_fixtures import HEIGHT, WIDTH, make_raw_drive, scaled_p_rect
 from depth_nodes.cli import main
 from depth_nodes.data import kitti2bag as k2b
 from depth_nodes.data import rosbag_io as rb
+from depth_nodes.data.kitti_calib import read_calib_file
+from depth_nodes.data.kitti_raw import read_timestamps
 
 N = 3
 
@@ -60,10 +62,7 @@ def test_sync_drive_metadata_matches_rosbag2_format(sync_drive, tmp_path, storag
     )
     # Start and duration: first/last stamp over all sensors, read back from the timestamps files.
     stamps = np.concatenate(
-        [
-            k2b.read_timestamps(sync_drive / s / "timestamps.txt")
-            for s in ("image_02", "velodyne_points", "oxts")
-        ]
+        [read_timestamps(sync_drive / s / "timestamps.txt") for s in ("image_02", "velodyne_points", "oxts")]
     )
     assert meta["starting_time"]["nanoseconds_since_epoch"] == stamps.min()
     assert meta["duration"]["nanoseconds"] == stamps.max() - stamps.min()
@@ -77,7 +76,7 @@ def test_messages_carry_kitti_data_and_nanosecond_stamps(sync_drive, tmp_path):
     out = tmp_path / "bag"
     assert _convert(sync_drive, out) == 0
     images = _messages(out, k2b.IMAGE_TOPIC)
-    stamps = k2b.read_timestamps(sync_drive / "image_02" / "timestamps.txt")
+    stamps = read_timestamps(sync_drive / "image_02" / "timestamps.txt")
     assert [rb.stamp_to_ns(m.header.stamp) for m in images] == stamps.tolist()
     assert stamps[0] % 1000 == 375  # the fixture's stamps use all 9 decimals: no rounding to microseconds
     from depth_nodes.data.kitti_depth import read_rgb
@@ -116,8 +115,8 @@ def test_camera_info_and_tf_static_reproduce_the_kitti_devkit_projection(sync_dr
 
     pts = np.fromfile(sync_drive / "velodyne_points/data/0000000000.bin", np.float32).reshape(-1, 4)[:, :3]
     X = np.hstack([pts, np.ones((len(pts), 1))]).astype(np.float64)
-    calib = k2b.read_calib_file(sync_drive.parent / "calib_cam_to_cam.txt")
-    velo = k2b.read_calib_file(sync_drive.parent / "calib_velo_to_cam.txt")
+    calib = read_calib_file(sync_drive.parent / "calib_cam_to_cam.txt")
+    velo = read_calib_file(sync_drive.parent / "calib_velo_to_cam.txt")
     R_rect = np.eye(4)
     R_rect[:3, :3] = calib["R_rect_00"].reshape(3, 3)
     T_cam0_velo = np.vstack([np.hstack([velo["R"].reshape(3, 3), velo["T"][:, None]]), [0, 0, 0, 1]])
@@ -152,7 +151,7 @@ def test_extract_layout_unsynced_counts_and_distortion(tmp_path):
     assert summary.topics[k2b.IMAGE_TOPIC].count == N
     assert k2b.TF_TOPIC not in summary.topics
     info = _messages(out, k2b.INFO_TOPIC)[0]
-    calib = k2b.read_calib_file(drive.parent / "calib_cam_to_cam.txt")
+    calib = read_calib_file(drive.parent / "calib_cam_to_cam.txt")
     np.testing.assert_allclose(info.d, calib["D_02"])
     np.testing.assert_allclose(info.k, calib["K_02"])
     np.testing.assert_allclose(info.p, calib["P_rect_02"])
@@ -168,7 +167,7 @@ def test_extract_layout_unsynced_counts_and_distortion(tmp_path):
             lambda d: (d / "velodyne_points/timestamps.txt").write_text("not a time\n"),
             "velodyne_points/timestamps.txt",
         ),
-        (lambda d: (d / "image_02/data/0000000002.png").unlink(), "3 lines in timestamps.txt"),
+        (lambda d: (d / "image_02/data/0000000002.png").unlink(), "3 timestamps for 2 data files"),
         (lambda d: (d / "image_02/data/0000000002.png").write_bytes(b"\x89PNG broken"), "0000000002.png"),
         (lambda d: (d / "velodyne_points/data/0000000001.bin").write_bytes(b"\0" * 7), "0000000001.bin"),
         (

@@ -28,7 +28,9 @@ def test_known_point_lands_on_known_pixel_with_its_depth(kitti_camera):
 
 def test_lidar_frame_transform_is_applied(kitti_camera):
     # LiDAR frame: x forward, y left, z up (REP 103); optical: z forward, x right, y down.
-    T_cam_lidar = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0, 0, 0, 1.0]])
+    T_cam_lidar = np.array(
+        [[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0, 0, 0, 1.0]]
+    )
     sd = scan_to_depth(np.array([[20.0, 0.0, 0.0]]), T_cam_lidar, kitti_camera, occlusion=None)
     v, u = np.argwhere(sd.depth > 0)[0]
     assert (u, v) == (round(kitti_camera.cx), round(kitti_camera.cy))
@@ -47,7 +49,7 @@ def _wall_and_background(cam: CameraModel, ring_px: int = 5, col_px: int = 2):
     """A fronto-parallel wall at 8 m sampled like LiDAR rings, with background returns at 30 m leaking
     between its rings (parallax), and a visible background strip to the right of the wall."""
     wall = [(u, v) for v in range(100, 200, ring_px) for u in range(300, 400, col_px)]
-    leak = [(u + 1, v + ring_px // 2) for (u, v) in wall[:: 7] if v + ring_px < 200 and u + 2 < 400]
+    leak = [(u + 1, v + ring_px // 2) for (u, v) in wall[::7] if v + ring_px < 200 and u + 2 < 400]
     visible = [(u, v) for v in range(100, 200, ring_px) for u in range(420, 480, col_px)]
     uv = np.array(wall + leak + visible, dtype=float)
     z = np.array([8.0] * len(wall) + [30.0] * len(leak) + [30.0] * len(visible))
@@ -73,7 +75,13 @@ def test_occlusion_filter_keeps_a_slanted_road(kitti_camera):
     az = np.deg2rad(np.linspace(-40, 40, 900))
     E, A = np.meshgrid(el, az, indexing="ij")
     rng_m = 1.65 / np.sin(-E)
-    pts = np.column_stack([(rng_m * np.cos(E) * np.sin(A)).ravel(), np.full(E.size, 1.65), (rng_m * np.cos(E) * np.cos(A)).ravel()])
+    pts = np.column_stack(
+        [
+            (rng_m * np.cos(E) * np.sin(A)).ravel(),
+            np.full(E.size, 1.65),
+            (rng_m * np.cos(E) * np.cos(A)).ravel(),
+        ]
+    )
     sd = scan_to_depth(pts, IDENTITY, kitti_camera)
     assert sd.n_in_view > 10000
     assert sd.n_occluded / sd.n_in_view < 0.002

@@ -28,16 +28,22 @@ Extract: the image is raw, so CameraInfo is K_02 / D_02 (plumb_bob) with R = R_r
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from depth_nodes.core.transforms import invert, rigid
+from depth_nodes.core.transforms import invert
 from depth_nodes.data import rosbag_io as rb
-from depth_nodes.data.kitti_depth import read_rgb
+from depth_nodes.data.kitti_calib import (
+    CAM_TO_CAM,
+    VELO_TO_CAM,
+    find_calib_files,
+    read_cam_to_cam,
+    read_velo_to_cam,
+)
+from depth_nodes.data.kitti_raw import RawDrive
 from depth_nodes.errors import CalibrationError, DataFormatError
 
 IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
@@ -55,84 +61,16 @@ EARTH_RADIUS_M = 6378137.0
 
 
 # ---------------------------------------------------------------------------------------------- parsing
-def read_calib_file(path: Path) -> dict[str, np.ndarray]:
-    """KITTI calib text (``key: v v v`` per line) -> arrays; non-numeric lines (``calib_time``) are skipped."""
-    if not path.is_file():
-        raise CalibrationError(f"calibration file not found: {path}")
-    out: dict[str, np.ndarray] = {}
-    for line in path.read_text().splitlines():
-        key, sep, values = line.partition(":")
-        if not sep:
-            continue
-        try:
-            out[key.strip()] = np.array(values.split(), dtype=np.float64)
-        except ValueError:
-            continue
-    return out
+# Reading the raw layout (file lists, timestamps, scans, calib files) is data.kitti_raw / data.kitti_calib;
+# this module only adds what a bag needs on top: OXTS poses and the camera/TF geometry per layout.
+def oxts_poses(records: np.ndarray) -> np.ndarray:
+    """K x 4 x 4 poses ``T_world_imu`` from OXTS records (K x >= 6), relative to the first (KITTI devkit).
 
-
-def _calib_value(calib: dict[str, np.ndarray], key: str, size: int, path: Path) -> np.ndarray:
-    if key not in calib:
-        raise CalibrationError(f"{path}: missing key {key!r}")
-    if calib[key].size != size:
-        raise CalibrationError(f"{path}: {key} needs {size} numbers, got {calib[key].size}")
-    return calib[key]
-
-
-def find_calib(drive_dir: Path, name: str) -> Path:
-    """``name`` in the drive directory or its parent (KITTI's date folder)."""
-    for folder in (drive_dir, drive_dir.parent):
-        if (folder / name).is_file():
-            return folder / name
-    raise CalibrationError(f"calibration file {name} not found in {drive_dir} or {drive_dir.parent}")
-
-
-def read_timestamps(path: Path) -> np.ndarray:
-    """KITTI ``timestamps.txt`` (``YYYY-MM-DD HH:MM:SS.fffffffff`` per line) -> int64 ns since the epoch."""
-    if not path.is_file():
-        raise DataFormatError(f"timestamps file not found: {path}")
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    if not lines:
-        raise DataFormatError(f"timestamps file is empty: {path}")
-    try:
-        stamps = np.array([ln.replace(" ", "T", 1) for ln in lines], dtype="datetime64[ns]")
-    except ValueError as exc:
-        raise DataFormatError(f"{path}: unparsable timestamp ({exc})") from exc
-    return stamps.astype(np.int64)
-
-
-def read_scan(path: Path) -> np.ndarray:
-    """A Velodyne scan (``.bin`` float32 x, y, z, reflectance or ``.txt`` with 4 columns) -> N x 4 float32."""
-    try:
-        if path.suffix == ".bin":
-            raw = np.fromfile(path, dtype=np.float32)
-            if raw.size % 4:
-                raise DataFormatError(f"{path}: size {raw.size * 4} bytes is not a multiple of 16 (x,y,z,i)")
-            return raw.reshape(-1, 4)
-        pts = np.loadtxt(path, dtype=np.float32, ndmin=2)
-    except OSError as exc:
-        raise DataFormatError(f"cannot read scan {path}: {exc}") from exc
-    except ValueError as exc:
-        raise DataFormatError(f"{path}: not a 4-column point list ({exc})") from exc
-    if pts.size == 0:
-        return np.zeros((0, 4), np.float32)
-    if pts.shape[1] != 4:
-        raise DataFormatError(f"{path}: expected 4 columns (x y z reflectance), got {pts.shape[1]}")
-    return pts
-
-
-def oxts_poses(files: list[Path]) -> np.ndarray:
-    """K x 4 x 4 poses ``T_world_imu`` from OXTS packets, relative to the first (KITTI devkit Mercator)."""
-    rows = []
-    for f in files:
-        vals = f.read_text().split()
-        if len(vals) < 6:
-            raise DataFormatError(f"{f}: OXTS packet needs >= 6 values (lat lon alt roll pitch yaw)")
-        try:
-            rows.append([float(v) for v in vals[:6]])
-        except ValueError as exc:
-            raise DataFormatError(f"{f}: non-numeric OXTS value ({exc})") from exc
-    lat, lon, alt, roll, pitch, yaw = np.array(rows).T
+    Mercator projection of (lat, lon) scaled by cos(lat0), altitude as z, R = Rz(yaw) Ry(pitch) Rx(roll),
+    as ``pose_from_oxts_packet`` of the KITTI raw devkit / pykitti.
+    """
+    lat, lon, alt, roll, pitch, yaw = np.asarray(records, np.float64)[:, :6].T
+    n = len(lat)
     scale = np.cos(np.deg2rad(lat[0]))
     tx = scale * EARTH_RADIUS_M * np.deg2rad(lon)
     ty = scale * EARTH_RADIUS_M * np.log(np.tan(np.deg2rad(90.0 + lat) / 2.0))
@@ -144,7 +82,6 @@ def oxts_poses(files: list[Path]) -> np.ndarray:
         np.cos(yaw),
         np.sin(yaw),
     )
-    n = len(rows)
     R = np.empty((n, 3, 3))
     # R = Rz(yaw) Ry(pitch) Rx(roll), vectorised over packets.
     R[:, 0] = np.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr], 1)
@@ -164,17 +101,22 @@ class SensorStream:
     files: list[Path]
     stamps_ns: np.ndarray
 
+    def head(self, limit: int | None) -> SensorStream:
+        return self if limit is None else SensorStream(self.files[:limit], self.stamps_ns[:limit])
+
 
 @dataclass
 class KittiDrive:
-    path: Path
+    """What a bag needs from a drive: camera geometry for CameraInfo + TF, and the per-sensor streams."""
+
+    raw: RawDrive
     rectified: bool
     width: int
     height: int
     K: np.ndarray
     D: np.ndarray
     R: np.ndarray
-    P: np.ndarray
+    P: np.ndarray | None
     T_cam_velo: np.ndarray
     T_velo_imu: np.ndarray | None
     images: SensorStream
@@ -182,89 +124,72 @@ class KittiDrive:
     oxts: SensorStream | None
 
 
-def _stream(folder: Path, pattern: str, limit: int | None) -> SensorStream:
-    data = folder / "data"
-    if not data.is_dir():
-        raise DataFormatError(f"sensor folder missing: {data}")
-    files = sorted(p for p in data.iterdir() if re.fullmatch(pattern, p.name))
-    stamps = read_timestamps(folder / "timestamps.txt")
-    if not files:
-        raise DataFormatError(f"no data files in {data}")
-    if len(files) != len(stamps):
-        raise DataFormatError(f"{folder}: {len(files)} data files but {len(stamps)} lines in timestamps.txt")
-    if limit is not None:
-        files, stamps = files[:limit], stamps[:limit]
-    return SensorStream(files, stamps)
+def _orthonormal(T: np.ndarray) -> np.ndarray:
+    """KITTI prints rotations to 7 digits: project onto SO(3) (SVD) so the TF quaternion is exact."""
+    u, _, vt = np.linalg.svd(T[:3, :3])
+    out = T.copy()
+    out[:3, :3] = u @ vt
+    return out
+
+
+def _imu_to_velo(raw: RawDrive) -> np.ndarray | None:
+    """``T_velo_imu`` from ``calib_imu_to_velo.txt`` (drive or date dir), None when absent."""
+    for folder in (raw.path, raw.path.parent):
+        path = folder / "calib_imu_to_velo.txt"
+        if path.is_file():
+            R, T = read_velo_to_cam(path)  # same R/T format as calib_velo_to_cam.txt
+            return _orthonormal(rigid_from(R, T))
+    return None
+
+
+def rigid_from(R: np.ndarray, T: np.ndarray) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = R, T
+    return out
 
 
 def load_drive(drive_dir: str | Path, layout: str = "auto", frames: int | None = None) -> KittiDrive:
-    """Validate a KITTI raw drive and collect its calibration and file lists (nothing is decoded yet)."""
+    """Validate a KITTI raw drive (:class:`kitti_raw.RawDrive`) and derive the bag's camera geometry."""
     drive = Path(drive_dir)
-    if not drive.is_dir():
-        raise DataFormatError(f"drive directory not found: {drive}")
+    for name in (CAM_TO_CAM, VELO_TO_CAM):  # name the missing file itself (find_calib_files names the pair)
+        if drive.is_dir() and not any((d / name).is_file() for d in (drive, drive.parent)):
+            raise CalibrationError(f"calibration file {name} not found in {drive} or {drive.parent}")
+    raw = RawDrive(drive)
     if layout == "auto":
-        layout = "extract" if drive.name.endswith("_extract") else "sync"
+        layout = "sync" if raw.synced else "extract"
     if layout not in ("sync", "extract"):
         raise DataFormatError(f"unknown layout {layout!r} (auto, sync, extract)")
-
-    cam_path = find_calib(drive, "calib_cam_to_cam.txt")
-    velo_path = find_calib(drive, "calib_velo_to_cam.txt")
-    cam, velo = read_calib_file(cam_path), read_calib_file(velo_path)
-    T_cam0_velo = rigid(
-        _calib_value(velo, "R", 9, velo_path).reshape(3, 3), _calib_value(velo, "T", 3, velo_path)
-    )
-    size = _calib_value(cam, "S_rect_02", 2, cam_path)
-    P_rect = _calib_value(cam, "P_rect_02", 12, cam_path).reshape(3, 4)
     if layout == "sync":
-        from depth_nodes.core.camera import CameraModel
-
-        R_rect = np.eye(4)
-        R_rect[:3, :3] = _calib_value(cam, "R_rect_00", 9, cam_path).reshape(3, 3)
-        camera, T_cam_rect = CameraModel.from_kitti_projection(P_rect, int(size[0]), int(size[1]))
-        # R_rect_00 is a rotation but KITTI prints it to 6 digits: re-orthonormalise before rigid().
-        u, _, vt = np.linalg.svd(R_rect[:3, :3])
-        R_rect[:3, :3] = u @ vt
-        K, D, R, P = camera.K, np.zeros(5), np.eye(3), None
-        T_cam_velo = T_cam_rect @ R_rect @ T_cam0_velo
+        camera = raw.camera()
+        width, height, K, D, R, P = camera.width, camera.height, camera.K, np.zeros(5), np.eye(3), None
+        T_cam_velo = raw.T_cam_velo
     else:
-        size = _calib_value(cam, "S_02", 2, cam_path)
-        K = _calib_value(cam, "K_02", 9, cam_path).reshape(3, 3)
-        D = _calib_value(cam, "D_02", 5, cam_path)
-        R = _calib_value(cam, "R_rect_02", 9, cam_path).reshape(3, 3)
-        P = P_rect
-        T_cam2_cam0 = rigid(
-            _calib_value(cam, "R_02", 9, cam_path).reshape(3, 3), _calib_value(cam, "T_02", 3, cam_path)
-        )
-        T_cam_velo = T_cam2_cam0 @ T_cam0_velo
-    T_velo_imu = None
-    try:
-        imu_path = find_calib(drive, "calib_imu_to_velo.txt")
-        imu = read_calib_file(imu_path)
-        T_velo_imu = rigid(
-            _calib_value(imu, "R", 9, imu_path).reshape(3, 3), _calib_value(imu, "T", 3, imu_path)
-        )
-    except CalibrationError:
-        T_velo_imu = None  # optional: only needed to hang /tf (OXTS) onto the sensor frames
-
-    images = _stream(drive / "image_02", r"\d+\.png", frames)
-    scans = _stream(drive / "velodyne_points", r"\d+\.(bin|txt)", frames)
+        c2c_path, v2c_path = find_calib_files(raw.path)
+        c2c = read_cam_to_cam(c2c_path, cams=(2,))
+        for key in ("S_02", "K_02", "D_02", "R_02", "T_02", "R_rect_02"):
+            if key not in c2c:
+                raise CalibrationError(f"{c2c_path}: missing key {key!r} (needed for unrectified images)")
+        width, height = (int(round(v)) for v in c2c["S_02"])
+        K, D, R, P = c2c["K_02"], c2c["D_02"], c2c["R_rect_02"], c2c["P_rect_02"]
+        T_cam_velo = rigid_from(c2c["R_02"], c2c["T_02"]) @ rigid_from(*read_velo_to_cam(v2c_path))
     oxts = None
-    if (drive / "oxts" / "data").is_dir() and T_velo_imu is not None:
-        oxts = _stream(drive / "oxts", r"\d+\.txt", frames)
+    T_velo_imu = _imu_to_velo(raw)
+    if raw.has_oxts and T_velo_imu is not None:
+        oxts = SensorStream(raw.oxts_files, raw.oxts_stamps_ns).head(frames)
     return KittiDrive(
-        drive,
-        layout == "sync",
-        int(size[0]),
-        int(size[1]),
-        K,
-        D,
-        R,
-        P,
-        T_cam_velo,
-        T_velo_imu,
-        images,
-        scans,
-        oxts,
+        raw=raw,
+        rectified=layout == "sync",
+        width=width,
+        height=height,
+        K=np.asarray(K, np.float64),
+        D=np.asarray(D, np.float64),
+        R=np.asarray(R, np.float64),
+        P=P,
+        T_cam_velo=_orthonormal(T_cam_velo),
+        T_velo_imu=T_velo_imu,
+        images=SensorStream(raw.image_files, raw.image_stamps_ns).head(frames),
+        scans=SensorStream(raw.scan_files, raw.scan_stamps_ns).head(frames),
+        oxts=oxts,
     )
 
 
@@ -279,7 +204,9 @@ def convert(
         events += [(int(t), 2, i) for i, t in enumerate(drive.oxts.stamps_ns)]
     events.sort()
     t0 = events[0][0]
-    poses = oxts_poses(drive.oxts.files) if drive.oxts is not None else None
+    poses = None
+    if drive.oxts is not None:
+        poses = oxts_poses(np.stack([drive.raw.oxts(i) for i in range(len(drive.oxts.files))]))
 
     with rb.BagWriteSession(out, storage=storage, overwrite=overwrite) as bag:
         sensor_qos = [rb.reliable_qos(10)]
@@ -296,10 +223,10 @@ def convert(
 
         for t_ns, kind, i in tqdm(events, desc="kitti2bag", unit="msg", disable=not progress):
             if kind == 0:
-                pts = read_scan(drive.scans.files[i])
+                pts = drive.raw.scan(i)
                 bag.write(POINTS_TOPIC, t_ns, rb.pointcloud_msg(pts, t_ns, VELO_FRAME))
             elif kind == 1:
-                rgb = read_rgb(drive.images.files[i])
+                rgb = drive.raw.image(i)
                 if rgb.shape[:2] != (drive.height, drive.width):
                     raise DataFormatError(
                         f"{drive.images.files[i]}: image is {rgb.shape[1]}x{rgb.shape[0]}, calib says "
