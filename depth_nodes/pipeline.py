@@ -110,6 +110,15 @@ class Mailbox:
             self._cond.notify()
             return not replaced
 
+    def offer(self, item) -> bool:
+        """Leave ``item`` only when the slot is empty (never replaces a newer frame); True when left."""
+        with self._cond:
+            if self._item is not None:
+                return False
+            self._item = item
+            self._cond.notify()
+            return True
+
     def get(self, timeout: float | None = None):
         """The newest item, or None after ``timeout`` seconds or once closed."""
         with self._cond:
@@ -138,8 +147,8 @@ class ModeMachine:
     """guided / lidar_only / monocular / none with hysteresis.
 
     Each frame (or staleness tick) proposes the mode its inputs allow; the machine switches only after
-    ``hysteresis`` consecutive proposals of the same new mode. Leaving the start-up state (``none`` before
-    the first frame) is immediate, so the first good frame is published.
+    ``hysteresis`` consecutive proposals of the same new mode. Leaving ``none`` (start-up, or nothing
+    arriving at all) is immediate: any usable input beats none, and the first good frame is published.
     """
 
     def __init__(self, hysteresis: int = 3, on_transition: Callable[[Transition], None] | None = None):
@@ -148,7 +157,6 @@ class ModeMachine:
         self.hysteresis = int(hysteresis)
         self.mode = NONE
         self.reason = "no input yet"
-        self._started = False
         self._candidate: str | None = None
         self._count = 0
         self._lock = threading.Lock()
@@ -168,12 +176,11 @@ class ModeMachine:
                 if mode != self._candidate:
                     self._candidate, self._count = mode, 0
                 self._count += 1
-                if self._count >= self.hysteresis or not self._started:
+                if self._count >= self.hysteresis or self.mode == NONE:
                     transition = Transition(self.mode, mode, reason)
                     self.mode, self.reason = mode, reason
                     self._candidate, self._count = None, 0
                     self.history.append((time.time(), mode, reason))
-            self._started = True
             current = self.mode
         if transition is not None and self._on_transition is not None:
             self._on_transition(transition)

@@ -43,7 +43,10 @@ def build_diagnostics(report: NodeReport, node_name: str, stamp) -> object:
     status.name = f"depth_nodes: {node_name}"
     status.hardware_id = node_name
     status.message = f"mode {report.mode}: {report.mode_reason}"
-    status.values = [KeyValue(key="mode", value=report.mode), KeyValue(key="mode_reason", value=report.mode_reason)]
+    status.values = [
+        KeyValue(key="mode", value=report.mode),
+        KeyValue(key="mode_reason", value=report.mode_reason),
+    ]
     status.values += [KeyValue(key=k, value=_fmt(v)) for k, v in report.values.items()]
     arr = DiagnosticArray()
     arr.header.stamp = stamp

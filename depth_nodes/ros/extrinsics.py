@@ -29,7 +29,9 @@ def static_from_params(xyz, quat_xyzw, matrix) -> tuple[np.ndarray, str]:
     """``(T_cam_lidar, description)`` from the parameter values; :class:`CalibrationError` when invalid."""
     m = np.asarray(matrix, dtype=np.float64).reshape(-1)
     if m.size == 16 and np.any(m):
-        return validate_transform(m.reshape(4, 4), "lidar_to_camera_matrix"), "parameters (lidar_to_camera_matrix)"
+        return validate_transform(
+            m.reshape(4, 4), "lidar_to_camera_matrix"
+        ), "parameters (lidar_to_camera_matrix)"
     try:
         R = quaternion_to_matrix(quat_xyzw)
     except DepthNodesError as exc:
@@ -79,13 +81,24 @@ class TfExtrinsics:
         from rclpy.time import Time
 
         if self.lidar_frame and lidar_frame != self.lidar_frame:
-            raise ExtrinsicsError(f"scan frame {lidar_frame!r} is not the configured lidar_frame {self.lidar_frame!r}")
+            raise ExtrinsicsError(
+                f"scan frame {lidar_frame!r} is not the configured lidar_frame {self.lidar_frame!r}"
+            )
         try:
             tf = self.buffer.lookup_transform(
-                camera_frame, lidar_frame, Time(nanoseconds=stamp_ns), timeout=Duration(seconds=self.timeout_s)
+                camera_frame,
+                lidar_frame,
+                Time(nanoseconds=stamp_ns),
+                timeout=Duration(seconds=self.timeout_s),
             )
-        except (self._tf2.LookupException, self._tf2.ConnectivityException, self._tf2.ExtrapolationException) as exc:
-            raise ExtrinsicsError(f"no TF {camera_frame!r} <- {lidar_frame!r} at the scan stamp: {exc}") from None
+        except (
+            self._tf2.LookupException,
+            self._tf2.ConnectivityException,
+            self._tf2.ExtrapolationException,
+        ) as exc:
+            raise ExtrinsicsError(
+                f"no TF {camera_frame!r} <- {lidar_frame!r} at the scan stamp: {exc}"
+            ) from None
         return transform_msg_to_matrix(tf.transform)
 
 

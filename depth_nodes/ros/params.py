@@ -161,7 +161,9 @@ def validate_value(spec: ParamSpec, value: Any) -> Any:
         if not isinstance(value, str):
             raise ParameterError(f"parameter {name!r} must be a string, got {value!r}")
         if spec.choices and value not in spec.choices:
-            raise ParameterError(f"parameter {name!r} must be one of {', '.join(spec.choices)}; got {value!r}")
+            raise ParameterError(
+                f"parameter {name!r} must be one of {', '.join(spec.choices)}; got {value!r}"
+            )
         return value
     elif isinstance(d, list):
         try:
