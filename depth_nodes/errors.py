@@ -23,3 +23,7 @@ class CalibrationError(DepthNodesError):
 
 class DataFormatError(DepthNodesError):
     """A file on disk is missing, unreadable or not in the expected format."""
+
+
+class ConversionError(DepthNodesError):
+    """A ROS message cannot be converted (bad encoding, size, layout or fields)."""

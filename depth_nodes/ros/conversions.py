@@ -1,0 +1,43 @@
+"""Message <-> numpy conversions of the ROS layer (one import point for the nodes and tools).
+
+Images: :mod:`image_conv`; point clouds: :mod:`cloud_conv`; CameraInfo: :mod:`camera_info_conv`;
+stamps: :mod:`time_conv`. Every failure raises :class:`depth_nodes.errors.ConversionError`.
+"""
+
+from depth_nodes.errors import ConversionError
+from depth_nodes.ros.camera_info_conv import camera_info_to_model, model_to_camera_info
+from depth_nodes.ros.cloud_conv import (
+    CloudArrays,
+    pointcloud2_to_arrays,
+    pointcloud2_view,
+    unpack_rgb,
+    xyzrgb_to_pointcloud2,
+)
+from depth_nodes.ros.image_conv import (
+    ENCODINGS,
+    compressed_to_rgb,
+    image_to_depth,
+    image_to_numpy,
+    image_to_rgb,
+    numpy_to_image,
+)
+from depth_nodes.ros.time_conv import ns_to_stamp, stamp_to_ns
+
+__all__ = [
+    "ENCODINGS",
+    "CloudArrays",
+    "ConversionError",
+    "camera_info_to_model",
+    "compressed_to_rgb",
+    "image_to_depth",
+    "image_to_numpy",
+    "image_to_rgb",
+    "model_to_camera_info",
+    "ns_to_stamp",
+    "numpy_to_image",
+    "pointcloud2_to_arrays",
+    "pointcloud2_view",
+    "stamp_to_ns",
+    "unpack_rgb",
+    "xyzrgb_to_pointcloud2",
+]
