@@ -62,8 +62,13 @@ def play(
     progress: bool = True,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     ros_args: list[str] | None = None,
+    on_publish: Callable[[str, int, bytes], None] | None = None,
 ) -> PlayStats:
-    """Play ``bag``; returns when it ends (after ``loop`` until ``stop`` is set) or when ``stop`` is set."""
+    """Play ``bag``; returns when it ends (after ``loop`` until ``stop`` is set) or when ``stop`` is set.
+
+    ``on_publish(topic, log_time_ns, raw_cdr)`` is called right after each message is published (the demo uses it
+    to time the pipeline from input to output).
+    """
     if not rate > 0:
         raise DataFormatError(f"--rate must be > 0, got {rate}")
     bag = Path(bag)
@@ -110,7 +115,7 @@ def play(
             _wait_for_subscribers(node, pubs, wait_for_subscribers_s, stop, log)
         count = sum(summary.topics[t].count for t in pubs)
         while not stop.is_set():
-            _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progress)
+            _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progress, on_publish)
             if stop.is_set():
                 break
             stats.loops += 1
@@ -125,7 +130,7 @@ def play(
     return stats
 
 
-def _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progress) -> None:
+def _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progress, on_publish) -> None:
     clock_period = 1.0 / clock_hz if clock_pub is not None else 0.5
     t_first = None
     wall_start = 0.0
@@ -152,8 +157,11 @@ def _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progres
                 return
             if clock_pub is not None:
                 publish_clock(t_ns)
-            pubs[topic].publish(bytes(raw))
+            data = bytes(raw)
+            pubs[topic].publish(data)
             stats.published[topic] += 1
+            if on_publish is not None:
+                on_publish(topic, t_ns, data)
             bar.update(1)
 
 

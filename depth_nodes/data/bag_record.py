@@ -132,10 +132,15 @@ def record(
                 bag.counts.get(t, 0) >= max_messages for t in recorder.topics
             ):
                 break
-        # Drain what is already queued so that a stop right after the last publish loses nothing.
-        drain_end = time.monotonic() + 0.3
-        while time.monotonic() < drain_end:
+        # Drain what is already on its way so that a stop right after the last publish loses nothing:
+        # spin until nothing arrived for 0.3 s (at most 3 s).
+        drain_end = time.monotonic() + 3.0
+        idle_since, last_total = time.monotonic(), sum(bag.counts.values())
+        while time.monotonic() < drain_end and time.monotonic() - idle_since < 0.3:
             executor.spin_once(timeout_sec=0.02)
+            total = sum(bag.counts.values())
+            if total != last_total:
+                idle_since, last_total = time.monotonic(), total
         stats = RecordStats(
             Path(out), dict(bag.counts), [t for t in recorder.topics if t not in recorder.subscriptions]
         )

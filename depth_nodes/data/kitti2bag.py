@@ -232,12 +232,13 @@ def convert(
                         f"{drive.images.files[i]}: image is {rgb.shape[1]}x{rgb.shape[0]}, calib says "
                         f"{drive.width}x{drive.height}"
                     )
-                bag.write(IMAGE_TOPIC, t_ns, rb.image_msg(rgb, t_ns, CAMERA_FRAME, "rgb8"))
+                # CameraInfo first: a node that needs it for the image then has it when the image arrives.
                 info = rb.camera_info_msg(
                     drive.K, drive.width, drive.height, t_ns, CAMERA_FRAME, drive.P, drive.R
                 )
                 info.d = np.asarray(drive.D, np.float64)
                 bag.write(INFO_TOPIC, t_ns, info)
+                bag.write(IMAGE_TOPIC, t_ns, rb.image_msg(rgb, t_ns, CAMERA_FRAME, "rgb8"))
             else:
                 tf = rb.transform_stamped(poses[i], t_ns, WORLD_FRAME, IMU_FRAME)
                 bag.write(TF_TOPIC, t_ns, rb.tf_message([tf]))

@@ -388,6 +388,16 @@ def stamp_to_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def header_stamp_ns(raw: bytes | memoryview) -> int:
+    """Stamp of a serialized message that starts with a ``std_msgs/Header`` (Image, PointCloud2, ...),
+    read from the CDR bytes without decoding the rest (a 1.4 MB image costs nothing)."""
+    if len(raw) < 12:
+        raise BagError(f"serialized message of {len(raw)} bytes is too short for a header")
+    little = raw[1] == 1  # CDR encapsulation: 0x0001 = little endian, 0x0000 = big endian
+    sec, nsec = struct.unpack_from("<iI" if little else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nsec
+
+
 def image_msg(image: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8"):
     """``sensor_msgs/Image`` from an H x W x 3 uint8 (``rgb8``/``bgr8``) or H x W float32 (``32FC1``) array."""
     image = np.ascontiguousarray(image)
@@ -529,6 +539,23 @@ def image_from_msg(msg: Any) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def pointcloud_field_raw(msg: Any, name: str) -> np.ndarray:
+    """One PointCloud2 field in its own dtype (native byte order), e.g. a packed float32 ``rgb``."""
+    by_name = {f.name: f for f in msg.fields}
+    if name not in by_name:
+        raise DataFormatError(f"PointCloud2 lacks field {name!r}; has {sorted(by_name)}")
+    f = by_name[name]
+    dtype = np.dtype(POINTFIELD_DTYPES[f.datatype]).newbyteorder(">" if msg.is_bigendian else "<")
+    n, step = int(msg.width) * int(msg.height), int(msg.point_step)
+    data = np.asarray(msg.data, dtype=np.uint8)
+    if data.size < n * step:
+        raise DataFormatError(f"PointCloud2 data holds {data.size} bytes, needs {n * step}")
+    rec = np.ndarray(
+        (n,), dtype=dtype, buffer=np.ascontiguousarray(data[: n * step]), offset=f.offset, strides=(step,)
+    )
+    return rec.astype(dtype.newbyteorder("="))
+
+
 def pointcloud_fields(msg: Any, names: Iterable[str]) -> np.ndarray:
     """N x len(names) float32 array of the named fields of a PointCloud2 (any order/offsets/padding/endianness)."""
     by_name = {f.name: f for f in msg.fields}
@@ -550,3 +577,42 @@ def pointcloud_fields(msg: Any, names: Iterable[str]) -> np.ndarray:
         raise DataFormatError(f"PointCloud2 data holds {data.size} bytes, needs {n * int(msg.point_step)}")
     rec = np.frombuffer(data[: n * int(msg.point_step)].tobytes(), dtype=dtype, count=n)
     return np.stack([rec[name].astype(np.float32) for name in names], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------- TF
+def read_static_transforms(
+    reader: Any, path: Path, topic: str = "/tf_static"
+) -> dict[tuple[str, str], np.ndarray]:
+    """``{(parent, child): T_parent_child}`` of every transform on ``/tf_static`` in an open bag."""
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for _, msgtype, _, raw in iter_messages(reader, path, [topic]):
+        if msgtype != "tf2_msgs/msg/TFMessage":
+            raise TopicTypeError(f"{path}: topic {topic} has type {msgtype}, expected tf2_msgs/msg/TFMessage")
+        for tf in deserialize(raw, msgtype).transforms:
+            out[(tf.header.frame_id.lstrip("/"), tf.child_frame_id.lstrip("/"))] = transform_to_matrix(
+                tf.transform
+            )
+    return out
+
+
+def lookup_transform(transforms: dict[tuple[str, str], np.ndarray], target: str, source: str) -> np.ndarray:
+    """``T_target_source`` through a chain of static transforms (breadth-first over both directions)."""
+    from depth_nodes.core.transforms import invert
+
+    target, source = target.lstrip("/"), source.lstrip("/")
+    edges: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for (parent, child), T in transforms.items():
+        edges.setdefault(child, []).append((parent, T))  # child -> parent: T_parent_child
+        edges.setdefault(parent, []).append((child, invert(T)))
+    # Walk from source towards target accumulating T_frame_source.
+    frontier, seen = [(source, np.eye(4))], {source}
+    while frontier:
+        frame, T = frontier.pop(0)
+        if frame == target:
+            return T
+        for nxt, T_step in edges.get(frame, []):
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append((nxt, T_step @ T))
+    known = sorted({f for pair in transforms for f in pair})
+    raise BagError(f"no static transform chain from {source!r} to {target!r} (frames on /tf_static: {known})")
