@@ -277,9 +277,9 @@ def run_pipeline(
         stop = threading.Event()
         n_images = [0]
 
-        def on_publish(topic: str, _t: int, raw: bytes) -> None:
+        def on_publish(topic: str, _t: int, raw: bytes, wall_ns: int) -> None:
             if topic == topics["image"]:
-                published[rb.header_stamp_ns(raw)] = time.time_ns()
+                published[rb.header_stamp_ns(raw)] = wall_ns
                 n_images[0] += 1
                 if max_images is not None and n_images[0] >= max_images:
                     stop.set()

@@ -179,3 +179,19 @@ def test_demo_on_bad_bags_fails_before_starting_anything(tmp_path, make, needle)
     assert needle in proc.stderr and "error" in proc.stderr
     assert not (tmp_path / "out" / "output_bag").exists()
     assert not (tmp_path / "out" / "report").exists()
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_demo_on_a_user_bag_reports_without_metrics(demo_run, tmp_path):
+    out, _ = demo_run
+    proc = _demo(
+        "-o", str(tmp_path / "user"), "--bag", str(out / "input_bag"), "--frames", "3", "--rate", "0.5"
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no ground truth" in proc.stdout
+    res = json.loads((tmp_path / "user" / "report" / "results.json").read_text())
+    assert res["mean"] == {}
+    assert res["accounting"]["played"] == 3 and res["accounting"]["unaccounted"] == 0
+    assert "No ground truth" in (tmp_path / "user" / "report" / "index.html").read_text()
+    assert not (tmp_path / "user" / "synthetic").exists()

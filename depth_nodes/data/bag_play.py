@@ -62,12 +62,12 @@ def play(
     progress: bool = True,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     ros_args: list[str] | None = None,
-    on_publish: Callable[[str, int, bytes], None] | None = None,
+    on_publish: Callable[[str, int, bytes, int], None] | None = None,
 ) -> PlayStats:
     """Play ``bag``; returns when it ends (after ``loop`` until ``stop`` is set) or when ``stop`` is set.
 
-    ``on_publish(topic, log_time_ns, raw_cdr)`` is called right after each message is published (the demo uses it
-    to time the pipeline from input to output).
+    ``on_publish(topic, log_time_ns, raw_cdr, wall_ns)`` is called after each message is published, with
+    ``wall_ns`` = ``time.time_ns()`` taken just before the publish call (the demo times input -> output).
     """
     if not rate > 0:
         raise DataFormatError(f"--rate must be > 0, got {rate}")
@@ -158,10 +158,11 @@ def _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progres
             if clock_pub is not None:
                 publish_clock(t_ns)
             data = bytes(raw)
+            wall_ns = time.time_ns()
             pubs[topic].publish(data)
             stats.published[topic] += 1
             if on_publish is not None:
-                on_publish(topic, t_ns, data)
+                on_publish(topic, t_ns, data, wall_ns)
             bar.update(1)
 
 
