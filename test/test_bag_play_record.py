@@ -208,6 +208,37 @@ def test_play_publishes_recorded_bytes_at_recorded_timing_with_clock(timed_bag, 
 
 
 @pytest.mark.ros
+def test_play_loop_repeats_until_sigint(timed_bag, test_node):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    got: list[str] = []
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    test_node.node.create_subscription(String, "/bagtest/text", lambda m: got.append(m.data), qos)
+    proc = _cli(
+        "play",
+        str(timed_bag),
+        "--topics",
+        "/bagtest/text",
+        "--loop",
+        "--rate",
+        "20",
+        "--wait-for-subscribers",
+        "20",
+    )
+    try:
+        _wait(lambda: len(got) >= 25, 30, "two and a half passes of the bag")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stopped by SIGINT" in stdout
+    assert got[:20] == [f"m{i}" for i in range(10)] * 2  # each pass replays the bag from its start
+
+
+@pytest.mark.ros
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_kitti_bag_play_to_record_is_byte_identical(tmp_path, storage):
     drive = make_raw_drive(tmp_path / "raw", n=4)
