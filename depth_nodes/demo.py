@@ -31,7 +31,19 @@ from depth_nodes.errors import DepthNodesError
 
 DEFAULT_FRAMES = 20
 DEFAULT_SEED = 0
-REPO_CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+def config_file(name: str) -> Path | None:
+    """A shipped config file: the source tree's ``config/`` or the installed ``share/depth_nodes/config``."""
+    candidates = [Path(__file__).resolve().parents[1] / "config" / name]
+    candidates.append(Path(sys.prefix) / "share" / "depth_nodes" / "config" / name)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("depth_nodes")) / "config" / name)
+    except Exception:  # noqa: BLE001 - no ament index (pip install): the other candidates only
+        pass
+    return next((c for c in candidates if c.is_file()), None)
 
 
 class DemoError(DepthNodesError):
@@ -237,7 +249,7 @@ def run_pipeline(
             shutil.rmtree(stale)
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    params_files = [p for p in (REPO_CONFIG / "kitti.yaml",) if p.is_file()]
+    params_files = [p for p in (config_file("kitti.yaml"),) if p is not None]
     remaps = [
         "-r",
         f"image:={topics['image']}",
@@ -368,7 +380,10 @@ def run(args: argparse.Namespace) -> int:
         from depth_nodes.ros.depth_node import use_shm_transport
 
         # Before any rclpy.init in this process; the node and the recorder inherit the environment.
-        transport = f"Fast DDS shared memory ({use_shm_transport()})"
+        try:
+            transport = f"Fast DDS shared memory ({use_shm_transport()})"
+        except DepthNodesError as exc:
+            _log(f"warning: {exc}; using UDP loopback")
     topics = {"image": args.image_topic, "info": args.camera_info_topic, "points": args.points_topic}
     ground_truth = None
     if args.bag is None:

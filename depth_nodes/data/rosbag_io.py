@@ -152,8 +152,11 @@ class BagWriteSession:
         self.counts: dict[str, int] = {}
         self.closed = False
 
-    def add_topic(self, topic: str, msgtype: str, qos: Iterable[Any] = (), msgdef: str | None = None):
-        """Register a topic; ``qos`` is a list of rosbags ``Qos`` (the profiles offered when recorded)."""
+    def add_topic(
+        self, topic: str, msgtype: str, qos: Iterable[Any] = (), msgdef: tuple[str, str] | None = None
+    ):
+        """Register a topic; ``qos``: rosbags ``Qos`` profiles offered when recorded; ``msgdef``: optional
+        ``(definition text, RIHS01 hash)`` for types outside the Jazzy type store."""
         if topic in self._connections:
             return self._connections[topic]
         kwargs: dict[str, Any] = {"offered_qos_profiles": list(qos)}
@@ -299,12 +302,12 @@ def summarize(reader: Any, path: Path) -> BagSummary:
             topics[conn.topic].count += conn.msgcount
         else:
             topics[conn.topic] = TopicSummary(conn.topic, conn.msgtype, conn.msgcount, qos)
-    storage = "mcap"
+    storage = "sqlite3" if path.suffix == ".db3" else "mcap"
     if path.is_dir():
-        meta = path / "metadata.yaml"
-        storage = "sqlite3" if "sqlite3" in meta.read_text() else "mcap"
-    elif path.suffix == ".db3":
-        storage = "sqlite3"
+        import yaml
+
+        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        storage = str(info.get("storage_identifier", storage))
     count = reader.message_count
     return BagSummary(
         path=path,
