@@ -432,6 +432,11 @@ def write_report(out_dir: Path, res: DemoResults, meta: dict) -> Path:
         per_frame_figure(out_dir / "per_frame.png", res.frames)
         figs.append(("per_frame.png", "Per-frame error and latency"))
 
+    panels_html = " ".join(
+        f'<a href="{n}"><img src="{n}" title="{n}" style="width:32%;margin:2px"></a>'
+        for n in ("image.png", "sparse.png", "depth.png", "confidence.png", "error.png")
+        if (out_dir / n).is_file()
+    )
     keys = [k for k in METRIC_UNITS if k in res.mean]
     head = "".join(f"<th>{k}{f' ({METRIC_UNITS[k]})' if METRIC_UNITS[k] else ''}</th>" for k in keys)
     metrics_html = (
@@ -474,6 +479,7 @@ estimate before the fill.</p>
 <p>Image published by the player &rarr; depth image received by the recorder: p50 {_fmt(lat["p50"])} ms,
 p90 {_fmt(lat["p90"])} ms, p99 {_fmt(lat["p99"])} ms over {res.latency_ms.size} frames.</p>
 {"".join(f'<h3>{html.escape(cap)}</h3><p><img src="{name}"></p>' for name, cap in figs)}
+<h3>The same frame, one PNG per panel</h3><p>{panels_html}</p>
 <h2>Per frame</h2>
 <table><tr>{"".join(f"<th>{k}</th>" for k in frame_keys)}</tr>{frame_rows}</table>
 <h2>Last node diagnostics</h2><table>{diag_rows}</table>
