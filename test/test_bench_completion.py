@@ -7,7 +7,6 @@ exactly; one test runs the real generator when it is installed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import types
@@ -21,6 +20,7 @@ from depth_nodes.cli import main
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.data.kitti_depth import write_frame
+from depth_nodes.data.synthetic import lidar_visible_gt
 from depth_nodes.eval import bench_completion as bc
 
 K_KITTI = np.array([[721.5377, 0.0, 609.5593], [0.0, 721.5377, 172.854], [0.0, 0.0, 1.0]])
@@ -135,8 +135,8 @@ def test_run_bench_rows_and_ratios() -> None:
     }
     for r in rows:
         assert 0 < r["mae_mm"] <= r["rmse_mm"], r
-        if r["input"] == "full":  # a smooth scene with a dense scan: well under 1.5 m RMSE
-            assert r["rmse_mm"] < 1500 and r["coverage"] > 0.95, r
+        if r["input"] == "full":  # a smooth scene with a dense scan: RMSE well under 2 m
+            assert r["rmse_mm"] < 2000 and r["coverage"] > 0.95, r
         assert r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
         assert 0 <= r["delta1"] <= 1 and r["ause_rmse_random"] > 0
         if r["method"] == "ip_basic":
@@ -159,6 +159,7 @@ def fake_synthetic(monkeypatch):
     mod = types.ModuleType("depth_nodes.data.synthetic")
     mod.generate_drive = fake_drive
     mod.synthetic_calib = fake_calib
+    mod.lidar_visible_gt = lidar_visible_gt
     monkeypatch.setitem(sys.modules, "depth_nodes.data.synthetic", mod)
 
 
@@ -259,9 +260,6 @@ def test_errors(tmp_path: Path, capsys) -> None:
     assert "not found" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("depth_nodes.data.synthetic") is None, reason="synthetic generator not installed"
-)
 def test_real_synthetic_two_frames(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     assert (
@@ -285,3 +283,36 @@ def test_real_synthetic_two_frames(tmp_path: Path) -> None:
     rows = {(r["method"], r["input"], r["gt"]): r for r in data["results"]}
     assert len(rows) == 6
     assert rows[("ip_basic", "full", "dense")]["mae_mm"] < rows[("ip_basic", "16beam", "dense")]["mae_mm"]
+
+
+@pytest.fixture(scope="module")
+def written_drive(tmp_path_factory) -> Path:
+    """One frame of the seed-5 drive written by `depth-nodes synth`'s writer."""
+    from depth_nodes.data.synthetic import write_drive
+
+    return write_drive(tmp_path_factory.mktemp("drive"), seed=5, n_frames=1, progress=False)
+
+
+def test_bench_frames_match_the_written_data_set(written_drive: Path) -> None:
+    """The bench scores the same input and GT pixels that `depth-nodes synth` writes (PNG: 1/256 m)."""
+    from depth_nodes.data.kitti_depth import list_frames
+
+    written = list_frames(written_drive / "val_selection_cropped")[0].load()
+    frame = next(bc.synthetic_frames(5, 1))
+    for ours, theirs in (
+        (frame.inputs["full"], written["sparse"]),
+        (frame.gts["full"]["dense"], written["groundtruth"]),
+    ):
+        np.testing.assert_array_equal(ours > 0, theirs > 0)
+        np.testing.assert_allclose(ours, theirs, atol=1 / 512 + 1e-4)
+    np.testing.assert_array_equal(frame.image, written["image"])
+
+
+def test_data_dir_with_ring_sidecar_adds_16beam(written_drive: Path) -> None:
+    dc = list(bc.prepare_kitti_dc(written_drive / "val_selection_cropped", 1, seed=0))[0]
+    ref = next(bc.synthetic_frames(5, 1))
+    assert set(dc.inputs) == {"kitti_dc", "16beam"}
+    assert set(dc.gts["16beam"]) == {"held_out", "groundtruth"}
+    # same thinning as the in-memory protocol (up to PNG quantisation)
+    np.testing.assert_array_equal(dc.inputs["16beam"] > 0, ref.inputs["16beam"] > 0)
+    np.testing.assert_array_equal(dc.gts["16beam"]["held_out"] > 0, ref.gts["16beam"]["held_out"] > 0)

@@ -170,3 +170,34 @@ def test_complete_cli_directory_and_single_png(layout: Path, tmp_path: Path) -> 
     assert (
         main(["complete", str(layout), "--method", "nearest", "--param", "novalue", "-o", str(single)]) == 1
     )
+
+
+def test_image_goes_to_guided_completers_and_size_mismatch(layout: Path, tmp_path: Path, monkeypatch) -> None:
+    from depth_nodes.completion import Completer, Completion, registry
+
+    seen: list[np.ndarray] = []
+
+    class Recorder(Completer):
+        name = "_test_image_recorder"
+        uses_image = True
+
+        def _complete(self, sparse, image):
+            seen.append(image)
+            return Completion(np.full(sparse.shape, 5.0, np.float32), np.ones(sparse.shape, np.float32))
+
+    # registered for this test only (monkeypatch removes it again)
+    registry.available()
+    monkeypatch.setitem(registry._FACTORIES, "_test_image_recorder", Recorder)
+    monkeypatch.setitem(registry._DESCRIPTIONS, "_test_image_recorder", "test only")
+
+    summary = evaluate(layout, "_test_image_recorder", {}, tmp_path / "o", report=False, progress=False)
+    frames = list_frames(layout)
+    assert len(seen) == 4  # one untimed warm-up + 3 frames
+    np.testing.assert_array_equal(seen[-1], frames[-1].load()["image"])
+    gt = frames[0].load()["groundtruth"]
+    assert summary["frames"][0]["mae_mm"] == pytest.approx(np.abs(gt[gt > 0] - 5.0).mean() * 1000, rel=1e-5)
+    from depth_nodes.data.kitti_depth import write_rgb
+
+    write_rgb(frames[2].image, np.zeros((H + 1, W, 3), np.uint8))
+    with pytest.raises(DepthNodesError, match="image is 64x49 but sparse depth is 64x48"):
+        evaluate(layout, "nearest", {}, tmp_path / "o2", report=False, progress=False)

@@ -139,10 +139,15 @@ def find_calib_files(calib: str | Path | tuple[str | Path, str | Path]) -> tuple
         base = Path(calib)
         if base.is_file():
             base = base.parent
-        for d in (base, base.parent):
+        dirs = (base, base.parent)
+        for d in dirs:
             if (d / CAM_TO_CAM).is_file() and (d / VELO_TO_CAM).is_file():
                 return d / CAM_TO_CAM, d / VELO_TO_CAM
-        c2c, v2c = base / CAM_TO_CAM, base / VELO_TO_CAM
+        # Report the file that is missing where the other one is (else both, in the drive's date dir).
+        d = next((d for d in dirs if (d / CAM_TO_CAM).is_file() or (d / VELO_TO_CAM).is_file()), None)
+        if d is None:
+            raise DataFormatError(f"no {CAM_TO_CAM} / {VELO_TO_CAM} in {base} or {base.parent}")
+        c2c, v2c = d / CAM_TO_CAM, d / VELO_TO_CAM
     for p in (c2c, v2c):
         if not p.is_file():
             raise DataFormatError(f"calibration file not found: {p} (looked in the drive and date dirs)")

@@ -64,6 +64,7 @@ def score_frame(
     s_rand = sparsification(e, random_confidence(e.shape, seed + 1), metric=metric, seed=seed, oracle=oracle)
     metrics[f"ause_{metric}"] = s.ause
     metrics[f"ause_{metric}_random"] = s_rand.ause
+    metrics["ause_ratio_vs_random"] = s.ause / s_rand.ause if s_rand.ause > 0 else float("nan")
     return FrameScore(metrics, s, s_rand, error)
 
 
