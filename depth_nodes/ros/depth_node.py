@@ -472,8 +472,8 @@ def make_node_class():
         def _on_diagnostics_timer(self) -> None:
             # Nothing arrives at all: the frame-driven proposals stop, so the timer proposes `none`.
             if (
-                self.image_rate.age_s() > self.p.max_image_age_s
-                and self.lidar_rate.age_s() > self.p.max_lidar_age_s
+                self.image_rate.age_s() > self.p.input_timeout_s
+                and self.lidar_rate.age_s() > self.p.input_timeout_s
                 and self.modes.mode != pl.NONE
             ):
                 self.modes.propose(pl.NONE, "no camera image and no LiDAR scan arriving")

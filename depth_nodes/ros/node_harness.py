@@ -248,7 +248,12 @@ class NodeClient:
                     return True
             return False
 
-        self.wait_for(seen, timeout, f"/diagnostics to report mode {mode!r}")
+        try:
+            self.wait_for(seen, timeout, f"/diagnostics to report mode {mode!r}")
+        except TimeoutError as exc:
+            with self.cond:
+                modes = [diagnostics_to_dict(m).get("mode") for m in self.messages["/diagnostics"][-20:]]
+            raise TimeoutError(f"{exc}; last modes reported: {modes}") from None
         return self.latest_diagnostics()
 
     def close(self) -> None:
