@@ -94,11 +94,11 @@ def start_node(params: dict | None = None):
     try:
         client = NodeClient()
         client.wait_matched(30.0)
-    except BaseException:
+    except BaseException as exc:
         if client is not None:
             client.close()
         proc.stop()
-        raise
+        raise RuntimeError(f"{exc}\nnode output:\n{proc.output()[-3000:]}") from exc
     return proc, client, SceneSender(client)
 
 

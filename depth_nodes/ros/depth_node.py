@@ -307,6 +307,13 @@ def make_node_class():
             if not msg.header.frame_id:
                 self.warn(f"{topic}: no frame", f"{topic}: empty frame_id; scan dropped (unknown frame)")
                 return
+            if self.p.lidar_frame and msg.header.frame_id != self.p.lidar_frame:
+                self.warn(
+                    f"{topic}: unknown frame",
+                    f"{topic}: frame_id {msg.header.frame_id!r} is not lidar_frame {self.p.lidar_frame!r}; "
+                    "scan dropped",
+                )
+                return
             if xyz.size and not np.isfinite(xyz.sum()):
                 xyz = xyz[np.isfinite(xyz).all(axis=1)]
             if xyz.shape[0] == 0:
