@@ -181,7 +181,10 @@ class CameraModel:
             xy = cv2.fisheye.undistortPoints(pix, self.K, self.D)
         elif self.has_distortion:
             crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-9)
-            xy = cv2.undistortPointsIter(pix, self.K, self.D, None, None, crit)
+            if hasattr(cv2, "undistortPointsIter"):  # OpenCV 4.x spells the criteria overload this way
+                xy = cv2.undistortPointsIter(pix, self.K, self.D, None, None, crit)
+            else:
+                xy = cv2.undistortPoints(pix, self.K, self.D, None, None, None, crit)
         else:
             xy = np.empty_like(pix)
             xy[..., 1] = (pix[..., 1] - self.cy) / self.fy

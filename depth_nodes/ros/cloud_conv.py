@@ -3,8 +3,12 @@
 Decoding builds a numpy structured dtype from the message's fields (names, offsets, datatypes, counts,
 ``point_step`` as itemsize, the message's byte order) and views ``data`` through it with ``row_step`` as
 the row stride, so any field order, padding and endianness is handled by numpy without copies; only the
-requested columns are copied out. ``sensor_msgs_py`` (not installable from PyPI) is not needed for this;
-where it exists its ``read_points`` does the same thing for unpadded rows, and the tests compare both.
+requested columns are copied out.
+
+``sensor_msgs_py`` is deliberately not used even where importable: its ``read_points`` views the data as
+``width * height`` contiguous points (no ``row_step`` padding), byte-swaps big-endian data *in place in the
+message*, and ``create_cloud`` only builds unorganized clouds via ``tobytes``. For the layouts it does
+handle, results are identical (``test_cloud_matches_sensor_msgs_py_when_available``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
@@ -193,36 +198,52 @@ def xyzrgb_to_pointcloud2(
         height, width = xyz.shape[:2]
     else:
         height, width = 1, xyz.size // 3
-    pts = xyz.reshape(-1, 3)
-    colours = rgb.reshape(-1, 3) if rgb is not None else None
+    # OpenCV does the interleaving: 1 x N images with 3 (xyz) and 1 (packed rgb) channels merged into one
+    # 1 x N x 4 float32 buffer in one pass (0.45 ms at 1216x352 vs 3.5 ms for numpy strided assignments).
+    # 1 x N, not N x 1: OpenCV loops over rows, and 428k one-pixel rows cost 10x more.
+    pts = np.ascontiguousarray(xyz, dtype=np.float32).reshape(1, -1, 3)
+    if pts.shape[0] == 0:  # OpenCV refuses empty images
+        buf = np.zeros((0, 4 if rgb is not None else 3), np.float32)
+    elif rgb is not None:
+        buf = cv2.merge([pts, packed_rgb(rgb.reshape(1, -1, 3)).view(np.float32)])
+    else:
+        buf = pts
+    step = 16 if rgb is not None else 12
+    records = buf.reshape(-1).view(f"V{step}")  # one opaque item per point
+    # x + y + z is finite iff all three are (an overflow to inf only for |coordinates| ~ 1e38).
+    finite = (
+        np.isfinite(cv2.transform(pts, np.ones((1, 3), np.float32))).reshape(-1)
+        if len(pts)
+        else pts[:0, 0, 0] == 0
+    )
+    dense = bool(finite.all())
     if not organized:
-        keep = np.isfinite(pts).all(axis=1)
-        if not keep.all():
-            pts = pts[keep]
-            colours = colours[keep] if colours is not None else None
-        width = pts.shape[0]
-    step = 16 if colours is not None else 12
-    buf = np.empty((pts.shape[0], step // 4), dtype=np.float32)
-    buf[:, :3] = pts
-    if colours is not None:
-        if _HOST_BIG_ENDIAN:
-            c = colours.astype(np.uint32)
-            buf.view(np.uint32)[:, 3] = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
-        else:  # little-endian uint32 0x00RRGGBB is the byte sequence B, G, R, 0: one strided copy
-            raw = buf.view(np.uint8)
-            raw[:, 12:15] = colours[:, ::-1]
-            raw[:, 15] = 0
+        if not dense:
+            records = records[finite]
+        width, dense = records.shape[0], True
     msg = PointCloud2()
     if header is not None:
         msg.header = header
     msg.height, msg.width = int(height), int(width)
-    msg.fields = xyzrgb_fields(colours is not None)
+    msg.fields = xyzrgb_fields(rgb is not None)
     msg.is_bigendian = _HOST_BIG_ENDIAN
     msg.point_step = step
     msg.row_step = step * int(width)
-    msg.is_dense = bool(not organized or np.isfinite(pts).all())
-    set_data(msg, buf)
+    msg.is_dense = dense
+    set_data(msg, records)
     return msg
+
+
+def packed_rgb(rgb: np.ndarray) -> np.ndarray:
+    """uint32 0x00RRGGBB (PCL's packing of the float32 ``rgb`` field) from ... x 3 uint8 RGB."""
+    if _HOST_BIG_ENDIAN:
+        c = rgb.astype(np.uint32)
+        return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+    # Little-endian 0x00RRGGBB is the byte sequence B, G, R, 0: OpenCV's BGRA with alpha masked off.
+    bgra = cv2.cvtColor(np.ascontiguousarray(rgb).reshape(1, -1, 3), cv2.COLOR_RGB2BGRA)
+    word = bgra.view(np.uint32)
+    word &= np.uint32(0x00FFFFFF)
+    return word.reshape(rgb.shape[:-1])
 
 
 def unpack_rgb(packed: np.ndarray) -> np.ndarray:

