@@ -60,7 +60,8 @@ class SceneSender:
         self.client = client
         self.camera = scene.camera()
         self.rgb = scene.rgb_image()
-        self.points, self.sparse = scene.lidar_scan()
+        self.points, sparse_true = scene.lidar_scan()
+        self.sparse = scene.projected_returns(self.points, sparse_true)
 
     def info(self, stamp, camera=None):
         return conv.model_to_camera_info(camera or self.camera, Header(stamp=stamp, frame_id=CAMERA_FRAME))
@@ -86,13 +87,13 @@ class SceneSender:
         return stamp_ns
 
 
-def start_node(params: dict | None = None):
+def start_node(params: dict | None = None, input_depth: int = 5):
     """``(NodeProcess, NodeClient, SceneSender)`` matched and ready; caller stops them."""
     env = ros_env()
     proc = NodeProcess({**TEST_PARAMS, **(params or {})}, env=env).start()
     client = None
     try:
-        client = NodeClient()
+        client = NodeClient(input_depth=input_depth)
         client.wait_matched(30.0)
     except BaseException as exc:
         if client is not None:

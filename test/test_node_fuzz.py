@@ -136,7 +136,10 @@ class Malformed:
 
 @pytest.fixture(scope="module")
 def fuzz_node():
-    proc, client, sender = start_node({"warning_period_s": WARNING_PERIOD_S, "cloud_decimation": 4})
+    deep = {f"{t}_qos_depth": 100 for t in ("image", "points", "camera_info")}  # every bad message arrives
+    proc, client, sender = start_node(
+        {"warning_period_s": WARNING_PERIOD_S, "cloud_decimation": 4, **deep}, input_depth=100
+    )
     try:
         yield proc, client, sender
     finally:
@@ -157,7 +160,13 @@ def test_node_survives_malformed_input_and_publishes_every_good_frame(fuzz_node)
     for _ in range(20):
         client.image_pub.publish(sender.image(_stamp()))
     n_bad = 20
+    client.wait_for(
+        lambda: int(client.latest_diagnostics().get("rejected_messages", 0)) >= 20,
+        10.0,
+        "early images rejected",
+    )
     kinds_sent = {"image_before_camera_info"}
+    legal = 0  # old scans and (meaningless but well-formed) big-endian clouds are accepted, never paired
 
     cycle = itertools.cycle(Malformed.KINDS)
     missing = []
@@ -178,6 +187,7 @@ def test_node_survives_malformed_input_and_publishes_every_good_frame(fuzz_node)
             pubs[topic].publish(m)
             kinds_sent.add(kind)
             n_bad += 1
+            legal += kind in ("old_scan", "big_endian_garbage_cloud")
         assert proc.alive(), proc.output()[-3000:]
     duration = time.monotonic() - t0
 
@@ -185,15 +195,16 @@ def test_node_survives_malformed_input_and_publishes_every_good_frame(fuzz_node)
     assert not missing, f"good frames not published: {missing}\n{proc.output()[-3000:]}"
     assert proc.alive()
 
-    # Every malformed kind was noticed, each logged rate-limited: a few lines per kind, not one per message.
-    diag = client.wait_mode("guided", 5.0)
+    # Every malformed kind was noticed and logged rate-limited: one line per kind per warning period,
+    # not one per message (the counts in /diagnostics show how many were seen).
+    client.wait_mode("guided", 5.0)
     out = proc.output()
     warn_lines = [line for line in out.splitlines() if "[WARN]" in line]
     problem_lines = [line for line in warn_lines if "dropped" in line or "keeping the previous" in line]
-    n_keys = 16  # distinct problem keys the kinds above map to
-    bound = n_keys * (int(duration / WARNING_PERIOD_S) + 2)
+    n_keys = len(Malformed.KINDS) + 1
+    bound = n_keys * (int(duration / WARNING_PERIOD_S) + 1)
     assert 12 <= len(problem_lines) <= bound, (len(problem_lines), bound, duration)
-    assert any("more like this" in line for line in warn_lines) or duration < WARNING_PERIOD_S
+    assert len(problem_lines) < n_bad / 20
     for pattern in (
         r"encoding 'yuv_fancy'",
         r"no CameraInfo received yet",
@@ -203,7 +214,15 @@ def test_node_survives_malformed_input_and_publishes_every_good_frame(fuzz_node)
         r"CameraInfo says",
         r"camera_info: .*keeping the previous",
     ):
-        assert re.search(pattern, out), pattern
-    assert int(diag["rejected_messages"]) >= 900  # old scans are legal, just never paired
-    assert int(diag["frames_published"]) >= N_GOOD
-    assert diag["mode"] == "guided"
+        assert re.search(pattern, out), (pattern, out[:3000])
+    expected = n_bad - legal
+    client.wait_for(
+        lambda: int(client.latest_diagnostics().get("rejected_messages", 0)) >= expected,
+        10.0,
+        "rejection counts",
+    )
+    assert int(client.latest_diagnostics()["rejected_messages"]) == expected
+    client.wait_for(
+        lambda: int(client.latest_diagnostics().get("frames_published", 0)) >= N_GOOD, 10.0, "published count"
+    )
+    assert client.latest_diagnostics()["mode"] == "guided"

@@ -206,7 +206,8 @@ def test_resolution_change_reinitialises(node) -> None:
     proc, client, sender = node
     ensure_guided(client, sender)
     small = scene.camera().scaled(160, 48)
-    pts, sparse = scene.lidar_scan(cam=small)
+    pts, sparse_true = scene.lidar_scan(cam=small)
+    sparse = scene.projected_returns(pts, sparse_true, small)
     rgb = scene.rgb_image(small)
     for _ in range(4):
         stamp_ns = sender.send(image=False, points=False)
