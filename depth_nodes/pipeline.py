@@ -254,7 +254,8 @@ class EstimatorSelector:
         lo, lo_name = _create_completer(lidar_only, log)
         self.requested = {GUIDED: guided, LIDAR_ONLY: lidar_only, MONOCULAR: monocular}
         self._by_mode: dict[str, Estimator | None] = {
-            GUIDED: CompleterEstimator(g),
+            # Guided mode is camera + LiDAR by definition, even when the completer ignores the image.
+            GUIDED: CompleterEstimator(g, needs_image=True),
             # A LiDAR-only mode never receives an image, whatever the completer could use.
             LIDAR_ONLY: CompleterEstimator(lo, needs_image=False),
             MONOCULAR: None,

@@ -80,3 +80,19 @@ def lidar_scan(
     sparse = np.zeros(depth.shape, np.float32)
     sparse[vs, us] = depth[vs, us]
     return pts_lidar.astype(np.float32), sparse
+
+
+def projected_returns(
+    points_lidar: np.ndarray, sparse_true: np.ndarray, cam: CameraModel | None = None
+) -> np.ndarray:
+    """The returns the core keeps (default occlusion filter) with their exact depth; 0 elsewhere.
+
+    The filter may drop a few visible returns next to the box's silhouette (ambiguous by design); at least
+    95 % must survive, and every kept one must carry its exact depth.
+    """
+    from depth_nodes.core.projection import scan_to_depth
+
+    kept = scan_to_depth(points_lidar, T_CAM_LIDAR, cam or camera()).depth > 0
+    n_true = int(np.count_nonzero(sparse_true))
+    assert np.count_nonzero(kept & (sparse_true > 0)) >= 0.95 * n_true
+    return np.where(kept, sparse_true, 0.0).astype(np.float32)

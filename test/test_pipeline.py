@@ -86,7 +86,8 @@ def test_selector_falls_back_and_explains_monocular() -> None:
 def test_guided_frame_keeps_lidar_depth_and_leaves_sky_empty() -> None:
     pipe, _ = make_pipeline(cloud_organized=True, cloud_decimation=1)
     cam = scene.camera()
-    _, sparse_expected = scene.lidar_scan()
+    pts, sparse_true = scene.lidar_scan()
+    sparse_expected = scene.projected_returns(pts, sparse_true)
     res = pipe.process(cam, 123, "cam", scene.rgb_image(), scan_at(123), scene.T_CAM_LIDAR)
     assert res.published and res.mode == pl.GUIDED, res.reason
     hit = sparse_expected > 0
@@ -141,7 +142,8 @@ def test_too_few_returns_count_as_degraded_lidar() -> None:
 
 def test_lidar_driven_frame_without_camera_is_lidar_only() -> None:
     pipe, _ = make_pipeline(hysteresis=1)
-    _, sparse_expected = scene.lidar_scan()
+    pts, sparse_true = scene.lidar_scan()
+    sparse_expected = scene.projected_returns(pts, sparse_true)
     res = pipe.process(scene.camera(), 5, "c", None, scan_at(5), scene.T_CAM_LIDAR)
     assert res.mode == pl.LIDAR_ONLY and res.published
     hit = sparse_expected > 0
@@ -180,3 +182,70 @@ def test_rolling_stats_and_rate_meter() -> None:
         r.tick(100.0 + 0.1 * i)
     assert r.rate_hz(now=101.0) == pytest.approx(10.0)
     assert r.age_s(now=101.5) == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------------------------------ node policy (ROS-free)
+def test_parameter_validation_and_runtime_policy() -> None:
+    from depth_nodes.ros import params as P
+
+    p = P.from_values({})
+    assert p.completer == "guided" and p.max_lidar_age_s == 0.15
+    with pytest.raises(P.ParameterError, match="image_qos_reliability"):
+        P.from_values({"image_qos_reliability": "sometimes"})
+    with pytest.raises(P.ParameterError, match="cloud_decimation.*outside"):
+        P.from_values({"cloud_decimation": 0})
+    with pytest.raises(P.ParameterError, match="needs 4 numbers"):
+        P.from_values({"lidar_to_camera_quat_xyzw": [0.0, 1.0]})
+    with pytest.raises(P.ParameterError, match="unknown parameter"):
+        P.from_values({"max_lidar_age": 0.1})
+    new, why = P.check_change(p, {"cloud_decimation": 4, "colorize_max_depth_m": 50})
+    assert why == "" and new.cloud_decimation == 4 and new.colorize_max_depth_m == 50.0
+    new, why = P.check_change(p, {"backend": "torch"})
+    assert new is None and "'backend' cannot change while the node runs" in why
+    new, why = P.check_change(p, {"max_depth_m": 0.05})
+    assert new is None and "max_depth_m" in why
+    assert P.check_change(p, {"use_sim_time": True})[1] == ""  # not ours: left to rclpy
+
+
+def test_rate_limited_log_counts_and_suppresses(monkeypatch) -> None:
+    from depth_nodes.ros import diagnostics as D
+
+    now = [100.0]
+    monkeypatch.setattr(D.time, "monotonic", lambda: now[0])
+    lines: list[str] = []
+    log = D.RateLimitedLog(lines.append, period_s=5.0)
+    assert log("a", "problem a") and not log("a", "problem a") and log("b", "problem b")
+    for _ in range(10):
+        log("a", "problem a")
+    now[0] += 5.1
+    assert log("a", "problem a")
+    assert lines == ["problem a", "problem b", "problem a (11 more like this since the last report)"]
+    assert log.counts == {"a": 13, "b": 1} and log.total == 14
+
+
+def test_problem_keys_group_by_kind_not_by_value() -> None:
+    from depth_nodes.ros.depth_node import problem_key
+
+    a = problem_key("image", ValueError("step 953 < width*bpp 960"))
+    b = problem_key("image", ValueError("step 12 < width*bpp 30"))
+    c = problem_key("image", ValueError("unknown encoding 'yuv'"))
+    assert a == b != c
+
+
+def test_static_extrinsics_from_parameters() -> None:
+    from depth_nodes.ros.extrinsics import ExtrinsicsError, StaticExtrinsics, static_from_params
+
+    T, src = static_from_params(scene.LIDAR_XYZ, scene.LIDAR_QUAT_XYZW, [0.0] * 16)
+    np.testing.assert_allclose(T, scene.T_CAM_LIDAR, atol=1e-12)
+    assert "quat" in src
+    T2, src2 = static_from_params([0, 0, 0], [0, 0, 0, 1], scene.T_CAM_LIDAR.reshape(-1).tolist())
+    np.testing.assert_allclose(T2, scene.T_CAM_LIDAR)
+    assert "matrix" in src2
+    with pytest.raises(DepthNodesError, match="quat"):
+        static_from_params([0, 0, 0], [0, 0, 0, 0], [0.0] * 16)
+    with pytest.raises(DepthNodesError, match="orthonormal"):
+        static_from_params([0, 0, 0], [0, 0, 0, 1], (2 * np.eye(4)).reshape(-1).tolist())
+    ext = StaticExtrinsics(T, src, lidar_frame="velo")
+    np.testing.assert_array_equal(ext.lookup("cam", "velo", 0), T)
+    with pytest.raises(ExtrinsicsError, match="not the configured lidar_frame"):
+        ext.lookup("cam", "radar", 0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 import time
@@ -69,6 +70,11 @@ class LidarFrame:
     camera: CameraModel
     camera_info: object
     received: float
+
+
+def problem_key(topic: str, exc: Exception) -> str:
+    """Rate-limit key of a bad message: topic + the error text with numbers blanked (one key per kind)."""
+    return f"{topic}: " + re.sub(r"[-+]?\d[\d.e+-]*", "#", str(exc))[:120]
 
 
 def _ros():
@@ -249,7 +255,9 @@ def make_node_class():
             try:
                 camera = conv.camera_info_to_model(msg)
             except DepthNodesError as exc:
-                self.warn("camera_info: invalid", f"camera_info: {exc}; keeping the previous camera model")
+                self.warn(
+                    problem_key("camera_info", exc), f"camera_info: {exc}; keeping the previous camera model"
+                )
                 return
             old = self.camera
             if old is not None and old.shape != camera.shape:
@@ -271,7 +279,7 @@ def make_node_class():
                     return
                 rgb = conv.compressed_to_rgb(msg) if self.p.use_compressed_image else conv.image_to_rgb(msg)
             except DepthNodesError as exc:
-                self.warn(f"{topic}: invalid", f"{topic}: {exc}; frame dropped")
+                self.warn(problem_key(topic, exc), f"{topic}: {exc}; frame dropped")
                 return
             camera, info = self.camera, self.camera_info_msg
             if camera is None:
@@ -302,10 +310,17 @@ def make_node_class():
                     return
                 xyz = conv.pointcloud2_to_arrays(msg).xyz
             except DepthNodesError as exc:
-                self.warn(f"{topic}: invalid", f"{topic}: {exc}; scan dropped")
+                self.warn(problem_key(topic, exc), f"{topic}: {exc}; scan dropped")
                 return
             if not msg.header.frame_id:
                 self.warn(f"{topic}: no frame", f"{topic}: empty frame_id; scan dropped (unknown frame)")
+                return
+            if self.p.lidar_frame and msg.header.frame_id != self.p.lidar_frame:
+                self.warn(
+                    f"{topic}: unknown frame",
+                    f"{topic}: frame_id {msg.header.frame_id!r} is not lidar_frame {self.p.lidar_frame!r}; "
+                    "scan dropped",
+                )
                 return
             if xyz.size and not np.isfinite(xyz.sum()):
                 xyz = xyz[np.isfinite(xyz).all(axis=1)]
@@ -472,8 +487,8 @@ def make_node_class():
         def _on_diagnostics_timer(self) -> None:
             # Nothing arrives at all: the frame-driven proposals stop, so the timer proposes `none`.
             if (
-                self.image_rate.age_s() > self.p.max_image_age_s
-                and self.lidar_rate.age_s() > self.p.max_lidar_age_s
+                self.image_rate.age_s() > self.p.input_timeout_s
+                and self.lidar_rate.age_s() > self.p.input_timeout_s
                 and self.modes.mode != pl.NONE
             ):
                 self.modes.propose(pl.NONE, "no camera image and no LiDAR scan arriving")

@@ -131,6 +131,7 @@ class NodeClient:
         keep: bool = True,
         on_message: Callable | None = None,
         namespace: str = "",
+        input_depth: int = 5,
     ) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
@@ -142,7 +143,9 @@ class NodeClient:
         rclpy.init(context=self.ctx)
         self.node = rclpy.create_node(name, context=self.ctx, namespace=namespace)
         rel = ReliabilityPolicy.RELIABLE if reliable_inputs else ReliabilityPolicy.BEST_EFFORT
-        qos_in = QoSProfile(depth=5, reliability=rel)
+        # Keep the writer history small by default: with Fast DDS's default 512 KB shared-memory segment
+        # a deep history of ~100 KB images overflows it (use config/fastdds_shm.xml for more).
+        qos_in = QoSProfile(depth=input_depth, reliability=rel)
         self.image_pub = self.node.create_publisher(Image, "image", qos_in)
         self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", qos_in)
         self.points_pub = self.node.create_publisher(PointCloud2, "points", qos_in)
@@ -248,7 +251,12 @@ class NodeClient:
                     return True
             return False
 
-        self.wait_for(seen, timeout, f"/diagnostics to report mode {mode!r}")
+        try:
+            self.wait_for(seen, timeout, f"/diagnostics to report mode {mode!r}")
+        except TimeoutError as exc:
+            with self.cond:
+                modes = [diagnostics_to_dict(m).get("mode") for m in self.messages["/diagnostics"][-20:]]
+            raise TimeoutError(f"{exc}; last modes reported: {modes}") from None
         return self.latest_diagnostics()
 
     def close(self) -> None:

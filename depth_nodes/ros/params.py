@@ -55,6 +55,8 @@ SPECS: tuple[ParamSpec, ...] = (
     # --- sync and modes (safe)
     ParamSpec("max_lidar_age_s", 0.15, "largest |scan stamp - image stamp| for pairing (s)", True, 0.001, 10.0),
     ParamSpec("max_image_age_s", 0.5, "camera counts as stale after this long without an image (s)", True, 0.01, 60.0),
+    ParamSpec("input_timeout_s", 1.0, "mode none after this long with neither an image nor a scan arriving (s)",
+              True, 0.01, 3600.0),
     ParamSpec("max_future_stamp_s", 0.5, "reject messages stamped further than this ahead of the node clock (s)",
               True, 0.0, 3600.0),
     ParamSpec("min_lidar_points", 200, "fewest LiDAR returns in view for guided / lidar_only (points)", True, 0, 10**7),
@@ -110,6 +112,7 @@ class NodeParams:
     output_qos_depth: int
     max_lidar_age_s: float
     max_image_age_s: float
+    input_timeout_s: float
     max_future_stamp_s: float
     min_lidar_points: int
     mode_hysteresis_frames: int
