@@ -249,7 +249,8 @@ def run_pipeline(
             shutil.rmtree(stale)
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    params_files = [p for p in (config_file("kitti.yaml"),) if p is not None]
+    # The shipped defaults, then the KITTI preset, then the demo's own values (later files win).
+    params_files = [p for p in (config_file("depth_nodes.yaml"), config_file("kitti.yaml")) if p is not None]
     remaps = [
         "-r",
         f"image:={topics['image']}",
