@@ -293,3 +293,12 @@ def test_record_refuses_existing_output(tmp_path, capsys):
     (tmp_path / "rec").mkdir()
     assert main(["record", "-o", str(tmp_path / "rec"), "/x"]) == 1
     assert "exists already" in capsys.readouterr().err
+
+
+@pytest.mark.ros
+def test_record_with_no_publisher_writes_no_bag(tmp_path):
+    proc = _cli("record", "-o", str(tmp_path / "rec"), "/bagtest/nobody", "--duration", "1.5")
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "no message arrived on /bagtest/nobody" in stderr
+    assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ hard kill leaves only ``OUT.partial``, which is never mistaken for a bag.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import threading
@@ -184,6 +185,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+    if sum(stats.counts.values()) == 0:
+        shutil.rmtree(stats.path, ignore_errors=True)  # nothing recorded: leave no bag that looks useful
+        raise rb.BagError(
+            f"record: no message arrived on {', '.join(args.topics)}; no bag written "
+            "(check the topic names, ROS_DOMAIN_ID and that the publishers run)"
+        )
     how = f"interrupted by {received[0]}: recording stopped, " if received else ""
     print(f"record: {how}bag closed and complete: {stats.path} ({sum(stats.counts.values())} messages)")
     for topic, n in stats.counts.items():
