@@ -143,6 +143,8 @@ class Monitor:
         self.lock = threading.Lock()
         self.diagnostics: dict[str, str] = {}
         self.n_diagnostics = 0
+        self._settle_key: tuple[int, int] | None = None  # see finished()
+        self._settle_since = 0.0
         self.node.create_subscription(
             DiagnosticArray,
             "/diagnostics",
@@ -188,6 +190,26 @@ def _count(diag: dict[str, str], key: str) -> int:
 def accounted(diag: dict[str, str]) -> int:
     """Images the node has finished with: published, dropped (mailbox) or not published (with a reason)."""
     return _count(diag, "frames_published") + _count(diag, "drops") + _count(diag, "frames_not_published")
+
+
+def finished(monitor: Monitor, played: int, settle_s: float = 3.0) -> bool:
+    """True when the node has finished every frame it took in and took in every played image.
+
+    An image the node rejects in its callback (bad encoding, no CameraInfo, ...) never enters its
+    mailbox: once the counts have not moved for ``settle_s`` with nothing in flight, the rest is final
+    (those images show up as unaccounted, with the node's ``rejected_messages`` count in the report).
+    """
+    _, diag = monitor.latest()
+    frames_in, done = _count(diag, "frames_in"), accounted(diag)
+    if done < frames_in:
+        return False
+    if frames_in >= played:
+        return True
+    key = (frames_in, done)
+    now = time.monotonic()
+    if monitor._settle_key != key:
+        monitor._settle_key, monitor._settle_since = key, now
+    return now - monitor._settle_since >= settle_s
 
 
 def _wait(cond, timeout: float, what: str, alive=None) -> None:
@@ -306,12 +328,7 @@ def run_pipeline(
         _log(
             f"[4/5] played {stats.total} messages ({len(published)} images) in {time.perf_counter() - t0:.1f} s"
         )
-        _wait(
-            lambda: accounted(monitor.latest()[1]) >= len(published),
-            timeout_s,
-            "the node to finish every frame",
-            alive,
-        )
+        _wait(lambda: finished(monitor, len(published)), timeout_s, "the node to finish every frame", alive)
         n_seen, _ = monitor.latest()
         _wait(lambda: monitor.latest()[0] > n_seen + 1, 5.0, "a final /diagnostics message", alive)
         final_diag = monitor.latest()[1]

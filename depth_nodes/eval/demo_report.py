@@ -25,6 +25,7 @@ from depth_nodes.core.camera import CameraModel  # noqa: E402
 from depth_nodes.core.projection import scan_to_depth  # noqa: E402
 from depth_nodes.data import rosbag_io as rb  # noqa: E402
 from depth_nodes.data.kitti_depth import crop_bottom_centre  # noqa: E402
+from depth_nodes.errors import DataFormatError  # noqa: E402
 from depth_nodes.eval.metrics import METRIC_UNITS, depth_metrics, mean_metrics  # noqa: E402
 from depth_nodes.eval.report import frame_figure  # noqa: E402
 
@@ -152,6 +153,7 @@ def evaluate(inp: DemoInputs, progress: bool = True) -> DemoResults:
         # frames_in counts every frame the node took in; more than played means LiDAR-driven frames
         # (camera stale), whose drops/failures cannot be told apart from the images' in the counts.
         "lidar_driven_outputs": extra,
+        "rejected_messages_in_callbacks": _int(diag.get("rejected_messages")),
         "unaccounted": n_played - recorded - drops - not_published,
     }
     showcase = _showcase(inp, frames)
@@ -201,7 +203,10 @@ def _showcase(inp: DemoInputs, frames: list[dict]) -> dict:
         for topic, msgtype, _, raw in rb.iter_messages(reader, inp.input_bag, wanted):
             s = rb.header_stamp_ns(raw)
             if topic == inp.image_topic and s == stamp:
-                show["image"] = rb.image_from_msg(rb.deserialize(raw, msgtype))
+                try:
+                    show["image"] = rb.image_from_msg(rb.deserialize(raw, msgtype))
+                except DataFormatError:  # e.g. a Bayer or compressed camera: no image panel
+                    show["image"] = None
             elif topic == inp.info_topic and s == stamp:
                 info = rb.deserialize(raw, msgtype)
                 show["camera"] = CameraModel.from_camera_info(
@@ -383,6 +388,8 @@ def write_report(out_dir: Path, res: DemoResults, meta: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     figs: list[tuple[str, str]] = []
     show = res.showcase
+    if show.get("image") is None and DEPTH in show:
+        show["image"] = np.zeros((*show[DEPTH].shape, 3), np.uint8)
     if "image" in show and DEPTH in show:
         depth = show[DEPTH]
         sparse = show.get("sparse", np.zeros(depth.shape, np.float32))
