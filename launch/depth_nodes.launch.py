@@ -1,0 +1,77 @@
+"""Launch the depth node with its parameter files and topic remaps.
+
+    ros2 launch depth_nodes depth_nodes.launch.py image:=/cam/image_raw camera_info:=/cam/camera_info \
+        points:=/lidar/points extra_params_file:=$(ros2 pkg prefix depth_nodes)/share/depth_nodes/config/kitti.yaml
+
+Arguments: image, camera_info, points (input topics), params_file (defaults: config/depth_nodes.yaml),
+extra_params_file (loaded after it, e.g. config/kitti.yaml), namespace, node_name, use_sim_time,
+use_shm (Fast DDS profile with a 64 MB shared-memory segment, config/fastdds_shm.xml), log_level.
+Outputs (relative to the namespace): depth/image, depth/camera_info, depth/confidence, depth/colorized,
+depth/points; and /diagnostics.
+"""
+
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+PACKAGE = "depth_nodes"
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare(PACKAGE)
+    default_params = PathJoinSubstitution([share, "config", "depth_nodes.yaml"])
+    args = [
+        DeclareLaunchArgument("image", default_value="image", description="input sensor_msgs/Image topic"),
+        DeclareLaunchArgument(
+            "camera_info", default_value="camera_info", description="input CameraInfo topic"
+        ),
+        DeclareLaunchArgument("points", default_value="points", description="input LiDAR PointCloud2 topic"),
+        DeclareLaunchArgument(
+            "params_file", default_value=default_params, description="node parameters (YAML)"
+        ),
+        DeclareLaunchArgument(
+            "extra_params_file",
+            default_value=default_params,
+            description="parameters loaded after params_file, e.g. config/kitti.yaml",
+        ),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and outputs"),
+        DeclareLaunchArgument("node_name", default_value="depth_node", description="node name"),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false", description="follow /clock (bag playback)"
+        ),
+        DeclareLaunchArgument(
+            "use_shm",
+            default_value="true",
+            description="Fast DDS with a 64 MB shared-memory segment (config/fastdds_shm.xml) for large messages",
+        ),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug | info | warn | error"),
+    ]
+    shm = SetEnvironmentVariable(
+        "FASTRTPS_DEFAULT_PROFILES_FILE",
+        PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),
+        condition=IfCondition(LaunchConfiguration("use_shm")),
+    )
+    node = Node(
+        package=PACKAGE,
+        executable="depth_node",
+        name=LaunchConfiguration("node_name"),
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        emulate_tty=True,
+        parameters=[
+            LaunchConfiguration("params_file"),
+            LaunchConfiguration("extra_params_file"),
+            {"use_sim_time": LaunchConfiguration("use_sim_time")},
+        ],
+        remappings=[
+            ("image", LaunchConfiguration("image")),
+            ("camera_info", LaunchConfiguration("camera_info")),
+            ("points", LaunchConfiguration("points")),
+        ],
+        arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+    )
+    return LaunchDescription([*args, shm, node])

@@ -1,0 +1,107 @@
+"""Messages of the test scene (:mod:`node_scene`) and a running node + client pair for the ROS tests."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import node_scene as scene
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from std_msgs.msg import Header  # noqa: E402
+
+from depth_nodes.ros import conversions as conv  # noqa: E402
+from depth_nodes.ros.depth_node import shm_profile_path as use_shm_profile_path  # noqa: E402
+from depth_nodes.ros.node_harness import NodeClient, NodeProcess  # noqa: E402
+
+CAMERA_FRAME = "camera_optical"
+LIDAR_FRAME = "lidar"
+
+#: Parameters the ROS tests run the node with (reliable inputs: the tests count every frame).
+TEST_PARAMS = {
+    "lidar_to_camera_xyz": scene.LIDAR_XYZ,
+    "lidar_to_camera_quat_xyzw": scene.LIDAR_QUAT_XYZW,
+    "lidar_frame": LIDAR_FRAME,
+    "image_qos_reliability": "reliable",
+    "points_qos_reliability": "reliable",
+    "camera_info_qos_reliability": "reliable",
+    "image_qos_depth": 10,
+    "points_qos_depth": 10,
+    "min_lidar_points": 100,
+    "mode_hysteresis_frames": 3,
+    "diagnostics_period_s": 0.2,
+    "cloud_organized": True,
+    "cloud_decimation": 1,
+    "max_lidar_age_s": 0.15,
+    "max_image_age_s": 0.5,
+    "max_future_stamp_s": 2.0,
+}
+
+
+def ros_env() -> dict:
+    """This process's environment with DDS kept on loopback; ROS_DOMAIN_ID from the caller (or 43).
+
+    Both ends use the shipped Fast DDS profile (64 MB shared-memory segment): with Fast DDS's default
+    512 KB segment, reliable ~100 KB images are lost once the writer's history fills the segment and
+    come back only with the next heartbeat, 3 s later (measured here; see docs/ros_interface.md).
+    """
+    os.environ.setdefault("ROS_DOMAIN_ID", "43")
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(use_shm_profile_path()))
+    return dict(os.environ)
+
+
+class SceneSender:
+    """Publishes scene frames through a :class:`NodeClient` with wall-clock stamps."""
+
+    def __init__(self, client: NodeClient) -> None:
+        self.client = client
+        self.camera = scene.camera()
+        self.rgb = scene.rgb_image()
+        self.points, sparse_true = scene.lidar_scan()
+        self.sparse = scene.projected_returns(self.points, sparse_true)
+
+    def info(self, stamp, camera=None):
+        return conv.model_to_camera_info(camera or self.camera, Header(stamp=stamp, frame_id=CAMERA_FRAME))
+
+    def image(self, stamp, rgb=None):
+        return conv.numpy_to_image(
+            self.rgb if rgb is None else rgb, "rgb8", Header(stamp=stamp, frame_id=CAMERA_FRAME)
+        )
+
+    def cloud(self, stamp, points=None, frame_id: str = LIDAR_FRAME):
+        pts = self.points if points is None else points
+        return conv.xyzrgb_to_pointcloud2(pts, None, Header(stamp=stamp, frame_id=frame_id), organized=False)
+
+    def send(self, image: bool = True, points: bool = True, stamp_ns: int | None = None) -> int:
+        """One frame (points, camera_info, image as asked); returns its stamp in ns."""
+        stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
+        stamp = conv.ns_to_stamp(stamp_ns)
+        if points:
+            self.client.points_pub.publish(self.cloud(stamp))
+        if image:
+            self.client.info_pub.publish(self.info(stamp))
+            self.client.image_pub.publish(self.image(stamp))
+        return stamp_ns
+
+
+def start_node(params: dict | None = None, input_depth: int = 5):
+    """``(NodeProcess, NodeClient, SceneSender)`` matched and ready; caller stops them."""
+    env = ros_env()
+    proc = NodeProcess({**TEST_PARAMS, **(params or {})}, env=env).start()
+    client = None
+    try:
+        client = NodeClient(input_depth=input_depth)
+        client.wait_matched(30.0)
+    except BaseException as exc:
+        if client is not None:
+            client.close()
+        proc.stop()
+        raise RuntimeError(f"{exc}\nnode output:\n{proc.output()[-3000:]}") from exc
+    return proc, client, SceneSender(client)
+
+
+def depth_array(msg) -> np.ndarray:
+    return conv.image_to_depth(msg)

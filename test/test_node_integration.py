@@ -1,0 +1,239 @@
+"""The depth node in its own process (real rclpy + Fast DDS on loopback) against a test publisher/subscriber."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import node_scene as scene
+import numpy as np
+import pytest
+from node_io import CAMERA_FRAME, depth_array, ros_env, start_node
+
+from depth_nodes.pipeline import colorize_depth
+from depth_nodes.ros import conversions as conv
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def node():
+    proc, client, sender = start_node()
+    try:
+        yield proc, client, sender
+    finally:
+        client.close()
+        code = proc.stop()
+        out = proc.output()
+        proc.cleanup()
+        assert "Traceback" not in out, out[-4000:]
+        assert code == 0, out[-4000:]
+
+
+def ensure_guided(client, sender, tries: int = 6) -> int:
+    """Send good frames until one is published in guided mode; returns its stamp."""
+    for _ in range(tries):
+        stamp = sender.send()
+        try:
+            client.wait_stamp("depth/image", stamp, timeout=5.0)
+        except TimeoutError:
+            continue
+        if client.latest_diagnostics().get("mode") == "guided":
+            return stamp
+    raise AssertionError(f"node never published in guided mode: {client.latest_diagnostics()}")
+
+
+def diag_counter(client, key: str) -> int:
+    d = client.latest_diagnostics()
+    return int(d.get(key, "0"))
+
+
+def wait_counter(client, key: str, at_least: int, timeout: float = 5.0) -> dict:
+    client.wait_for(
+        lambda: diag_counter(client, key) >= at_least, timeout, f"diagnostics {key} >= {at_least}"
+    )
+    return client.latest_diagnostics()
+
+
+def test_outputs_match_the_scene(node) -> None:
+    proc, client, sender = node
+    ensure_guided(client, sender)
+    stamp = sender.send()
+    depth_msg = client.wait_stamp("depth/image", stamp)
+    conf_msg = client.wait_stamp("depth/confidence", stamp)
+    col_msg = client.wait_stamp("depth/colorized", stamp)
+    cloud_msg = client.wait_stamp("depth/points", stamp)
+    info_msg = client.wait_stamp("depth/camera_info", stamp)
+
+    # Header = the image's stamp and optical frame on every output.
+    for m in (depth_msg, conf_msg, col_msg, cloud_msg, info_msg):
+        assert m.header.frame_id == CAMERA_FRAME
+        assert conv.stamp_to_ns(m.header.stamp) == stamp
+
+    # Depth: 32FC1 metres; LiDAR pixels carry the projected depth within 1 cm; NaN where nothing was seen.
+    assert depth_msg.encoding == "32FC1" and (depth_msg.width, depth_msg.height) == (
+        scene.WIDTH,
+        scene.HEIGHT,
+    )
+    depth = depth_array(depth_msg)
+    hit = sender.sparse > 0
+    assert np.abs(depth[hit] - sender.sparse[hit]).max() < 0.01
+    assert np.isnan(depth[:30]).all()  # above the box and the horizon: no LiDAR, no estimate
+    gt = scene.dense_depth()
+    both = np.isfinite(gt) & np.isfinite(depth)
+    assert both.sum() > 0.3 * depth.size
+    assert np.median(np.abs(depth[both] - gt[both]) / gt[both]) < 0.02
+
+    conf = depth_array(conf_msg)
+    assert conf_msg.encoding == "32FC1" and conf.shape == depth.shape
+    assert np.all((conf >= 0) & (conf <= 1)) and np.all(conf[hit] == 1.0) and np.all(conf[:30] == 0)
+
+    assert col_msg.encoding == "rgb8" and (col_msg.width, col_msg.height, col_msg.step) == (320, 96, 960)
+    colour = conv.image_to_numpy(col_msg)
+    np.testing.assert_array_equal(colour, colorize_depth(depth, 0.0, 80.0))
+
+    # Organized XYZRGB cloud in the optical frame: float32 x, y, z + packed rgb, 16-byte points.
+    assert [(f.name, f.offset, f.datatype) for f in cloud_msg.fields] == [
+        ("x", 0, 7), ("y", 4, 7), ("z", 8, 7), ("rgb", 12, 7),
+    ]  # fmt: skip
+    assert cloud_msg.point_step == 16 and (cloud_msg.height, cloud_msg.width) == (96, 320)
+    assert cloud_msg.row_step == 16 * 320 and len(cloud_msg.data) == 16 * 320 * 96
+    cloud = conv.pointcloud2_to_arrays(cloud_msg)
+    xyz = cloud.xyz.reshape(96, 320, 3)
+    np.testing.assert_allclose(xyz[..., 2][both], depth[both], rtol=1e-6)
+    assert np.isnan(xyz[:30]).all()
+    rgb = conv.unpack_rgb(conv.pointcloud2_view(cloud_msg)["rgb"].reshape(-1)).reshape(96, 320, 3)
+    np.testing.assert_array_equal(rgb, sender.rgb)
+    # x = (u - cx) z / fx at a box pixel.
+    v, u = np.argwhere(hit & (sender.sparse == scene.BOX["z"]))[0]
+    assert xyz[v, u, 0] == pytest.approx((u - scene.K[0, 2]) * scene.BOX["z"] / scene.K[0, 0], abs=1e-4)
+
+    assert (info_msg.width, info_msg.height) == (320, 96)
+    np.testing.assert_allclose(np.asarray(info_msg.k).reshape(3, 3), scene.K)
+
+
+def test_lidar_stops_leaves_guided_within_hysteresis_and_returns(node) -> None:
+    proc, client, sender = node
+    last_scan = ensure_guided(client, sender)
+    base = diag_counter(client, "frames_not_published")
+    modes = []
+    for i in range(1, 5):  # camera only, 0.2 s apart (> max_lidar_age_s): every frame proposes monocular
+        sender.send(points=False, stamp_ns=last_scan + i * 200_000_000)
+        d = wait_counter(client, "frames_not_published", base + i)
+        modes.append(d["mode"])
+    assert modes == ["guided", "guided", "monocular", "monocular"]  # hysteresis = 3 frames
+    d = client.latest_diagnostics()
+    assert d["level"] == "1" and "LiDAR" in d["mode_reason"]
+    assert "monocular" in d["last_not_published_reason"]
+
+    # LiDAR resumes: back to guided on the 3rd fresh frame, which is published.
+    published = []
+    for _ in range(3):
+        before = diag_counter(client, "frames_not_published")
+        stamp = sender.send()
+        client.wait_for(
+            lambda s=stamp, b=before: (
+                s in client.stamps("depth/image") or diag_counter(client, "frames_not_published") > b
+            ),
+            5.0,
+            "the frame to be published or counted as not published",
+        )
+        published.append(stamp in client.stamps("depth/image"))
+    assert published == [False, False, True]
+    assert client.wait_mode("guided", 5.0)["level"] == "0"
+    assert "mode guided -> monocular" in proc.output() and "mode monocular -> guided" in proc.output()
+
+
+def test_camera_stale_gives_lidar_only_on_last_geometry(node) -> None:
+    proc, client, sender = node
+    ensure_guided(client, sender)
+    client.wait_for(
+        lambda: float(client.latest_diagnostics().get("image_age_s", "0")) > 0.5,
+        5.0,
+        "the camera to go stale",
+    )
+    got = None
+    for _ in range(4):  # guided cannot run without the camera; lidar_only takes over after 3 scans
+        before = diag_counter(client, "frames_not_published")
+        stamp = sender.send(image=False)
+        client.wait_for(
+            lambda s=stamp, b=before: (
+                s in client.stamps("depth/image") or diag_counter(client, "frames_not_published") > b
+            ),
+            5.0,
+            "the scan-driven frame to be published or counted",
+        )
+        if stamp in client.stamps("depth/image"):
+            got = client.wait_stamp("depth/image", stamp)
+            break
+    assert got is not None, client.latest_diagnostics()
+    assert got.header.frame_id == CAMERA_FRAME  # last camera geometry, scan stamp
+    depth = depth_array(got)
+    hit = sender.sparse > 0
+    assert np.abs(depth[hit] - sender.sparse[hit]).max() < 0.01
+    assert client.latest_diagnostics()["mode"] == "lidar_only"
+
+
+def test_runtime_parameters_safe_accepted_unsafe_rejected(node) -> None:
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    proc, client, sender = node
+    pc = AsyncParameterClient(client.node, "depth_node")
+    assert pc.wait_for_services(timeout_sec=10.0)
+
+    def set_params(*params):
+        future = pc.set_parameters(list(params))
+        client.wait_for(lambda: future.done(), 10.0, "set_parameters")
+        return future.result().results
+
+    ok = set_params(Parameter("colorize_max_depth_m", value=40.0))
+    assert ok[0].successful, ok[0].reason
+    bad = set_params(Parameter("completer", value="nearest"))
+    assert not bad[0].successful and "restart" in bad[0].reason
+    bad = set_params(Parameter("colorize_min_depth_m", value=50.0))  # above the new max
+    assert not bad[0].successful and "colorize_max_depth_m" in bad[0].reason
+
+    ensure_guided(client, sender)
+    stamp = sender.send()
+    depth = depth_array(client.wait_stamp("depth/image", stamp))
+    colour = conv.image_to_numpy(client.wait_stamp("depth/colorized", stamp))
+    np.testing.assert_array_equal(colour, colorize_depth(depth, 0.0, 40.0))
+    assert set_params(Parameter("colorize_max_depth_m", value=80.0))[0].successful
+
+
+def test_resolution_change_reinitialises(node) -> None:
+    proc, client, sender = node
+    ensure_guided(client, sender)
+    small = scene.camera().scaled(160, 48)
+    pts, sparse_true = scene.lidar_scan(cam=small)
+    sparse = scene.projected_returns(pts, sparse_true, small)
+    rgb = scene.rgb_image(small)
+    for _ in range(4):
+        stamp_ns = sender.send(image=False, points=False)
+        stamp = conv.ns_to_stamp(stamp_ns)
+        client.points_pub.publish(sender.cloud(stamp, pts))
+        client.info_pub.publish(sender.info(stamp, small))
+        client.image_pub.publish(sender.image(stamp, rgb))
+        try:
+            msg = client.wait_stamp("depth/image", stamp_ns, timeout=2.0)
+            break
+        except TimeoutError:
+            continue
+    depth = depth_array(msg)
+    assert depth.shape == (48, 160)
+    hit = sparse > 0
+    assert np.abs(depth[hit] - sparse[hit]).max() < 0.01
+    assert proc.output().count("camera resolution changed 320x96 -> 160x48") == 1
+    ensure_guided(client, sender)  # and back
+
+
+def test_invalid_parameter_exits_with_a_clear_message(tmp_path) -> None:
+    pfile = tmp_path / "p.yaml"
+    pfile.write_text(
+        "/**:\n  ros__parameters:\n    colorize_min_depth_m: 50.0\n    colorize_max_depth_m: 10.0\n"
+    )
+    cmd = [sys.executable, "-m", "depth_nodes.cli", "node", "--ros-args", "--params-file", str(pfile)]
+    res = subprocess.run(cmd, env=ros_env(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert "colorize_max_depth_m" in res.stderr and "must exceed" in res.stderr
