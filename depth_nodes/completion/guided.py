@@ -51,10 +51,10 @@ class GuidedCompleter(Completer):
       neighbours when it is at most this wide.
     - ``column_stride`` (1 or 2, 2): the column pass runs on every ``column_stride``-th column; odd
       columns come from their neighbours (image-guided at discontinuities). 1 = every column (slower).
-    - ``jump_rel`` (1, 0.06): relative inverse-depth jump below which two returns are one surface.
-    - ``plane_tol_rel`` (1, 0.06): tolerance of the slanted-plane test (neighbour slope predicts jump).
-    - ``edge_weight`` (px per unit edge cost, 20): how strongly image edges attract a discontinuity.
-    - ``edge_power`` (1, 2): edge cost of an intensity step = (step / 255) ** power; higher favours the
+    - ``jump_rel`` (1, 0.15): relative inverse-depth jump below which two returns are one surface.
+    - ``plane_tol_rel`` (1, 0.10): tolerance of the slanted-plane test (neighbour slope predicts jump).
+    - ``edge_weight`` (px per unit edge cost, 80): how strongly image edges attract a discontinuity.
+    - ``edge_power`` (1, 1): edge cost of an intensity step = (step / 255) ** power; higher favours the
       strongest edge over texture.
     - ``extrapolate_top`` (False): carry each column's highest value up to the top row (with low
       confidence); default: NaN with confidence 0 above the highest return.
@@ -75,10 +75,10 @@ class GuidedCompleter(Completer):
         max_column_gap_px: int = 96,
         max_empty_columns_px: int = 16,
         column_stride: int = 2,
-        jump_rel: float = 0.06,
-        plane_tol_rel: float = 0.06,
-        edge_weight: float = 20.0,
-        edge_power: float = 2.0,
+        jump_rel: float = 0.15,
+        plane_tol_rel: float = 0.10,
+        edge_weight: float = 80.0,
+        edge_power: float = 1.0,
         extrapolate_top: bool = False,
         extend_bottom: bool = True,
         min_depth_m: float = 0.5,
