@@ -49,6 +49,15 @@ def test_planar_scene_is_recovered_exactly():
         assert err.max() < 0.01, (name, float(err.max()))  # < 1 cm everywhere (up to 60 m)
 
 
+def test_planar_scene_every_column_variant():
+    depth = plane_depth()
+    sparse = np.where(ring_mask(jitter=2), depth, 0).astype(np.float32)
+    out = create("guided", column_stride=1).complete(sparse, np.full((H, W, 3), 90, np.uint8))
+    assert np.isfinite(out.depth[23:]).all()
+    est = np.isfinite(out.depth)
+    assert np.abs(out.depth[est] - depth[est]).max() < 0.01
+
+
 def test_planar_scene_sparse_beams_and_missing_returns():
     """16-beam-like spacing (24 rows between rings) and 30 % of the returns missing: still exact."""
     depth = plane_depth()

@@ -133,19 +133,21 @@ class GuidedCompleter(Completer):
         H, W = sparse.shape
         first = int(np.argmax(sparse.ravel() > 0)) // W
         r0 = 0 if self.extrapolate_top else max(0, first - self.top_margin_px - TOP_ALLOWANCE_PX)
-        if r0 == 0:
-            return self._complete_rows(sparse, image)
-        part = self._complete_rows(sparse[r0:], image[r0:] if image is not None else None)
-        depth = np.full((H, W), np.nan, np.float32)
-        conf = np.zeros((H, W), np.float32)
-        depth[r0:], conf[r0:] = part.depth, part.confidence
+        depth = np.empty((H, W), np.float32)
+        conf = np.empty((H, W), np.float32)
+        depth[:r0], conf[:r0] = np.nan, 0.0
+        inv, conf[r0:] = self._complete_rows(sparse[r0:], image[r0:] if image is not None else None)
+        lo, hi = np.float32(1.0 / self.max_depth_m), np.float32(1.0 / self.min_depth_m)
+        np.clip(inv, lo, hi, out=inv)
+        cv2.divide(1.0, inv, dst=depth[r0:])  # NaN (no estimate) stays NaN
         return Completion(depth, conf)
 
-    def _complete_rows(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
+    def _complete_rows(self, sparse: np.ndarray, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The pipeline on a block of rows: (inverse depth with NaN = no estimate, confidence)."""
         H, W = sparse.shape
         # Inverse depth; no return (0) -> inf -> 0 (THRESH_TOZERO_INV zeroes values above the threshold).
         inv = cv2.threshold(cv2.divide(1.0, sparse), 1e30, 0, cv2.THRESH_TOZERO_INV)[1]
-        linked, _ = link_rings(
+        linked, raw = link_rings(
             inv,
             row_edge_cost(image, self._lut),
             max_gap_px=self.max_link_gap_px,
@@ -184,16 +186,14 @@ class GuidedCompleter(Completer):
             )
         if stride == 2:
             fused, conf = _fill_odd_columns(fused, conf, image, W, self.col.jump_rel, self._conf_of)
-            np.copyto(fused, inv, where=inv > 0)  # LiDAR returns in odd columns are kept exactly
+            fused.ravel()[raw] = inv.ravel()[raw]  # LiDAR returns in odd columns are kept exactly
         if self.top_window_px == 0 and self.top_margin_px == 0 and not self.extrapolate_top:
             # Strict: nothing above each column's highest LiDAR return (ring links bridge gaps, so they
             # could reach above it); a column without returns takes the lower of its neighbours' tops.
             top = _raw_top(inv > 0)
             _clip_above(fused, top)
             conf[np.isnan(fused)] = 0.0
-        lo, hi = np.float32(1.0 / self.max_depth_m), np.float32(1.0 / self.min_depth_m)
-        depth = cv2.divide(1.0, np.clip(fused, lo, hi))  # NaN (no estimate) stays NaN
-        return Completion(depth, conf)
+        return fused, conf
 
     def _conf_of(self, inv: np.ndarray, jump: np.ndarray) -> np.ndarray:
         """Confidence of sparse values (1-D arrays), same model as :meth:`_confidence`."""
@@ -245,7 +245,9 @@ def _fill_odd_columns(
     odd[:, n_pair:] = even[:, n_pair:]
     codd[:, n_pair:] = conf_e[:, n_pair:]
     jump = cv2.absdiff(L, R)
-    edge = np.flatnonzero(jump > np.float32(jump_rel) * cv2.max(L, R))
+    lim = cv2.max(L, R)
+    lim *= np.float32(jump_rel)
+    edge = np.flatnonzero(cv2.compare(jump, lim, cv2.CMP_GT).view(bool))
     if edge.size:
         ys, js = np.divmod(edge, n_pair)
         lv, rv = L[ys, js], R[ys, js]

@@ -36,8 +36,9 @@ def link_rings(
     gap_factor: float = 3.0,
     min_auto_gap_px: int = 4,
     foreground_bias: float = 0.0,
-) -> tuple[np.ndarray, int]:
-    """Return ``inv`` (H x W inverse depth, 0 = none) with the ring segments drawn in, and the link count.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``inv`` (H x W inverse depth, 0 = none) with the ring segments drawn in, and the flat indices
+    of the returns.
 
     ``row_cost`` is :func:`row_edge_cost` of the image, or None (no image: splits at the midpoint).
     ``max_gap_px`` None adapts the longest link to the sensor: ``gap_factor`` x the median step between
@@ -50,7 +51,7 @@ def link_rings(
     flat = np.flatnonzero(valid_b)  # (on bool: ~6x faster than on uint8)
     n = flat.size
     if n < 2:
-        return inv.copy(), 0
+        return inv.copy(), flat
     ys, xs = np.divmod(flat.astype(np.int32), np.int32(W))
     v = inv.ravel().take(flat)
     # Row-major sample list: sample j of row y sits at integ[y, W] + (its rank in the row).
@@ -86,7 +87,7 @@ def link_rings(
         max_gap_px = int(np.clip(np.ceil(gap_factor * med), min_auto_gap_px, 64))
     i = np.flatnonzero(found & (dx >= 2) & (dx <= max_gap_px))
     if i.size == 0:
-        return inv.copy(), 0
+        return inv.copy(), flat
     x0, y0, dx = xs[i], ys[i], dx[i]
     jj = best_j[i]
     y1 = ys[jj]
@@ -126,4 +127,4 @@ def link_rings(
     dst = py * W + px
     free = out.ravel()[dst] == 0  # never overwrite a real return
     out.ravel()[dst[free]] = val[free]
-    return out, int(i.size)
+    return out, flat
