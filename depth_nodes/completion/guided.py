@@ -45,7 +45,8 @@ class GuidedCompleter(Completer):
     - ``use_image`` (True): guide discontinuities with the RGB image (False = ``lidar_only``).
     - ``max_link_gap_px`` (px, None = auto): longest step between consecutive returns of a ring that is
       joined; auto = 3 x the median step between neighbouring returns (bridges missing returns).
-    - ``link_rows`` (px, 1): a ring's next return is searched this many rows up and down.
+    - ``link_rows`` (px, None = auto): a ring's next return is searched this many rows up and down;
+      auto = a third of the median step between returns along a row, 1..4 (tilted rings).
     - ``max_column_gap_px`` (px, 96): longest gap between returns in a column that is filled.
     - ``max_empty_columns_px`` (px, 16): a run of columns without returns is interpolated from its
       neighbours when it is at most this wide.
@@ -71,7 +72,7 @@ class GuidedCompleter(Completer):
         self,
         use_image: bool = True,
         max_link_gap_px: int | None = None,
-        link_rows: int = 1,
+        link_rows: int | None = None,
         max_column_gap_px: int = 96,
         max_empty_columns_px: int = 16,
         column_stride: int = 2,
@@ -93,7 +94,7 @@ class GuidedCompleter(Completer):
     ) -> None:
         if max_link_gap_px is not None and max_link_gap_px < 1:
             raise ValueError(f"max_link_gap_px must be >= 1 or None, got {max_link_gap_px}")
-        if link_rows < 0 or max_column_gap_px < 1 or max_empty_columns_px < 0:
+        if (link_rows is not None and link_rows < 0) or max_column_gap_px < 1 or max_empty_columns_px < 0:
             raise ValueError("link_rows >= 0, max_column_gap_px >= 1 and max_empty_columns_px >= 0 required")
         if column_stride not in (1, 2):
             raise ValueError(f"column_stride must be 1 or 2, got {column_stride}")
@@ -105,7 +106,7 @@ class GuidedCompleter(Completer):
             raise ValueError("confidence_scale_m must be > 0")
         self.uses_image = bool(use_image)
         self.name = "guided" if use_image else "lidar_only"
-        self.max_link_gap_px, self.link_rows = max_link_gap_px, int(link_rows)
+        self.max_link_gap_px, self.link_rows = max_link_gap_px, link_rows
         self.max_empty_columns_px = int(max_empty_columns_px)
         self.column_stride = int(column_stride)
         self.extrapolate_top = bool(extrapolate_top)

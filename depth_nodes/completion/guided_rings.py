@@ -26,11 +26,18 @@ def row_edge_cost(image: np.ndarray | None, lut: np.ndarray) -> np.ndarray | Non
     return cv2.integral(cv2.LUT(step, lut), sdepth=cv2.CV_32F)
 
 
+def _median_small(x: np.ndarray) -> float:
+    """Median of small non-negative integers (<= 64 kept) via a histogram (np.median sorts: ~10x slower)."""
+    hist = np.bincount(x[(x >= 0) & (x <= 64)], minlength=65)
+    total = int(hist.sum())
+    return float(np.searchsorted(np.cumsum(hist), (total + 1) // 2)) if total else 1.0
+
+
 def link_rings(
     inv: np.ndarray,
     row_cost: np.ndarray | None,
     max_gap_px: int | None = None,
-    rows: int = 1,
+    rows: int | None = None,
     jump_rel: float = 0.06,
     edge_weight: float = 20.0,
     gap_factor: float = 3.0,
@@ -43,7 +50,7 @@ def link_rings(
     ``row_cost`` is :func:`row_edge_cost` of the image, or None (no image: splits at the midpoint).
     ``max_gap_px`` None adapts the longest link to the sensor: ``gap_factor`` x the median step between
     neighbouring returns of a ring, at least ``min_auto_gap_px`` (so that a couple of missing returns
-    are bridged at any LiDAR/camera resolution).
+    are bridged at any LiDAR/camera resolution); ``rows`` None: a third of the median same-row step, 1..4.
     """
     H, W = inv.shape
     valid_b = inv > 0
@@ -62,8 +69,14 @@ def link_rings(
     nxt = np.minimum(np.arange(1, n + 1), n - 1)
     best_x = np.where((ys.take(nxt) == ys) & (np.arange(n) < n - 1), xs.take(nxt), W).astype(np.int32)
     best_j = nxt.astype(np.int64)
+    same_dx = best_x - xs
+    if rows is None:
+        # Sparse returns on tilted rings (wide or tilted cameras) climb rows between returns: search
+        # step / 3 rows (1..4) up and down, the step being the median same-row step (1 on KITTI).
+        step = _median_small(same_dx)
+        rows = int(np.clip(step // 3, 1, 4))
     # Other rows only for samples without an adjacent partner (dx > 1) in their own row.
-    cand_i = np.flatnonzero(best_x - xs > 1)
+    cand_i = np.flatnonzero(same_dx > 1)
     if rows > 0 and cand_i.size:
         cys, cxs = ys.take(cand_i), xs.take(cand_i)
         cbx, cbj = best_x.take(cand_i), best_j.take(cand_i)
@@ -81,10 +94,7 @@ def link_rings(
     dx = best_x - xs
     found = best_x < W
     if max_gap_px is None:
-        # Median of the small integer steps via a histogram (np.median sorts: ~10x slower).
-        hist = np.bincount(dx[found & (dx <= 64)], minlength=65)
-        med = float(np.searchsorted(np.cumsum(hist), (hist.sum() + 1) // 2)) if hist.sum() else 1.0
-        max_gap_px = int(np.clip(np.ceil(gap_factor * med), min_auto_gap_px, 64))
+        max_gap_px = int(np.clip(np.ceil(gap_factor * _median_small(dx[found])), min_auto_gap_px, 64))
     i = np.flatnonzero(found & (dx >= 2) & (dx <= max_gap_px))
     if i.size == 0:
         return inv.copy(), flat
