@@ -202,7 +202,6 @@ def pipeline_figure(path: Path, seed: int = 0, frame: int = 1) -> None:
     import matplotlib.pyplot as plt
 
     from depth_nodes.completion.guided_rings import link_rings, row_edge_cost
-    from depth_nodes.completion.guided_scanline import edge_lut
     from depth_nodes.eval.metrics import fill_background
 
     cases = [c for c in synth_cases([seed], frame + 1) if c.name.startswith(f"s{seed}/{frame}/")]
@@ -210,7 +209,7 @@ def pipeline_figure(path: Path, seed: int = 0, frame: int = 1) -> None:
     beam16 = next(c for c in cases if c.name.endswith("/16beam"))
     g = create("guided")
     inv = np.where(beam16.sparse > 0, 1.0 / np.maximum(beam16.sparse, 1e-6), 0).astype(np.float32)
-    linked, _ = link_rings(inv, row_edge_cost(beam16.image, edge_lut(2.0)))
+    linked, _ = link_rings(inv, row_edge_cost(beam16.image, g._lut))
     out16 = g.complete(beam16.sparse, beam16.image)
     outf = g.complete(full.sparse, full.image)
     ipf = create("ip_basic").complete(full.sparse, full.image)

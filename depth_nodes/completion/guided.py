@@ -57,8 +57,19 @@ class GuidedCompleter(Completer):
     - ``edge_weight`` (px per unit edge cost, 80): how strongly image edges attract a discontinuity.
     - ``edge_power`` (1, 1): edge cost of an intensity step = (step / 255) ** power; higher favours the
       strongest edge over texture.
+    - ``foreground_bias`` (1, 0): move splits towards the farther return by this fraction of the gap.
+    - ``top_window_px`` / ``top_margin_px`` (px, 16 / 8): estimates reach ``top_margin_px`` above the
+      highest return within +-``top_window_px`` columns (a receding plane further, up to twice its
+      depth); above: NaN with confidence 0. Both 0: strictly nothing above each column's highest
+      return. (The KITTI-like ground truth covers that band; left empty, the devkit's row fill scores
+      it much worse.)
+    - ``max_hole_row_gap_px`` (px, 32): holes below that envelope are filled from the nearest estimates
+      left and right in their row within this distance.
+    - ``max_split_row_gap_px`` (px, 12): pixels filled across a discontinuity take the row interpolation
+      when their nearest reliable left/right estimates (within this distance) agree and the column
+      choice does not (a dark window above a dark car roof).
     - ``extrapolate_top`` (False): carry each column's highest value up to the top row (with low
-      confidence); default: NaN with confidence 0 above the highest return.
+      confidence).
     - ``extend_bottom`` (True): continue each column's lowest surface down to the bottom row.
     - ``min_depth_m`` / ``max_depth_m`` (m, 0.5 / 150): output depth is clipped to this range.
     - ``noise_inv`` (1/m, 0.002): inverse-depth noise floor of the confidence model.
