@@ -183,18 +183,17 @@ class GuidedCompleter(Completer):
             _extend_up(fused, jump)
         conf = self._confidence(fused, jump)
         # Row-direction second opinions, on the (even-column) grid of the column pass.
-        if self.max_split_row_gap_px > 0 and col.split is not None:
-            _resolve_splits_along_rows(
+        if col.split is not None:
+            _row_second_opinions(
                 fused,
                 conf,
                 col.split,
-                max(1, self.max_split_row_gap_px // stride),
+                env if self.max_hole_row_gap_px > 0 else None,
+                img,
+                self.max_split_row_gap_px // stride,
+                self.max_hole_row_gap_px // stride,
                 self.col.jump_rel,
                 self._conf_of,
-            )
-        if env is not None and self.max_hole_row_gap_px > 0:
-            _fill_holes_along_rows(
-                fused, conf, env, img, max(1, self.max_hole_row_gap_px // stride), self._conf_of
             )
         if stride == 2:
             fused, conf = _fill_odd_columns(fused, conf, image, W, self.col.jump_rel, self._conf_of)
@@ -337,71 +336,73 @@ def _row_neighbours(
     return has_l, has_r, l_pos, r_pos, vl, vr
 
 
-def _fill_holes_along_rows(
-    inv: np.ndarray,
-    conf: np.ndarray,
-    env: np.ndarray,
-    image: np.ndarray | None,
-    max_gap: int,
-    conf_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
-) -> None:
-    """Fill NaN pixels below the LiDAR envelope from the nearest estimates left and right in their row
-    (within ``max_gap`` px), in place: inverse-depth interpolation when the two agree, else the side of
-    closer image intensity (the farther side without an image). Pixels with neither stay NaN."""
-    H, W = inv.shape
-    finite = np.isfinite(inv)
-    holes = ~finite
-    holes &= np.arange(H, dtype=np.float32)[:, None] >= env[None, :]
-    hidx = np.flatnonzero(holes)
-    if hidx.size == 0:
-        return
-    has_l, has_r, l_pos, r_pos, vl, vr = _row_neighbours(inv, finite, hidx, max_gap)
-    both = has_l & has_r
-    t = ((hidx - l_pos) / np.maximum(r_pos - l_pos, 1)).astype(np.float32)
-    agree = both & (np.abs(vr - vl) <= np.float32(0.06) * np.maximum(vl, vr))
-    if image is not None:
-        gray = (
-            (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image).ravel().astype(np.int16)
-        )
-        g = gray.take(hidx)
-        right = np.abs(g - gray.take(r_pos)) < np.abs(g - gray.take(l_pos))
-    else:
-        right = vr < vl  # the farther surface
-    pick = np.where(both, np.where(right, vr, vl), np.where(has_r, vr, vl))
-    val = np.where(agree, vl + t * (vr - vl), pick)
-    jump = np.where(both, np.abs(vr - vl), np.float32(0.5) * val)
-    ok = np.isfinite(val)
-    inv.ravel()[hidx[ok]] = val[ok]
-    conf.ravel()[hidx[ok]] = conf_of(val[ok], jump[ok])
-
-
-def _resolve_splits_along_rows(
+def _row_second_opinions(
     inv: np.ndarray,
     conf: np.ndarray,
     split: np.ndarray,
-    max_gap: int,
+    env: np.ndarray | None,
+    image: np.ndarray | None,
+    split_gap: int,
+    hole_gap: int,
     jump_rel: float,
     conf_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> None:
-    """Second opinion for pixels filled across a discontinuity (split intervals): when the nearest
-    reliable estimates left and right in the row (within ``max_gap``) agree with each other but not with
-    the column's choice, the pixel is enclosed by that surface (a dark window above a dark car roof)
-    and takes the row interpolation. In place."""
+    """Row-direction second opinions from the nearest reliable estimates (not filled across a
+    discontinuity) left and right in the same row, in place:
+
+    - **split pixels** (filled across a discontinuity): when the two neighbours (within ``split_gap``)
+      agree with each other but not with the column's choice, the pixel is enclosed by that surface
+      (a dark window above a dark car roof: same colour, so the image edge misled the column split)
+      and takes the row interpolation;
+    - **holes** (NaN) below the LiDAR envelope ``env``: the row interpolation when the neighbours
+      (within ``hole_gap``) agree, else the side of closer image intensity (the farther side without an
+      image), else the only side. Pixels with neither stay NaN.
+    """
+    H, W = inv.shape
     finite = np.isfinite(inv)
-    q = np.flatnonzero(split & finite)
+    queries = []
+    if split_gap > 0:
+        queries.append(np.flatnonzero(split & finite))
+    n_split = queries[0].size if queries else 0
+    if env is not None and hole_gap > 0:
+        holes = ~finite
+        holes &= np.arange(H, dtype=np.float32)[:, None] >= env[None, :]
+        queries.append(np.flatnonzero(holes))
+    if not queries:
+        return
+    q = np.concatenate(queries) if len(queries) > 1 else queries[0]
     if q.size == 0:
         return
-    has_l, has_r, l_pos, r_pos, vl, vr = _row_neighbours(inv, finite & ~split, q, max_gap)
+    is_hole = np.arange(q.size) >= n_split
+    has_l, has_r, l_pos, r_pos, vl, vr = _row_neighbours(inv, finite & ~split, q, max(split_gap, hole_gap))
+    gap = np.where(is_hole, hole_gap, split_gap)
+    has_l &= q - l_pos <= gap
+    has_r &= r_pos - q <= gap
     both = has_l & has_r
-    tol = np.float32(jump_rel) * np.maximum(vl, vr)
-    cur = inv.ravel().take(q)
+    tol = np.float32(jump_rel) * np.fmax(vl, vr)
+    agree = both & (np.abs(vr - vl) <= tol)
     t = ((q - l_pos) / np.maximum(r_pos - l_pos, 1)).astype(np.float32)
     row_val = vl + t * (vr - vl)
-    use = both & (np.abs(vr - vl) <= tol) & (np.abs(cur - row_val) > tol)
-    if use.any():
-        sel = q[use]
-        inv.ravel()[sel] = row_val[use]
-        conf.ravel()[sel] = conf_of(row_val[use], np.abs(cur - row_val)[use] * np.float32(0.5))
+    cur = inv.ravel().take(q)
+    # Split pixels: only an agreeing row that contradicts the column.
+    val = np.where(~is_hole & agree & (np.abs(cur - row_val) > tol), row_val, np.float32(np.nan))
+    jump = np.abs(cur - row_val) * np.float32(0.5)
+    h = np.flatnonzero(is_hole & (has_l | has_r))
+    if h.size:
+        hq = q[h]
+        if image is not None:
+            gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+            gray = gray.ravel().astype(np.int16)
+            g = gray.take(hq)
+            right = np.abs(g - gray.take(r_pos[h])) < np.abs(g - gray.take(l_pos[h]))
+        else:
+            right = vr[h] < vl[h]  # the farther surface
+        pick = np.where(both[h], np.where(right, vr[h], vl[h]), np.where(has_r[h], vr[h], vl[h]))
+        val[h] = np.where(agree[h], row_val[h], pick)
+        jump[h] = np.where(both[h], np.abs(vr[h] - vl[h]), np.float32(0.5) * val[h])
+    ok = np.flatnonzero(np.isfinite(val))
+    inv.ravel()[q[ok]] = val[ok]
+    conf.ravel()[q[ok]] = conf_of(val[ok], jump[ok])
 
 
 def _fill_empty_columns(inv: np.ndarray, jump: np.ndarray, top: np.ndarray, max_cols: int) -> None:
