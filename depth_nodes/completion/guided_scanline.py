@@ -100,6 +100,22 @@ def column_edge_cost(image: np.ndarray | None, lut: np.ndarray) -> np.ndarray | 
     return cv2.subtract(s[:, 1:], s[:, :-1])
 
 
+def _next(x: np.ndarray, fill=None) -> np.ndarray:
+    """``x[i + 1]`` (the last element repeated, or ``fill``); a shifted copy beats a fancy-index gather."""
+    out = np.empty_like(x)
+    out[:-1] = x[1:]
+    out[-1] = x[-1] if fill is None else fill
+    return out
+
+
+def _prev(x: np.ndarray, fill=None) -> np.ndarray:
+    """``x[i - 1]`` (the first element repeated, or ``fill``)."""
+    out = np.empty_like(x)
+    out[1:] = x[:-1]
+    out[0] = x[0] if fill is None else fill
+    return out
+
+
 def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) -> ScanlineFill:
     """Fill each column of ``inv`` (H x W float32 inverse depth, 0 = none) between its samples.
 
@@ -125,11 +141,9 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
 
     # Interval i joins sample i (top, "a") to sample i + 1 (bottom, "b") when both are in one column.
     ar = np.arange(n)
-    nxt = np.minimum(ar + 1, n - 1)
-    prv = np.maximum(ar - 1, 0)
-    vb, cb, yb = v[nxt], c[nxt], yf[nxt]
+    vb, cb, yb = _next(v), _next(c), _next(yf)
     gap = yb - yf
-    ok = (xs[nxt] == xs) & (gap > 0) & (gap <= p.max_gap_px)
+    ok = (_next(xs) == xs) & (gap > 0) & (gap <= p.max_gap_px)
     ok[-1] = False
     slope = (vb - v) / np.where(ok, gap, 1.0).astype(np.float32)
     vmax = np.maximum(v, vb)
@@ -138,11 +152,12 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
 
     # A slanted plane: the neighbour interval's slope predicts this one's jump.
     long_enough = ok & (gap >= p.min_slope_gap_px)
-    prev_ok = long_enough[prv] & (ar > 0)
-    next_ok = long_enough[nxt] & (ar < n - 1)
+    prev_ok = _prev(long_enough, False)
+    next_ok = _next(long_enough, False)
+    slope_prev, slope_next = _prev(slope), _next(slope)
     tol = p.plane_tol_rel * vmax
-    planar_prev = prev_ok & (np.abs(v + slope[prv] * gap - vb) <= tol)
-    planar_next = next_ok & (np.abs(vb - slope[nxt] * gap - v) <= tol)
+    planar_prev = prev_ok & (np.abs(v + slope_prev * gap - vb) <= tol)
+    planar_next = next_ok & (np.abs(vb - slope_next * gap - v) <= tol)
     cont = ok & (same | planar_prev | planar_next)
     if p.ground_prior:
         # The ground's inverse depth has one slope per image row step over the whole image (a flat road
@@ -160,14 +175,15 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     # that one is a reliable plane, limited so that the branch never passes the other side's value.
     if p.extend_split:
         lim_lo, lim_hi = np.minimum(slope, 0.0), np.maximum(slope, 0.0)
-        s_up = np.where(cont[prv] & prev_ok, np.clip(slope[prv], lim_lo, lim_hi), 0.0)
-        s_dn = np.where(cont[nxt] & next_ok, np.clip(slope[nxt], lim_lo, lim_hi), 0.0)
+        cont_prev = _prev(cont, False)
+        s_up = np.where(cont_prev & prev_ok, np.clip(slope_prev, lim_lo, lim_hi), 0.0)
+        s_dn = np.where(_next(cont, False) & next_ok, np.clip(slope_next, lim_lo, lim_hi), 0.0)
     else:
         s_up = s_dn = np.zeros(n, np.float32)
     A0 = np.where(cont, v - slope * yf, np.where(split, v - s_up * yf, np.nan))
     S0 = np.where(cont, slope, s_up)
     if p.extend_end:  # past a line's last sample: continue the plane above, else constant
-        end_slope = np.where(cont[prv] & prev_ok, slope[prv], 0.0)
+        end_slope = np.where(_prev(cont, False) & prev_ok, slope_prev, 0.0)
         A0 = np.where(ok, A0, v - end_slope * yf)
         S0 = np.where(ok, S0, end_slope)
 
