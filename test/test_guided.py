@@ -233,3 +233,23 @@ def test_synthetic_frame_beats_ip_basic_and_confidence_ranks_errors(synthetic_fr
             rand = sparsification(err, np.random.default_rng(0).random(err.size), metric="rmse").ause
             assert ause < 0.5 * rand, (ause, rand)
     assert errs["guided"].mean() < 0.9 * errs["ip_basic"].mean()
+
+
+@pytest.mark.parametrize("name", ["guided", "lidar_only"])
+@pytest.mark.parametrize(
+    "params", [{}, {"top_margin_px": 0, "top_window_px": 0}, {"extrapolate_top": True}, {"column_stride": 1}]
+)
+def test_random_inputs_keep_returns_and_invariants(name, params):
+    """Odd/small sizes and random densities: no crash, returns kept, confidence in 0..1, 0 where NaN."""
+    rng = np.random.default_rng(5)
+    g = create(name, **params)
+    for h, w in [(2, 2), (3, 5), (5, 3), (9, 2), (17, 33), (48, 64)]:
+        for density in (0.0, 0.01, 0.3, 1.0):
+            sparse = np.where(rng.random((h, w)) < density, rng.uniform(1, 80, (h, w)), 0).astype(np.float32)
+            out = g.complete(sparse, rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+            assert out.depth.shape == out.confidence.shape == (h, w)
+            assert ((out.confidence >= 0) & (out.confidence <= 1)).all()
+            assert (out.confidence[np.isnan(out.depth)] == 0).all()
+            assert (np.isnan(out.depth) | (out.depth > 0)).all()
+            m = sparse > 0
+            np.testing.assert_allclose(out.depth[m], sparse[m], rtol=1e-4)

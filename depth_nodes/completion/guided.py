@@ -197,7 +197,7 @@ class GuidedCompleter(Completer):
             )
         if stride == 2:
             fused, conf = _fill_odd_columns(fused, conf, image, W, self.col.jump_rel, self._conf_of)
-            fused.ravel()[raw] = inv.ravel()[raw]  # LiDAR returns in odd columns are kept exactly
+        fused.ravel()[raw] = inv.ravel()[raw]  # LiDAR returns are kept exactly (odd columns too)
         if self.top_window_px == 0 and self.top_margin_px == 0 and not self.extrapolate_top:
             # Strict: nothing above each column's highest LiDAR return (ring links bridge gaps, so they
             # could reach above it); a column without returns takes the lower of its neighbours' tops.

@@ -253,4 +253,6 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     top = np.full(W, H, np.int64)
     top[xs[first]] = ys[first]
     start = np.minimum(top, start_row)
-    return ScanlineFill(out, jump, top, start, Tk < np.inf)
+    split_px = Tk < np.inf
+    split_px.ravel()[flat] = False  # samples themselves are measurements, not fills
+    return ScanlineFill(out, jump, top, start, split_px)
