@@ -68,6 +68,8 @@ class GuidedCompleter(Completer):
     - ``max_split_row_gap_px`` (px, 12): pixels filled across a discontinuity take the row interpolation
       when their nearest reliable left/right estimates (within this distance) agree and the column
       choice does not (a dark window above a dark car roof).
+    - ``end_extension_px`` (px, None = auto): a return not linked on one side (a chain end) carries
+      its value this far along its row; auto = the median step between returns, 1..8.
     - ``extrapolate_top`` (False): carry each column's highest value up to the top row (with low
       confidence).
     - ``extend_bottom`` (True): continue each column's lowest surface down to the bottom row.
@@ -100,6 +102,7 @@ class GuidedCompleter(Completer):
         top_margin_px: int = 8,
         max_hole_row_gap_px: int = 32,
         max_split_row_gap_px: int = 12,
+        end_extension_px: int | None = None,
         foreground_bias: float = 0.0,
         confidence_scale_m: float = 1.0,
     ) -> None:
@@ -125,6 +128,7 @@ class GuidedCompleter(Completer):
         self.top_margin_px = int(top_margin_px)
         self.max_hole_row_gap_px = int(max_hole_row_gap_px)
         self.max_split_row_gap_px = int(max_split_row_gap_px)
+        self.end_extension_px = None if end_extension_px is None else int(end_extension_px)
         self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
         self.noise_inv, self.confidence_scale_m = float(noise_inv), float(confidence_scale_m)
         self._lut = edge_lut(edge_power)
@@ -167,6 +171,7 @@ class GuidedCompleter(Completer):
             jump_rel=self.col.jump_rel,
             edge_weight=self.col.edge_weight,
             foreground_bias=self.col.foreground_bias,
+            end_extension_px=self.end_extension_px,
         )
         stride = self.column_stride if W >= 4 else 1
         lk, img = (_even_columns(linked), _even_columns(image)) if stride == 2 else (linked, image)

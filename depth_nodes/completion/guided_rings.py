@@ -43,6 +43,7 @@ def link_rings(
     gap_factor: float = 3.0,
     min_auto_gap_px: int = 4,
     foreground_bias: float = 0.0,
+    end_extension_px: int | None = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``inv`` (H x W inverse depth, 0 = none) with the ring segments drawn in, and the flat indices
     of the returns.
@@ -51,6 +52,8 @@ def link_rings(
     ``max_gap_px`` None adapts the longest link to the sensor: ``gap_factor`` x the median step between
     neighbouring returns of a ring, at least ``min_auto_gap_px`` (so that a couple of missing returns
     are bridged at any LiDAR/camera resolution); ``rows`` None: a third of the median same-row step, 1..4.
+    ``end_extension_px``: a return not linked on one side carries its value this far along its row
+    (None: the median step, 1..8).
     """
     H, W = inv.shape
     valid_b = inv > 0
@@ -93,8 +96,11 @@ def link_rings(
         best_j[cand_i] = cbj
     dx = best_x - xs
     found = best_x < W
+    step = _median_small(dx[found]) if max_gap_px is None or end_extension_px is None else 1.0
     if max_gap_px is None:
-        max_gap_px = int(np.clip(np.ceil(gap_factor * _median_small(dx[found])), min_auto_gap_px, 64))
+        max_gap_px = int(np.clip(np.ceil(gap_factor * step), min_auto_gap_px, 64))
+    if end_extension_px is None:
+        end_extension_px = int(np.clip(step, 1, 8))
     i = np.flatnonzero(found & (dx >= 2) & (dx <= max_gap_px))
     if i.size == 0:
         return inv.copy(), flat
@@ -133,8 +139,34 @@ def link_rings(
         rhs = rhs + np.float32(2 * foreground_bias) * np.where(v1[sg] > v0[sg], -dx[sg], dx[sg])
         far = lhs >= rhs
         val[sel] = np.where(far, v1[sg], v0[sg])
-    out = inv.copy()
     dst = py * W + px
+    if end_extension_px > 0:
+        # Chain ends (a return not linked on one side) extend their value along the row by up to
+        # end_extension_px, so a missing return next to a gap still gets its ring neighbour's depth.
+        # The extension continues the slope of the return's link on its other side (exact along a
+        # plane), or is constant for an isolated return or across a split link.
+        lin_slope = np.where(split, 0.0, (v1 - v0) / dx.astype(np.float32)).astype(np.float32)
+        slope_r = np.zeros(n, np.float32)  # slope of the link to the right of each return
+        slope_l = np.zeros(n, np.float32)  # slope of the link arriving from the left
+        has_right = np.zeros(n, bool)
+        has_left = np.zeros(n, bool)
+        has_right[i], slope_r[i] = True, lin_slope
+        has_left[jj], slope_l[jj] = True, lin_slope
+        ends_r, ends_l = np.flatnonzero(~has_right), np.flatnonzero(~has_left)
+        offs = np.arange(1, end_extension_px + 1, dtype=np.int32)
+        ex = np.concatenate([(xs[ends_r][:, None] + offs).ravel(), (xs[ends_l][:, None] - offs).ravel()])
+        ey = np.concatenate([np.repeat(ys[ends_r], offs.size), np.repeat(ys[ends_l], offs.size)])
+        ev = np.concatenate(
+            [
+                (v[ends_r][:, None] + slope_l[ends_r][:, None] * offs).ravel(),
+                (v[ends_l][:, None] - slope_r[ends_l][:, None] * offs).ravel(),
+            ]
+        )
+        inside = (ex >= 0) & (ex < W) & (ev > 0)
+        # Links are written after (and so win over) the extensions.
+        dst = np.concatenate([(ey * W + ex)[inside], dst])
+        val = np.concatenate([ev[inside], val])
+    out = inv.copy()
     free = out.ravel()[dst] == 0  # never overwrite a real return
     out.ravel()[dst[free]] = val[free]
     return out, flat
