@@ -229,7 +229,8 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     integ = cv2.integral(valid)  # (H+1) x (W+1) int32: samples in rows < y, columns < x
     count = cv2.subtract(integ[1:, 1:], integ[1:, :-1])  # samples at or above (y, x) in column x
     base = (integ[H, :-1] + np.arange(W, dtype=np.int32)).astype(np.int32)  # sentinel of column x
-    K = cv2.add(count, np.broadcast_to(base, (H, W)))
+    K = count
+    K += base  # numpy broadcasts in place; cv2.add would materialise the broadcast
     rows = np.arange(H, dtype=np.float32)[:, None]
     # Paired tables gathered at once (complex64 = two float32): (T, J) by interval, (A, S) by branch.
     TJ = np.empty(m, np.complex64)
@@ -237,7 +238,8 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     tj = TJ.take(K)
     Tk = tj.real
     if cost is not None:
-        Q = cv2.scaleAdd(cost, float(2 * w), np.broadcast_to(2 * rows, (H, W)))
+        Q = cost * np.float32(2 * w)
+        Q += 2 * rows
     else:
         Q = np.broadcast_to(2 * rows, (H, W))
     below = (Q >= Tk).view(np.uint8)
