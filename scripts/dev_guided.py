@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from depth_nodes.completion import create
 from depth_nodes.core.camera import CameraModel
@@ -290,7 +291,7 @@ def main() -> int:
     if args.synth:
         cases += list(synth_cases([int(s) for s in args.synth.split(",")], args.frames))
     agg: dict[tuple[str, str], list[dict]] = {}
-    for case in cases:
+    for case in tqdm(cases, desc="cases", unit="case", disable=not args.quiet):
         proto = case.name.rsplit("/", 1)[1]
         for k, m in methods.items():
             out = m.complete(case.sparse, case.image)
