@@ -158,6 +158,20 @@ def test_default_leaves_the_sky_empty_and_extrapolation_is_opt_in():
     assert ext.confidence[sky].mean() < 0.5 * ext.confidence[~sky].mean()
 
 
+def test_far_spikes_are_dropped_near_ones_kept():
+    """A return far behind its ring neighbours (see-through / parallax leak) is replaced by the surface;
+    a return in front of them (a thin pole) is kept."""
+    depth = plane_depth()
+    sparse = np.where(ring_mask(), depth, 0).astype(np.float32)
+    sparse[50, 100] = depth[50, 100] * 3.0  # far spike
+    sparse[62, 140] = depth[62, 140] * 0.3  # near spike (thin obstacle)
+    out = create("guided").complete(sparse, np.zeros((H, W, 3), np.uint8))
+    assert out.depth[50, 100] == pytest.approx(depth[50, 100], rel=1e-3)
+    assert out.depth[62, 140] == pytest.approx(sparse[62, 140], rel=1e-5)
+    kept = create("guided", drop_far_spikes=False).complete(sparse, np.zeros((H, W, 3), np.uint8))
+    assert kept.depth[50, 100] == pytest.approx(sparse[50, 100], rel=1e-5)
+
+
 def test_confidence_range_and_nan_handling():
     depth = plane_depth()
     sparse = np.where(ring_mask(), depth, 0).astype(np.float32)
@@ -242,7 +256,8 @@ def test_synthetic_frame_beats_ip_basic_and_confidence_ranks_errors(synthetic_fr
 def test_random_inputs_keep_returns_and_invariants(name, params):
     """Odd/small sizes and random densities: no crash, returns kept, confidence in 0..1, 0 where NaN."""
     rng = np.random.default_rng(5)
-    g = create(name, **params)
+    g = create(name, drop_far_spikes=False, **params)  # random depths are full of "spikes"
+
     for h, w in [(2, 2), (3, 5), (5, 3), (9, 2), (17, 33), (48, 64)]:
         for density in (0.0, 0.01, 0.3, 1.0):
             sparse = np.where(rng.random((h, w)) < density, rng.uniform(1, 80, (h, w)), 0).astype(np.float32)

@@ -70,6 +70,8 @@ class GuidedCompleter(Completer):
       choice does not (a dark window above a dark car roof).
     - ``end_extension_px`` (px, None = auto): a return not linked on one side (a chain end) carries
       its value this far along its row; auto = the median step between returns, 1..8.
+    - ``drop_far_spikes`` (True): a return much farther (>30 %) than both its ring neighbours (which
+      agree) is dropped as a see-through/parallax artefact; nearer spikes (thin obstacles) are kept.
     - ``extrapolate_top`` (False): carry each column's highest value up to the top row (with low
       confidence).
     - ``extend_bottom`` (True): continue each column's lowest surface down to the bottom row.
@@ -103,6 +105,7 @@ class GuidedCompleter(Completer):
         max_hole_row_gap_px: int = 32,
         max_split_row_gap_px: int = 12,
         end_extension_px: int | None = None,
+        drop_far_spikes: bool = True,
         foreground_bias: float = 0.0,
         confidence_scale_m: float = 1.0,
     ) -> None:
@@ -129,6 +132,7 @@ class GuidedCompleter(Completer):
         self.max_hole_row_gap_px = int(max_hole_row_gap_px)
         self.max_split_row_gap_px = int(max_split_row_gap_px)
         self.end_extension_px = None if end_extension_px is None else int(end_extension_px)
+        self.drop_far_spikes = bool(drop_far_spikes)
         self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
         self.noise_inv, self.confidence_scale_m = float(noise_inv), float(confidence_scale_m)
         self._lut = edge_lut(edge_power)
@@ -172,6 +176,7 @@ class GuidedCompleter(Completer):
             edge_weight=self.col.edge_weight,
             foreground_bias=self.col.foreground_bias,
             end_extension_px=self.end_extension_px,
+            drop_far_spikes=self.drop_far_spikes,
         )
         stride = self.column_stride if W >= 4 else 1
         lk, img = (_even_columns(linked), _even_columns(image)) if stride == 2 else (linked, image)

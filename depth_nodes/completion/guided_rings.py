@@ -26,6 +26,18 @@ def row_edge_cost(image: np.ndarray | None, lut: np.ndarray) -> np.ndarray | Non
     return cv2.integral(cv2.LUT(step, lut), sdepth=cv2.CV_32F)
 
 
+def _prev(x: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    out[1:], out[0] = x[:-1], x[0]
+    return out
+
+
+def _next(x: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    out[:-1], out[-1] = x[1:], x[-1]
+    return out
+
+
 def _median_small(x: np.ndarray) -> float:
     """Median of small non-negative integers (<= 64 kept) via a histogram (np.median sorts: ~10x slower)."""
     hist = np.bincount(x[(x >= 0) & (x <= 64)], minlength=65)
@@ -44,6 +56,7 @@ def link_rings(
     min_auto_gap_px: int = 4,
     foreground_bias: float = 0.0,
     end_extension_px: int | None = 0,
+    drop_far_spikes: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``inv`` (H x W inverse depth, 0 = none) with the ring segments drawn in, and the flat indices
     of the returns.
@@ -64,6 +77,32 @@ def link_rings(
         return inv.copy(), flat
     ys, xs = np.divmod(flat.astype(np.int32), np.int32(W))
     v = inv.ravel().take(flat)
+    if drop_far_spikes:
+        # A return much farther than both its ring neighbours (1-3 px left and right, which agree) is a
+        # see-through or parallax artefact, not structure: dropped. (Nearer spikes are kept: they may be
+        # thin obstacles.)
+        same_l = np.zeros(n, bool)
+        same_l[1:] = (ys[1:] == ys[:-1]) & (xs[1:] - xs[:-1] <= 3)
+        same_r = np.zeros(n, bool)
+        same_r[:-1] = same_l[1:]
+        vl, vr = _prev(v), _next(v)
+        lo = np.minimum(vl, vr)
+        spike = (
+            same_l
+            & same_r
+            & (v * np.float32(1.3) < lo)
+            & (np.abs(vl - vr) <= np.float32(0.1) * np.maximum(vl, vr))
+        )
+        if spike.any():
+            keep = ~spike
+            inv = inv.copy()
+            inv.ravel()[flat[spike]] = 0.0
+            flat, ys, xs, v = flat[keep], ys[keep], xs[keep], v[keep]
+            n = flat.size
+            valid_b = inv > 0
+            valid = valid_b.view(np.uint8)
+            if n < 2:
+                return inv, flat
     # Row-major sample list: sample j of row y sits at integ[y, W] + (its rank in the row).
     integ = cv2.integral(valid).ravel()  # (H+1) x (W+1) int32, flat (1-D take beats 2-D indexing)
     W1 = W + 1
