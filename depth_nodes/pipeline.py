@@ -293,20 +293,32 @@ def colormap_lut(name: str) -> np.ndarray:
     return _COLORMAPS[key]
 
 
+def _nan_black_lut(name: str) -> np.ndarray:
+    """1 x 256 x 3 LUT for cv2.LUT: index 0 = black (no estimate), 1..255 = the colour map resampled."""
+    key = f"{name.lower()}#nan"
+    if key not in _COLORMAPS:
+        lut = colormap_lut(name)
+        out = np.zeros((1, 256, 3), np.uint8)
+        out[0, 1:] = lut[np.round(np.linspace(0, 255, 255)).astype(int)]
+        _COLORMAPS[key] = out
+    return _COLORMAPS[key]
+
+
 def colorize_depth(depth: np.ndarray, min_m: float, max_m: float, colormap: str = "turbo") -> np.ndarray:
     """H x W x 3 uint8 RGB of ``depth`` on a fixed range: ``min_m`` red (near) .. ``max_m`` blue (far).
 
-    Fixed (not per-frame) so that colours are comparable over time; NaN / no estimate is black.
+    Fixed (not per-frame) so that colours are comparable over time; NaN / no estimate is black. Depth maps
+    to LUT index 1..255 and NaN to index 0 (black), so one ``cv2.LUT`` pass colours the whole image.
     """
     if not max_m > min_m:
         raise DepthNodesError(f"colour range must have max > min, got [{min_m}, {max_m}] m")
-    scale = np.float32(255.0 / (max_m - min_m))
-    t = (np.float32(max_m) - np.asarray(depth, dtype=np.float32)) * scale  # near = 255 (red end of turbo)
-    np.clip(t, 0.0, 255.0, out=t)
-    idx = np.nan_to_num(t, nan=0.0).astype(np.uint8)
-    rgb = colormap_lut(colormap)[idx]
-    rgb[~np.isfinite(depth)] = 0
-    return rgb
+    scale = np.float32(254.0 / (max_m - min_m))
+    t = (np.float32(max_m) - np.asarray(depth, dtype=np.float32)) * scale  # near -> 254
+    np.clip(t, 0.0, 254.0, out=t)
+    t += np.float32(1.5)  # 1..255, rounded to nearest on the cast below
+    t = cv2.patchNaNs(t, 0.0)
+    idx = t.astype(np.uint8)
+    return cv2.LUT(cv2.merge((idx, idx, idx)), _nan_black_lut(colormap))
 
 
 @dataclass

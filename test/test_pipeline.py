@@ -158,9 +158,11 @@ def test_colorize_uses_fixed_range() -> None:
     rgb = pl.colorize_depth(depth, 0.0, 80.0)
     lut = pl.colormap_lut("turbo")
     np.testing.assert_array_equal(rgb[0, 0], lut[255])  # near = red end
-    np.testing.assert_array_equal(rgb[0, 2], lut[0])
+    np.testing.assert_array_equal(rgb[0, 2], lut[0])  # far = dark blue end
     np.testing.assert_array_equal(rgb[0, 3], [0, 0, 0])  # no estimate = black
     np.testing.assert_array_equal(rgb[0, 4], lut[0])  # beyond the range saturates
+    mid = pl.colorize_depth(np.array([[40.0]], np.float32), 0.0, 80.0)[0, 0].astype(int)
+    assert np.abs(mid - lut[128]).max() <= 12  # half way: the middle of the map
     # Same depth, same colour, whatever else is in the frame.
     other = pl.colorize_depth(np.array([[40.0, 5.0]], np.float32), 0.0, 80.0)
     np.testing.assert_array_equal(other[0, 0], rgb[0, 1])
