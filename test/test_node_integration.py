@@ -265,7 +265,8 @@ def test_compressed_images_are_used_by_parameter() -> None:
     from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import Header
 
-    proc, client, sender = start_node({"use_compressed_image": True})
+    # Its own namespace: the module's node is still running on the same topics.
+    proc, client, sender = start_node({"use_compressed_image": True}, namespace="/compressed")
     try:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
