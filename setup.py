@@ -20,6 +20,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",
+        "scipy>=1.10",
         "opencv-python-headless>=4.8",
         "matplotlib>=3.7",
         "tqdm>=4.60",

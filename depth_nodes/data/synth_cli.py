@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from depth_nodes.errors import DepthNodesError
 
@@ -21,6 +22,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=375, help="image height in px (default 375)")
     parser.add_argument("--force", action="store_true", help="regenerate even if a complete output exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-preview", action="store_true", help="skip DIR/preview.png (image, LiDAR on image, ground truth)"
+    )
+
+
+def write_preview(out_dir: Path) -> Path:
+    """Plot the first depth-completion frame: image, LiDAR depth on the image, ground truth (metres)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from depth_nodes.data.kitti_depth import list_frames
+    from depth_nodes.data.synthetic import DC_DIR
+
+    fr = list_frames(out_dir / DC_DIR)[0].load()
+    sparse, gt = fr["sparse"], fr["groundtruth"]
+    vmax = float(np.percentile(gt[gt > 0], 98)) if (gt > 0).any() else 80.0
+    fig, ax = plt.subplots(3, 1, figsize=(12, 10.5))
+    ax[0].imshow(fr["image"])
+    ax[0].set_title("image (1216 x 352 crop)")
+    ys, xs = np.nonzero(sparse)
+    ax[1].imshow(fr["image"])
+    ax[1].scatter(xs, ys, c=sparse[ys, xs], s=0.4, cmap="turbo", vmin=0, vmax=vmax)
+    ax[1].set_title(f"velodyne_raw: {ys.size} returns")
+    im = ax[2].imshow(np.where(gt > 0, gt, np.nan), cmap="turbo", vmin=0, vmax=vmax)
+    ax[2].set_title("groundtruth_depth (m)")
+    fig.colorbar(im, ax=ax, fraction=0.02, label="depth (m)")
+    for a in ax:
+        a.set_axis_off()
+    path = out_dir / "preview.png"
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,4 +89,6 @@ def run(args: argparse.Namespace) -> int:
         raise DepthNodesError(str(exc)) from exc
     verb = "reused" if reused else f"wrote {args.frames} frames in {time.perf_counter() - t0:.1f} s"
     print(f"synth: {verb}: raw drive {raw_drive_dir(out, args.drive)}, depth completion {out / DC_DIR}")
+    if not args.no_preview:
+        print(f"synth: preview {write_preview(Path(out))}")
     return 0
