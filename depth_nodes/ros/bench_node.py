@@ -140,6 +140,7 @@ class RunResult:
     node_drops: int
     node_not_published: int
     latency_ms: dict = field(default_factory=dict)  # end to end: stamp -> depth/image received here
+    cloud_latency_ms: dict = field(default_factory=dict)  # stamp -> depth/points received here
     node_latency_ms: dict = field(default_factory=dict)  # stamp -> publish, from /diagnostics
     stage_p50_ms: dict = field(default_factory=dict)
     cpu_percent: float = 0.0
@@ -210,12 +211,15 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         extra_params, env=env, params_files=[CONFIG / "depth_nodes.yaml", CONFIG / "kitti.yaml"]
     ).start()
     received: dict[int, int] = {}
+    clouds: dict[int, int] = {}
     lock = threading.Lock()
 
     def on_message(topic: str, msg, t_recv_ns: int) -> None:
-        if topic == "depth/image":
+        if topic in ("depth/image", "depth/points"):
             with lock:
-                received[conv.stamp_to_ns(msg.header.stamp)] = t_recv_ns
+                (received if topic == "depth/image" else clouds)[conv.stamp_to_ns(msg.header.stamp)] = (
+                    t_recv_ns
+                )
 
     saved = {k: os.environ.get(k) for k in TRANSPORT_VARS}
     os.environ.update({k: env[k] for k in TRANSPORT_VARS if k in env})
@@ -286,6 +290,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         proc.cleanup()
     with lock:
         lat = [(received[s] - s) * 1e-6 for s in sent if s in received]
+        cloud_lat = [(clouds[s] - s) * 1e-6 for s in sent if s in clouds]
     stages = {k[len("stage_") : -len("_p50_ms")]: float(v) for k, v in diag.items() if k.startswith("stage_")}
     return RunResult(
         transport=transport,
@@ -298,6 +303,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         node_drops=int(diag.get("drops", 0)) - before.get("drops", 0),
         node_not_published=int(diag.get("frames_not_published", 0)) - before.get("frames_not_published", 0),
         latency_ms=_percentiles(lat),
+        cloud_latency_ms=_percentiles(cloud_lat),
         node_latency_ms={q: float(diag.get(f"latency_{q}_ms", "nan")) for q in ("p50", "p90", "p99")},
         stage_p50_ms=stages,
         cpu_percent=cpu,
@@ -314,13 +320,14 @@ def markdown_table(results: list[RunResult], meta: dict) -> str:
         f"Node bench: {meta['width']}x{meta['height']} synthetic drive, {meta['points_per_scan']} points/scan, "
         f"estimator `{results[0].estimator if results else '?'}`, cloud {meta['cloud']}; machine: {meta['machine']}\n\n"
         "| transport | camera Hz | LiDAR Hz | sent | published | node drops | lost | e2e p50 | e2e p90 | e2e p99 "
-        "| node p50 | node p99 | CPU % | peak RSS MB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| cloud p50 | cloud p99 | node p50 | node p99 | CPU % | peak RSS MB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = [
         f"| {r.transport} | {r.rate_hz:g} | {r.lidar_rate_hz:g} | {r.frames_sent} | {r.depth_received} | "
         f"{r.node_drops} | {r.lost} | {r.latency_ms['p50']:.1f} | {r.latency_ms['p90']:.1f} | "
-        f"{r.latency_ms['p99']:.1f} | {r.node_latency_ms['p50']:.1f} | {r.node_latency_ms['p99']:.1f} | "
+        f"{r.latency_ms['p99']:.1f} | {r.cloud_latency_ms['p50']:.1f} | {r.cloud_latency_ms['p99']:.1f} | "
+        f"{r.node_latency_ms['p50']:.1f} | {r.node_latency_ms['p99']:.1f} | "
         f"{r.cpu_percent:.0f} | {r.peak_rss_mb:.0f} |"
         for r in results
     ]
@@ -330,7 +337,8 @@ def markdown_table(results: list[RunResult], meta: dict) -> str:
         for r in results
     )
     return head + "\n".join(rows) + "\n\nLatencies in ms (e2e = image stamp -> depth/image received by the bench " \
-        "process; node = stamp -> publish inside the node). 'lost' = frames never published (dropped in the " \
+        "process; cloud = the same for depth/points; node = stamp -> depth/image publish inside the node, last " \
+        "300 frames incl. warm-up). 'lost' = frames never published (dropped in the " \
         "node's mailbox, in transport, or not paired).\n\n" + stages + "\n"  # fmt: skip
 
 
