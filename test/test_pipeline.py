@@ -251,3 +251,47 @@ def test_static_extrinsics_from_parameters() -> None:
     np.testing.assert_array_equal(ext.lookup("cam", "velo", 0), T)
     with pytest.raises(ExtrinsicsError, match="not the configured lidar_frame"):
         ext.lookup("cam", "radar", 0)
+
+
+def test_tf_extrinsics_glue_with_a_stub_tf2(monkeypatch) -> None:
+    """tf2_ros is not installable here: a stub stands in to check lookup arguments and error mapping."""
+    pytest.importorskip("rclpy")
+    import sys
+    import types
+    from types import SimpleNamespace as NS
+
+    from depth_nodes.ros import extrinsics as E
+
+    class LookupException(Exception):
+        pass
+
+    calls = []
+    q = scene.LIDAR_QUAT_XYZW
+    tf = NS(
+        transform=NS(translation=NS(x=0.05, y=-0.08, z=-0.27), rotation=NS(x=q[0], y=q[1], z=q[2], w=q[3]))
+    )
+
+    class Buffer:
+        def lookup_transform(self, target, source, time, timeout):
+            calls.append((target, source, time.nanoseconds, timeout.nanoseconds))
+            if source == "missing":
+                raise LookupException("frame does not exist")
+            return tf
+
+    stub = types.ModuleType("tf2_ros")
+    stub.Buffer, stub.LookupException = Buffer, LookupException
+    stub.ConnectivityException = stub.ExtrapolationException = LookupException
+    stub.TransformListener = lambda buffer, node, spin_thread=True: None
+    monkeypatch.setitem(sys.modules, "tf2_ros", stub)
+    assert E.tf2_available()
+    params = NS(extrinsics_source="auto", tf_timeout_s=0.05, lidar_frame="")
+    ext = E.make_extrinsics(node=None, params=params)
+    assert ext.source == "tf2"
+    np.testing.assert_allclose(ext.lookup("cam", "lidar", 123), scene.T_CAM_LIDAR, atol=1e-9)
+    assert calls == [("cam", "lidar", 123, 50_000_000)]  # camera <- LiDAR at the scan stamp
+    with pytest.raises(E.ExtrinsicsError, match="no TF 'cam' <- 'missing'"):
+        ext.lookup("cam", "missing", 5)
+    monkeypatch.setitem(sys.modules, "tf2_ros", None)  # import fails again
+    assert not E.tf2_available()
+    with pytest.raises(DepthNodesError, match="tf2_ros is not importable"):
+        E.make_extrinsics(None, NS(extrinsics_source="tf", tf_timeout_s=0.05, lidar_frame=""))
