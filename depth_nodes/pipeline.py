@@ -225,6 +225,16 @@ class CompleterEstimator:
         return self.completer.complete(inputs.sparse.depth, inputs.rgb if self.completer.uses_image else None)
 
 
+#: Estimators that are not plain completers (monocular, learned end-to-end) by name; their modules call
+#: :func:`register_estimator` on import. A name here wins over a completer of the same name.
+ESTIMATORS: dict[str, Callable[[], Estimator]] = {}
+
+
+def register_estimator(name: str, factory: Callable[[], Estimator]) -> None:
+    """Make ``name`` selectable as the estimator of any mode (``completer``, ``monocular_estimator`` ...)."""
+    ESTIMATORS[name] = factory
+
+
 def _create_completer(name: str, log: Callable[[str], None]) -> tuple[completion.Completer, str]:
     try:
         return completion.create(name), name
@@ -250,18 +260,24 @@ class EstimatorSelector:
         monocular: str = "",
         log: Callable[[str], None] = print,
     ) -> None:
-        g, g_name = _create_completer(guided, log)
-        lo, lo_name = _create_completer(lidar_only, log)
         self.requested = {GUIDED: guided, LIDAR_ONLY: lidar_only, MONOCULAR: monocular}
-        self._by_mode: dict[str, Estimator | None] = {
-            # Guided mode is camera + LiDAR by definition, even when the completer ignores the image.
-            GUIDED: CompleterEstimator(g, needs_image=True),
-            # A LiDAR-only mode never receives an image, whatever the completer could use.
-            LIDAR_ONLY: CompleterEstimator(lo, needs_image=False),
-            MONOCULAR: None,
-            NONE: None,
-        }
-        self.active_names = {GUIDED: g_name, LIDAR_ONLY: lo_name, MONOCULAR: "", NONE: ""}
+        self._by_mode: dict[str, Estimator | None] = {MONOCULAR: None, NONE: None}
+        self.active_names = {MONOCULAR: "", NONE: ""}
+        # Guided mode is camera + LiDAR by definition, even when the completer ignores the image; a
+        # LiDAR-only mode never receives an image, whatever the completer could use.
+        for mode, name, needs_image in ((GUIDED, guided, True), (LIDAR_ONLY, lidar_only, False)):
+            if name in ESTIMATORS:
+                self._by_mode[mode], self.active_names[mode] = ESTIMATORS[name](), name
+            else:
+                comp, used = _create_completer(name, log)
+                self._by_mode[mode] = CompleterEstimator(comp, needs_image=needs_image)
+                self.active_names[mode] = used
+        if monocular in ESTIMATORS:
+            self._by_mode[MONOCULAR], self.active_names[MONOCULAR] = ESTIMATORS[monocular](), monocular
+        elif monocular:
+            log(
+                f"monocular estimator {monocular!r} is not available in this build: monocular mode publishes nothing"
+            )
 
     def for_mode(self, mode: str) -> Estimator | None:
         return self._by_mode.get(mode)

@@ -82,6 +82,29 @@ def test_selector_falls_back_and_explains_monocular() -> None:
     assert sel.for_mode(pl.LIDAR_ONLY).needs_image is False
 
 
+def test_registered_estimator_plugs_into_a_mode(monkeypatch) -> None:
+    """A monocular (or learned) estimator registered by name serves its mode; the node code is unchanged."""
+
+    class ConstantMono:
+        name, needs_image, needs_lidar = "const_mono", True, False
+
+        def estimate(self, inputs: pl.FrameInputs) -> pl.Completion:
+            h, w = inputs.camera.shape
+            return pl.Completion(np.full((h, w), 7.0, np.float32), np.full((h, w), 0.5, np.float32))
+
+    monkeypatch.setitem(pl.ESTIMATORS, "const_mono", ConstantMono)
+    logs: list[str] = []
+    sel = pl.EstimatorSelector("guided", "lidar_only", monocular="const_mono", log=logs.append)
+    pipe = pl.FramePipeline(
+        sel, pl.ModeMachine(1), pl.LidarCriteria(min_lidar_points=100), pl.OutputOptions()
+    )
+    res = pipe.process(scene.camera(), 1, "cam", scene.rgb_image(), None, None)  # no LiDAR: monocular
+    assert res.mode == pl.MONOCULAR and res.published and res.estimator == "const_mono"
+    assert np.all(res.depth == 7.0) and res.cloud_xyz.shape[1] == 3
+    pl.EstimatorSelector("guided", "lidar_only", monocular="not_there", log=logs.append)
+    assert any("'not_there' is not available" in line for line in logs)
+
+
 # ------------------------------------------------------------------------------------------ frames
 def test_guided_frame_keeps_lidar_depth_and_leaves_sky_empty() -> None:
     pipe, _ = make_pipeline(cloud_organized=True, cloud_decimation=1)
