@@ -26,6 +26,7 @@ setup(
         "tqdm>=4.60",
         "pyyaml>=6.0",
         "psutil>=5.9",
+        "rosbags>=0.10",  # pure Python rosbag2 reader/writer: kitti2bag, play, record, demo
     ],
     extras_require={
         # rclpy + messages from PyPI (a robot's full ROS 2 install already has them).
@@ -36,7 +37,7 @@ setup(
             "ros-jazzy-geometry-msgs",
             "ros-jazzy-diagnostic-msgs",
         ],
-        "bag": ["rosbags>=0.10"],
+        "bag": [],  # kept for compatibility: rosbags is a core dependency now
         # torch is deliberately not pinned here beyond a floor: install the wheel you want first.
         "ml": [
             "torch>=2.1",

@@ -3,7 +3,7 @@
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e ".[ros,bag,dev]"
+python3 -m pip install --quiet --disable-pip-version-check -e ".[ros,dev]"
 python3 -m ruff check .
 set +e
 python3 -m pytest -q -p no:cacheprovider "$@"
