@@ -313,5 +313,5 @@ def test_bench_node_smoke(tmp_path) -> None:
     # Every frame accounted for; most published even on a loaded machine (the suite runs beside others).
     assert run["depth_received"] + run["lost"] == run["frames_sent"] and run["depth_received"] >= 10, run
     assert 0 < run["latency_ms"]["p50"] < 1000 and run["peak_rss_mb"] > 50, run
-    assert run["estimator"] in ("guided", "ip_basic"), run
+    assert run["stage_p50_ms"]["estimate"] > 0 and run["stage_p50_ms"]["project"] > 0, run
     assert "| shm | 10 |" in res.stdout
