@@ -225,6 +225,16 @@ class CompleterEstimator:
         return self.completer.complete(inputs.sparse.depth, inputs.rgb if self.completer.uses_image else None)
 
 
+#: Estimators that are not plain completers (monocular, learned end-to-end) by name; their modules call
+#: :func:`register_estimator` on import. A name here wins over a completer of the same name.
+ESTIMATORS: dict[str, Callable[[], Estimator]] = {}
+
+
+def register_estimator(name: str, factory: Callable[[], Estimator]) -> None:
+    """Make ``name`` selectable as the estimator of any mode (``completer``, ``monocular_estimator`` ...)."""
+    ESTIMATORS[name] = factory
+
+
 def _create_completer(name: str, log: Callable[[str], None]) -> tuple[completion.Completer, str]:
     try:
         return completion.create(name), name
@@ -250,18 +260,24 @@ class EstimatorSelector:
         monocular: str = "",
         log: Callable[[str], None] = print,
     ) -> None:
-        g, g_name = _create_completer(guided, log)
-        lo, lo_name = _create_completer(lidar_only, log)
         self.requested = {GUIDED: guided, LIDAR_ONLY: lidar_only, MONOCULAR: monocular}
-        self._by_mode: dict[str, Estimator | None] = {
-            # Guided mode is camera + LiDAR by definition, even when the completer ignores the image.
-            GUIDED: CompleterEstimator(g, needs_image=True),
-            # A LiDAR-only mode never receives an image, whatever the completer could use.
-            LIDAR_ONLY: CompleterEstimator(lo, needs_image=False),
-            MONOCULAR: None,
-            NONE: None,
-        }
-        self.active_names = {GUIDED: g_name, LIDAR_ONLY: lo_name, MONOCULAR: "", NONE: ""}
+        self._by_mode: dict[str, Estimator | None] = {MONOCULAR: None, NONE: None}
+        self.active_names = {MONOCULAR: "", NONE: ""}
+        # Guided mode is camera + LiDAR by definition, even when the completer ignores the image; a
+        # LiDAR-only mode never receives an image, whatever the completer could use.
+        for mode, name, needs_image in ((GUIDED, guided, True), (LIDAR_ONLY, lidar_only, False)):
+            if name in ESTIMATORS:
+                self._by_mode[mode], self.active_names[mode] = ESTIMATORS[name](), name
+            else:
+                comp, used = _create_completer(name, log)
+                self._by_mode[mode] = CompleterEstimator(comp, needs_image=needs_image)
+                self.active_names[mode] = used
+        if monocular in ESTIMATORS:
+            self._by_mode[MONOCULAR], self.active_names[MONOCULAR] = ESTIMATORS[monocular](), monocular
+        elif monocular:
+            log(
+                f"monocular estimator {monocular!r} is not available in this build: monocular mode publishes nothing"
+            )
 
     def for_mode(self, mode: str) -> Estimator | None:
         return self._by_mode.get(mode)
@@ -293,20 +309,32 @@ def colormap_lut(name: str) -> np.ndarray:
     return _COLORMAPS[key]
 
 
+def _nan_black_lut(name: str) -> np.ndarray:
+    """1 x 256 x 3 LUT for cv2.LUT: index 0 = black (no estimate), 1..255 = the colour map resampled."""
+    key = f"{name.lower()}#nan"
+    if key not in _COLORMAPS:
+        lut = colormap_lut(name)
+        out = np.zeros((1, 256, 3), np.uint8)
+        out[0, 1:] = lut[np.round(np.linspace(0, 255, 255)).astype(int)]
+        _COLORMAPS[key] = out
+    return _COLORMAPS[key]
+
+
 def colorize_depth(depth: np.ndarray, min_m: float, max_m: float, colormap: str = "turbo") -> np.ndarray:
     """H x W x 3 uint8 RGB of ``depth`` on a fixed range: ``min_m`` red (near) .. ``max_m`` blue (far).
 
-    Fixed (not per-frame) so that colours are comparable over time; NaN / no estimate is black.
+    Fixed (not per-frame) so that colours are comparable over time; NaN / no estimate is black. Depth maps
+    to LUT index 1..255 and NaN to index 0 (black), so one ``cv2.LUT`` pass colours the whole image.
     """
     if not max_m > min_m:
         raise DepthNodesError(f"colour range must have max > min, got [{min_m}, {max_m}] m")
-    scale = np.float32(255.0 / (max_m - min_m))
-    t = (np.float32(max_m) - np.asarray(depth, dtype=np.float32)) * scale  # near = 255 (red end of turbo)
-    np.clip(t, 0.0, 255.0, out=t)
-    idx = np.nan_to_num(t, nan=0.0).astype(np.uint8)
-    rgb = colormap_lut(colormap)[idx]
-    rgb[~np.isfinite(depth)] = 0
-    return rgb
+    scale = np.float32(254.0 / (max_m - min_m))
+    t = (np.float32(max_m) - np.asarray(depth, dtype=np.float32)) * scale  # near -> 254
+    np.clip(t, 0.0, 254.0, out=t)
+    t += np.float32(1.5)  # 1..255, rounded to nearest on the cast below
+    t = cv2.patchNaNs(t, 0.0)
+    idx = t.astype(np.uint8)
+    return cv2.LUT(cv2.merge((idx, idx, idx)), _nan_black_lut(colormap))
 
 
 @dataclass

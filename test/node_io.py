@@ -41,13 +41,14 @@ TEST_PARAMS = {
 
 
 def ros_env() -> dict:
-    """This process's environment with DDS kept on loopback; ROS_DOMAIN_ID from the caller (or 43).
+    """This process's environment with DDS kept on loopback; ROS_DOMAIN_ID from the caller, else one picked
+    from this process id (100..199) so that concurrent test runs on one machine do not hear each other.
 
     Both ends use the shipped Fast DDS profile (64 MB shared-memory segment): with Fast DDS's default
     512 KB segment, reliable ~100 KB images are lost once the writer's history fills the segment and
     come back only with the next heartbeat, 3 s later (measured here; see docs/ros_interface.md).
     """
-    os.environ.setdefault("ROS_DOMAIN_ID", "43")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(use_shm_profile_path()))
     return dict(os.environ)
@@ -87,14 +88,18 @@ class SceneSender:
         return stamp_ns
 
 
-def start_node(params: dict | None = None, input_depth: int = 5):
+def start_node(params: dict | None = None, input_depth: int = 5, namespace: str = ""):
     """``(NodeProcess, NodeClient, SceneSender)`` matched and ready; caller stops them."""
     env = ros_env()
-    proc = NodeProcess({**TEST_PARAMS, **(params or {})}, env=env).start()
+    ns_args = ["-r", f"__ns:={namespace}"] if namespace else []
+    proc = NodeProcess({**TEST_PARAMS, **(params or {})}, env=env, extra_ros_args=ns_args).start()
     client = None
     try:
-        client = NodeClient(input_depth=input_depth)
-        client.wait_matched(30.0)
+        client = NodeClient(input_depth=input_depth, namespace=namespace)
+        compressed = (params or {}).get("use_compressed_image", False)
+        client.wait_matched(
+            30.0, inputs=("camera_info", "points") if compressed else ("image", "camera_info", "points")
+        )
     except BaseException as exc:
         if client is not None:
             client.close()

@@ -237,3 +237,81 @@ def test_invalid_parameter_exits_with_a_clear_message(tmp_path) -> None:
     res = subprocess.run(cmd, env=ros_env(), capture_output=True, text=True, timeout=60)
     assert res.returncode == 1
     assert "colorize_max_depth_m" in res.stderr and "must exceed" in res.stderr
+
+
+def test_incompatible_qos_is_reported_with_the_fix(node) -> None:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from depth_nodes.ros.node_harness import wait_until
+
+    proc, client, sender = node  # the node's image subscription is RELIABLE here
+    pub = client.node.create_publisher(
+        Image, "image", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    )
+    try:
+        wait_until(lambda: "set image_qos_reliability: best_effort" in proc.output(), 20.0, "the QoS report")
+        client.wait_for(
+            lambda: int(client.latest_diagnostics().get("qos_incompatibilities", 0)) >= 1,
+            5.0,
+            "the QoS count",
+        )
+    finally:
+        client.node.destroy_publisher(pub)
+
+
+def test_compressed_images_are_used_by_parameter() -> None:
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+    from std_msgs.msg import Header
+
+    # Its own namespace: the module's node is still running on the same topics.
+    proc, client, sender = start_node({"use_compressed_image": True}, namespace="/compressed")
+    try:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        pub = client.node.create_publisher(
+            CompressedImage, "image/compressed", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        from depth_nodes.ros.node_harness import wait_until
+
+        wait_until(lambda: pub.get_subscription_count() > 0, 30.0, "image/compressed to match")
+        ok, png = cv2.imencode(".png", cv2.cvtColor(sender.rgb, cv2.COLOR_RGB2BGR))
+        stamp_ns = sender.send(image=False)  # the scan
+        stamp = conv.ns_to_stamp(stamp_ns)
+        client.info_pub.publish(sender.info(stamp))
+        pub.publish(
+            CompressedImage(
+                header=Header(stamp=stamp, frame_id=CAMERA_FRAME),
+                format="rgb8; png compressed bgr8",
+                data=png.tobytes(),
+            )
+        )
+        depth = depth_array(client.wait_stamp("depth/image", stamp_ns, timeout=10.0))
+        hit = sender.sparse > 0
+        assert np.abs(depth[hit] - sender.sparse[hit]).max() < 0.01
+        colour = conv.image_to_numpy(client.wait_stamp("depth/colorized", stamp_ns))
+        assert colour.shape == (scene.HEIGHT, scene.WIDTH, 3)
+    finally:
+        client.close()
+        proc.stop()
+        proc.cleanup()
+
+
+def test_bench_node_smoke(tmp_path) -> None:
+    """`depth-nodes bench node` end to end on a tiny crop: JSON with every frame accounted for."""
+    import json
+
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "depth_nodes.cli", "bench", "node", "--rate", "10", "--seconds", "2",
+           "--warmup", "0.5", "--frames", "2", "--width", "320", "--height", "96", "--transport", "shm",
+           "--param", "min_lidar_points:=100", "--json", str(out)]  # fmt: skip
+    res = subprocess.run(cmd, env=ros_env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["transport"] == "shm" and run["frames_sent"] == 20, run
+    # Every frame accounted for; most published even on a loaded machine (the suite runs beside others).
+    assert run["depth_received"] + run["lost"] == run["frames_sent"] and run["depth_received"] >= 10, run
+    assert 0 < run["latency_ms"]["p50"] < 1000 and run["peak_rss_mb"] > 50, run
+    assert run["stage_p50_ms"]["estimate"] > 0 and run["stage_p50_ms"]["project"] > 0, run
+    assert "| shm | 10 |" in res.stdout

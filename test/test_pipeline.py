@@ -82,6 +82,29 @@ def test_selector_falls_back_and_explains_monocular() -> None:
     assert sel.for_mode(pl.LIDAR_ONLY).needs_image is False
 
 
+def test_registered_estimator_plugs_into_a_mode(monkeypatch) -> None:
+    """A monocular (or learned) estimator registered by name serves its mode; the node code is unchanged."""
+
+    class ConstantMono:
+        name, needs_image, needs_lidar = "const_mono", True, False
+
+        def estimate(self, inputs: pl.FrameInputs) -> pl.Completion:
+            h, w = inputs.camera.shape
+            return pl.Completion(np.full((h, w), 7.0, np.float32), np.full((h, w), 0.5, np.float32))
+
+    monkeypatch.setitem(pl.ESTIMATORS, "const_mono", ConstantMono)
+    logs: list[str] = []
+    sel = pl.EstimatorSelector("guided", "lidar_only", monocular="const_mono", log=logs.append)
+    pipe = pl.FramePipeline(
+        sel, pl.ModeMachine(1), pl.LidarCriteria(min_lidar_points=100), pl.OutputOptions()
+    )
+    res = pipe.process(scene.camera(), 1, "cam", scene.rgb_image(), None, None)  # no LiDAR: monocular
+    assert res.mode == pl.MONOCULAR and res.published and res.estimator == "const_mono"
+    assert np.all(res.depth == 7.0) and res.cloud_xyz.shape[1] == 3
+    pl.EstimatorSelector("guided", "lidar_only", monocular="not_there", log=logs.append)
+    assert any("'not_there' is not available" in line for line in logs)
+
+
 # ------------------------------------------------------------------------------------------ frames
 def test_guided_frame_keeps_lidar_depth_and_leaves_sky_empty() -> None:
     pipe, _ = make_pipeline(cloud_organized=True, cloud_decimation=1)
@@ -158,9 +181,11 @@ def test_colorize_uses_fixed_range() -> None:
     rgb = pl.colorize_depth(depth, 0.0, 80.0)
     lut = pl.colormap_lut("turbo")
     np.testing.assert_array_equal(rgb[0, 0], lut[255])  # near = red end
-    np.testing.assert_array_equal(rgb[0, 2], lut[0])
+    np.testing.assert_array_equal(rgb[0, 2], lut[0])  # far = dark blue end
     np.testing.assert_array_equal(rgb[0, 3], [0, 0, 0])  # no estimate = black
     np.testing.assert_array_equal(rgb[0, 4], lut[0])  # beyond the range saturates
+    mid = pl.colorize_depth(np.array([[40.0]], np.float32), 0.0, 80.0)[0, 0].astype(int)
+    assert np.abs(mid - lut[128]).max() <= 12  # half way: the middle of the map
     # Same depth, same colour, whatever else is in the frame.
     other = pl.colorize_depth(np.array([[40.0, 5.0]], np.float32), 0.0, 80.0)
     np.testing.assert_array_equal(other[0, 0], rgb[0, 1])
@@ -249,3 +274,47 @@ def test_static_extrinsics_from_parameters() -> None:
     np.testing.assert_array_equal(ext.lookup("cam", "velo", 0), T)
     with pytest.raises(ExtrinsicsError, match="not the configured lidar_frame"):
         ext.lookup("cam", "radar", 0)
+
+
+def test_tf_extrinsics_glue_with_a_stub_tf2(monkeypatch) -> None:
+    """tf2_ros is not installable here: a stub stands in to check lookup arguments and error mapping."""
+    pytest.importorskip("rclpy")
+    import sys
+    import types
+    from types import SimpleNamespace as NS
+
+    from depth_nodes.ros import extrinsics as E
+
+    class LookupException(Exception):
+        pass
+
+    calls = []
+    q = scene.LIDAR_QUAT_XYZW
+    tf = NS(
+        transform=NS(translation=NS(x=0.05, y=-0.08, z=-0.27), rotation=NS(x=q[0], y=q[1], z=q[2], w=q[3]))
+    )
+
+    class Buffer:
+        def lookup_transform(self, target, source, time, timeout):
+            calls.append((target, source, time.nanoseconds, timeout.nanoseconds))
+            if source == "missing":
+                raise LookupException("frame does not exist")
+            return tf
+
+    stub = types.ModuleType("tf2_ros")
+    stub.Buffer, stub.LookupException = Buffer, LookupException
+    stub.ConnectivityException = stub.ExtrapolationException = LookupException
+    stub.TransformListener = lambda buffer, node, spin_thread=True: None
+    monkeypatch.setitem(sys.modules, "tf2_ros", stub)
+    assert E.tf2_available()
+    params = NS(extrinsics_source="auto", tf_timeout_s=0.05, lidar_frame="")
+    ext = E.make_extrinsics(node=None, params=params)
+    assert ext.source == "tf2"
+    np.testing.assert_allclose(ext.lookup("cam", "lidar", 123), scene.T_CAM_LIDAR, atol=1e-9)
+    assert calls == [("cam", "lidar", 123, 50_000_000)]  # camera <- LiDAR at the scan stamp
+    with pytest.raises(E.ExtrinsicsError, match="no TF 'cam' <- 'missing'"):
+        ext.lookup("cam", "missing", 5)
+    monkeypatch.setitem(sys.modules, "tf2_ros", None)  # import fails again
+    assert not E.tf2_available()
+    with pytest.raises(DepthNodesError, match="tf2_ros is not importable"):
+        E.make_extrinsics(None, NS(extrinsics_source="tf", tf_timeout_s=0.05, lidar_frame=""))

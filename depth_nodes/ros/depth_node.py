@@ -132,6 +132,7 @@ def make_node_class():
             self.camera: CameraModel | None = None
             self.camera_info_msg = None
             self._info_key = None
+            self._last_camera_frame = ""  # optical frame of the last image (lidar_only outputs use it)
             # An image whose scan has not arrived yet waits here (at most max_lidar_age_s after receipt).
             self._pending: ImageFrame | None = None
             self._pending_deadline = 0.0
@@ -340,8 +341,6 @@ def make_node_class():
                 frame_id = info.header.frame_id or self._last_camera_frame
                 if frame_id:
                     self.mailbox.put(LidarFrame(scan, msg.header.stamp, frame_id, camera, info, received))
-
-        _last_camera_frame = ""
 
         # ------------------------------------------------------------------ worker
         def _work(self) -> None:

@@ -191,16 +191,16 @@ class NodeClient:
         return cb
 
     # ---------------------------------------------------------------- waits
-    def wait_matched(self, timeout: float = 30.0, inputs: bool = True) -> None:
-        """Until the node's subscriptions and publishers have matched ours (DDS discovery)."""
+    def wait_matched(
+        self, timeout: float = 30.0, inputs: tuple[str, ...] = ("image", "camera_info", "points")
+    ) -> None:
+        """Until the node's publishers and its subscriptions to ``inputs`` have matched ours (DDS discovery)."""
+        pubs = {"image": self.image_pub, "camera_info": self.info_pub, "points": self.points_pub}
 
         def matched() -> bool:
-            ok = all(s.get_publisher_count() > 0 for s in self.subs)
-            if inputs:
-                ok = ok and all(
-                    p.get_subscription_count() > 0 for p in (self.image_pub, self.info_pub, self.points_pub)
-                )
-            return ok
+            return all(s.get_publisher_count() > 0 for s in self.subs) and all(
+                pubs[name].get_subscription_count() > 0 for name in inputs
+            )
 
         wait_until(matched, timeout, "the depth node's topics to match")
 
