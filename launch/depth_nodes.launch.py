@@ -10,13 +10,12 @@ Outputs (relative to the namespace): depth/image, depth/camera_info, depth/confi
 depth/points; and /diagnostics.
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 PACKAGE = "depth_nodes"
 

@@ -7,6 +7,7 @@ Topics are kitti2bag's: /kitti/camera_color_left/image_raw, /kitti/camera_color_
 and the node follows it (use_sim_time). Arguments: bag (required), rate, loop, rviz, use_shm.
 """
 
+from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     ExecuteProcess,
@@ -18,8 +19,6 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 PACKAGE = "depth_nodes"
 IMAGE = "/kitti/camera_color_left/image_raw"

@@ -231,7 +231,7 @@ def lidar_visible_gt(depth_gt: np.ndarray, camera: CameraModel, T_cam_velo: np.n
 
     Rule: a pixel keeps its depth when it has a surface (not sky), the surface point lies within
     ``GT_MAX_RANGE_M`` of the LiDAR and its elevation seen from the LiDAR is inside the vertical field of
-    view (+2.0 .. -24.8 deg, widened by 0.5 deg). Everything else becomes 0 (no data).
+    view (+2.0 .. -24.8 deg, with 0.1 deg tolerance). Everything else becomes 0 (no data).
     """
     rays = camera.pixel_rays()
     pts = np.empty(depth_gt.shape + (3,), np.float32)
