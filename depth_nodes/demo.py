@@ -22,12 +22,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from depth_nodes.data import kitti2bag as k2b
 from depth_nodes.data import rosbag_io as rb
 from depth_nodes.errors import DepthNodesError
+
+if TYPE_CHECKING:
+    from depth_nodes.ros.diagnostics_monitor import Monitor
 
 DEFAULT_FRAMES = 20
 DEFAULT_SEED = 0
@@ -127,59 +131,6 @@ def bag_geometry(bag: Path, image_topic: str, info_topic: str, points_topic: str
 
 
 # ---------------------------------------------------------------------------------------------- processes
-class Monitor:
-    """In-process rclpy node counting the node's outputs and keeping its latest ``/diagnostics``."""
-
-    def __init__(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-        from depth_nodes.data.rosbag_rclpy import init_context
-
-        self.context = init_context()
-        self.node = Node("depth_nodes_demo_monitor", context=self.context)
-        self.lock = threading.Lock()
-        self.diagnostics: dict[str, str] = {}
-        self.n_diagnostics = 0
-        self._settle_key: tuple[int, int] | None = None  # see finished()
-        self._settle_since = 0.0
-        self.node.create_subscription(
-            DiagnosticArray,
-            "/diagnostics",
-            self._on_diag,
-            QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE),
-        )
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - shutdown races end the spin
-                return
-
-    def _on_diag(self, msg) -> None:
-        for st in msg.status:
-            if st.name.startswith("depth_nodes:"):
-                with self.lock:
-                    self.diagnostics = {kv.key: kv.value for kv in st.values}
-                    self.diagnostics["message"] = st.message
-                    self.n_diagnostics += 1
-
-    def latest(self) -> tuple[int, dict[str, str]]:
-        with self.lock:
-            return self.n_diagnostics, dict(self.diagnostics)
-
-    def close(self) -> None:
-        self.context.try_shutdown()
-        self.thread.join(timeout=2)
-
-
 def _count(diag: dict[str, str], key: str) -> int:
     try:
         return int(float(diag.get(key, "0")))
@@ -262,7 +213,7 @@ def run_pipeline(
     timeout_s: float,
 ) -> dict:
     """Node + recorder + player; returns what the report needs (publish times, diagnostics, paths)."""
-    from depth_nodes.data.bag_play import play
+    from depth_nodes.ros.bag_play import play
     from depth_nodes.ros.node_harness import NodeProcess
 
     out_bag = out / "output_bag"
@@ -290,6 +241,8 @@ def run_pipeline(
     try:
         node.start()
         recorder = _start_recorder(out_bag, rec_log, env)
+        from depth_nodes.ros.diagnostics_monitor import Monitor
+
         monitor = Monitor()
 
         def alive() -> None:

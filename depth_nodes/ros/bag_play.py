@@ -22,8 +22,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from depth_nodes.data import rosbag_io as rb
-from depth_nodes.data.rosbag_rclpy import MessageTypeUnavailable, init_context, message_class, qos_from_bag
 from depth_nodes.errors import DataFormatError
+from depth_nodes.ros.rosbag_rclpy import MessageTypeUnavailable, init_context, message_class, qos_from_bag
 
 
 @dataclass

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from depth_nodes.data import rosbag_io as rb
-from depth_nodes.data.rosbag_rclpy import (
+from depth_nodes.errors import DataFormatError
+from depth_nodes.ros.rosbag_rclpy import (
     MessageTypeUnavailable,
     bag_qos_from_endpoint,
     init_context,
     message_class,
     subscription_qos,
 )
-from depth_nodes.errors import DataFormatError
 
 
 @dataclass
