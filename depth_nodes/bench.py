@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from importlib import import_module
 
 BENCHES = {
     "completion": (
@@ -18,19 +17,15 @@ BENCHES = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="bench", metavar="KIND", required=True)
-    for name, (module, help_text) in BENCHES.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        try:
-            mod = import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module.startswith(exc.name):
-                raise
-            p.set_defaults(_run=lambda a, m=module: print(f"bench not available ({m} missing)") or 2)
-            continue
-        mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+    from depth_nodes.cli import add_lazy_subcommands
+
+    add_lazy_subcommands(
+        parser.add_subparsers(dest="bench", metavar="KIND", required=True), BENCHES, "_bench"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(args._run(args) or 0)
+    if getattr(args, "_missing", None):
+        print(f"depth-nodes bench: {args._missing}")
+        return 2
+    return int(args._bench(args) or 0)

@@ -44,16 +44,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="depth-nodes",
-        description=(
-            "Dense metric depth from camera + LiDAR. Depth is in metres (KITTI PNGs: uint16 = metres x 256, "
-            "0 = no data; ROS images: 32FC1 metres, NaN = no estimate); errors in mm and 1/km like the KITTI devkit."
-        ),
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
+def add_lazy_subcommands(sub, commands: dict[str, tuple[str, str]], attr: str = "_run") -> None:
+    """Add one subparser per ``name -> (module, help)``; the module supplies its arguments and ``run``.
+
+    A module that is not in this build (an optional part missing) leaves a subcommand that says so.
+    """
+    for name, (module, help_text) in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         try:
             mod = import_module(module)
@@ -63,7 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(_missing=f"'{name}' is not available in this build ({module} missing)")
             continue
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(**{attr: mod.run})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depth-nodes",
+        description=(
+            "Dense metric depth from camera + LiDAR. Depth is in metres (KITTI PNGs: uint16 = metres x 256, "
+            "0 = no data; ROS images: 32FC1 metres, NaN = no estimate); errors in mm and 1/km like the KITTI devkit."
+        ),
+    )
+    add_lazy_subcommands(parser.add_subparsers(dest="command", metavar="COMMAND"), COMMANDS)
     return parser
 
 

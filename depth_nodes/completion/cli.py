@@ -83,11 +83,8 @@ def check_same_size(sparse: np.ndarray, image: np.ndarray | None, where: str) ->
         )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "input", type=Path, help="val_selection_cropped-style directory, or one sparse depth PNG"
-    )
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+def add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--method`` and repeatable ``--param key=value`` (shared by ``complete`` and ``eval``)."""
     parser.add_argument(
         "--method", default=DEFAULT_COMPLETER, help=f"completer name (default {DEFAULT_COMPLETER})"
     )
@@ -97,6 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="completer parameter (repeatable); units as in the parameter name (_m metres, _px pixels)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "input", type=Path, help="val_selection_cropped-style directory, or one sparse depth PNG"
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    add_method_arguments(parser)
     parser.add_argument("--image", type=Path, help="RGB image for a single sparse PNG (guided completers)")
     parser.add_argument("--no-confidence", action="store_true", help="do not write confidence PNGs")
     parser.epilog = (

@@ -5,22 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_nodes.completion.cli import parse_params
-from depth_nodes.completion.registry import DEFAULT_COMPLETER
+from depth_nodes.completion.cli import add_method_arguments, parse_params
 from depth_nodes.eval.evaluator import evaluate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", type=Path, help="KITTI val_selection_cropped-style directory")
-    parser.add_argument(
-        "--method", default=DEFAULT_COMPLETER, help=f"completer name (default {DEFAULT_COMPLETER})"
-    )
-    parser.add_argument(
-        "--param",
-        action="append",
-        metavar="KEY=VALUE",
-        help="completer parameter (repeatable); units as in the name (_m metres, _px pixels)",
-    )
+    add_method_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, help="output directory (default eval_out/METHOD)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random reference confidence")
     parser.add_argument("--figures", type=int, default=10, help="frames with a figure in the report")

@@ -11,7 +11,6 @@ nodes run with ``use_sim_time:=true``.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
@@ -23,7 +22,13 @@ from tqdm import tqdm
 
 from depth_nodes.data import rosbag_io as rb
 from depth_nodes.errors import DataFormatError
-from depth_nodes.ros.rosbag_rclpy import MessageTypeUnavailable, init_context, message_class, qos_from_bag
+from depth_nodes.ros.rosbag_rclpy import (
+    MessageTypeUnavailable,
+    init_context,
+    message_class,
+    qos_from_bag,
+    stop_on_signals,
+)
 
 
 @dataclass
@@ -191,21 +196,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum, _frame) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals() as (stop, received):
         stats = play(
             args.bag, args.rate, args.loop, args.clock, args.topics, args.wait_for_subscribers, stop=stop
         )
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
     state = f"stopped by {received[0]}" if received else "done"
     print(f"play {state}: {stats.total} messages in {stats.loops} full pass(es)")
     for topic, n in stats.published.items():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -29,6 +28,7 @@ from depth_nodes.ros.rosbag_rclpy import (
     bag_qos_from_endpoint,
     init_context,
     message_class,
+    stop_on_signals,
     subscription_qos,
 )
 
@@ -172,19 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum, _frame) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals() as (stop, received):
         stats = record(args.output, args.topics, args.storage, args.duration, args.max_messages, stop=stop)
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
     if sum(stats.counts.values()) == 0:
         shutil.rmtree(stats.path, ignore_errors=True)  # nothing recorded: leave no bag that looks useful
         raise rb.BagError(

@@ -7,7 +7,11 @@ The bag tools live under ``data/`` next to the rosbags code they share; they are
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from depth_nodes.errors import DepthNodesError
@@ -118,3 +122,21 @@ def init_context(args: list[str] | None = None) -> Any:
     context = rclpy.Context()
     rclpy.init(args=args, context=context, signal_handler_options=SignalHandlerOptions.NO)
     return context
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[tuple[threading.Event, list[str]]]:
+    """Turn SIGINT/SIGTERM into a stop event for the block (names of received signals collected)."""
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum, _frame) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop, received
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
