@@ -38,16 +38,8 @@ setup(
             "ros-jazzy-diagnostic-msgs",
         ],
         "bag": [],  # kept for compatibility: rosbags is a core dependency now
-        # torch is deliberately not pinned here beyond a floor: install the wheel you want first.
-        "ml": [
-            "torch>=2.1",
-            "safetensors>=0.4",
-            "onnx>=1.15",
-            "onnxruntime>=1.17",
-            "onnxscript",
-            "transformers>=4.45",
-        ],
-        "trt": ["tensorrt>=10.0"],
+        # Learned models (torch, onnxruntime, transformers, tensorrt) come with their own issue; torch must then
+        # be pinned to the wheel installed first, never a bare "torch" requirement (that pulls a CUDA build).
         "dev": ["pytest>=7", "ruff>=0.5"],
     },
     zip_safe=True,
