@@ -71,9 +71,14 @@ def test_planar_scene_sparse_beams_and_missing_returns():
     # a left neighbour and copies it.)
     inner = (slice(10, None), slice(0, W - 4))
     assert np.abs(out.depth[inner] - depth[inner]).max() < 0.01
-    # Above the top ring only the default top margin (8 px) is filled, continuing the plane (within 1 %).
-    assert np.isnan(out.depth[:2]).all() and np.isfinite(out.depth[2:10]).all()
-    assert np.abs(out.depth[2:10] / depth[2:10] - 1).max() < 0.01
+    # Strict default: nothing above the top ring (a flat row), confidence 0 there.
+    assert np.isnan(out.depth[:10]).all() and (out.confidence[:10] == 0).all()
+    # Opt-in: a margin of 8 px above it, continuing the receding plane (within 1 %).
+    opt = create("guided", top_margin_px=8, top_plane_extension=True).complete(
+        sparse, np.zeros((H, W, 3), np.uint8)
+    )
+    assert np.isnan(opt.depth[:2]).all() and np.isfinite(opt.depth[2:10]).all()
+    assert np.abs(opt.depth[2:10] / depth[2:10] - 1).max() < 0.01
 
 
 def edge_scene(horizontal: bool):
@@ -142,16 +147,20 @@ def test_nothing_above_the_highest_return_per_column_when_strict():
         assert np.isfinite(out.depth[~above]).mean() > 0.99, name
 
 
-def test_default_leaves_the_sky_empty_and_extrapolation_is_opt_in():
+def test_default_is_strict_above_the_local_top_envelope_and_extrapolation_is_opt_in():
     sparse, image = silhouette_scene()
     highest = np.argmax(sparse > 0, axis=0)
-    out = create("guided").complete(sparse, image)
-    # Default: at most top_margin_px (8) above the highest return within +-top_window_px (16) columns
-    # (+-2 px: the window is applied on every other column).
+    out = create("guided").complete(sparse, image)  # default parameters
+    # Nothing above the highest return within +-top_window_px (16) columns (+-2 px: the window is
+    # applied on every other column), confidence 0 there.
     envelope = np.array([highest[max(0, x - 18) : x + 19].min() for x in range(W)])
-    sky = np.arange(H)[:, None] < (envelope - 8)[None, :]
+    sky = np.arange(H)[:, None] < envelope[None, :]
     assert sky.any()
     assert np.isnan(out.depth[sky]).all() and (out.confidence[sky] == 0).all()
+    # A column whose own top return is lower than its neighbours' is filled up to their top.
+    between = ~sky & (np.arange(H)[:, None] < highest[None, :])
+    assert between.sum() > 100 and np.isfinite(out.depth[between]).mean() > 0.9
+    assert np.allclose(out.depth[between & np.isfinite(out.depth)], 10.0, rtol=1e-3)
     ext = create("guided", extrapolate_top=True).complete(sparse, image)
     assert np.isfinite(ext.depth).all()
     assert np.allclose(ext.depth, 10.0, rtol=1e-3)

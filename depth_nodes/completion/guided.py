@@ -58,11 +58,13 @@ class GuidedCompleter(Completer):
     - ``edge_power`` (1, 1): edge cost of an intensity step = (step / 255) ** power; higher favours the
       strongest edge over texture.
     - ``foreground_bias`` (1, 0): move splits towards the farther return by this fraction of the gap.
-    - ``top_window_px`` / ``top_margin_px`` (px, 16 / 8): estimates reach ``top_margin_px`` above the
-      highest return within +-``top_window_px`` columns (a receding plane further, up to twice its
-      depth); above: NaN with confidence 0. Both 0: strictly nothing above each column's highest
-      return. (The KITTI-like ground truth covers that band; left empty, the devkit's row fill scores
-      it much worse.)
+    - ``top_window_px`` (px, 16): no estimate above the highest return within +-``top_window_px``
+      columns (the LiDAR's local top envelope: a column whose own top return is missing or lower is
+      filled up to its neighbours' top); above: NaN with confidence 0. 0 (with ``top_margin_px`` 0):
+      strictly nothing above each column's own highest return.
+    - ``top_margin_px`` (px, 0): opt-in, estimates reach this many rows above that envelope.
+    - ``top_plane_extension`` (False): opt-in, a receding plane (the road towards the horizon) whose
+      top interval is slanted is continued above the envelope, up to twice its top return's depth.
     - ``max_hole_row_gap_px`` (px, 32): holes below that envelope are filled from the nearest estimates
       left and right in their row within this distance.
     - ``max_split_row_gap_px`` (px, 12): pixels filled across a discontinuity take the row interpolation
@@ -101,7 +103,8 @@ class GuidedCompleter(Completer):
         max_depth_m: float = 150.0,
         noise_inv: float = 0.002,
         top_window_px: int = 16,
-        top_margin_px: int = 8,
+        top_margin_px: int = 0,
+        top_plane_extension: bool = False,
         max_hole_row_gap_px: int = 32,
         max_split_row_gap_px: int = 12,
         end_extension_px: int | None = None,
@@ -129,6 +132,7 @@ class GuidedCompleter(Completer):
         self.extrapolate_top = bool(extrapolate_top)
         self.top_window_px = int(top_window_px)
         self.top_margin_px = int(top_margin_px)
+        self.top_plane_extension = bool(top_plane_extension)
         self.max_hole_row_gap_px = int(max_hole_row_gap_px)
         self.max_split_row_gap_px = int(max_split_row_gap_px)
         self.end_extension_px = None if end_extension_px is None else int(end_extension_px)
@@ -142,7 +146,7 @@ class GuidedCompleter(Completer):
             plane_tol_rel=float(plane_tol_rel),
             edge_weight=float(edge_weight),
             extend_end=bool(extend_bottom),
-            extend_start_plane=top_window_px > 0,
+            extend_start_plane=bool(top_plane_extension),
             start_margin_px=int(top_margin_px),
             foreground_bias=float(foreground_bias),
         )
@@ -152,7 +156,8 @@ class GuidedCompleter(Completer):
         # rows below (on KITTI's crop the top ~quarter is above the LiDAR's field of view).
         H, W = sparse.shape
         first = int(np.argmax(sparse.ravel() > 0)) // W
-        r0 = 0 if self.extrapolate_top else max(0, first - self.top_margin_px - TOP_ALLOWANCE_PX)
+        allowance = TOP_ALLOWANCE_PX if self.top_plane_extension else 0
+        r0 = 0 if self.extrapolate_top else max(0, first - self.top_margin_px - allowance)
         depth = np.empty((H, W), np.float32)
         conf = np.empty((H, W), np.float32)
         depth[:r0], conf[:r0] = np.nan, 0.0
@@ -199,6 +204,7 @@ class GuidedCompleter(Completer):
                 conf,
                 col.split,
                 env if self.max_hole_row_gap_px > 0 else None,
+                col.top,
                 img,
                 self.max_split_row_gap_px // stride,
                 self.max_hole_row_gap_px // stride,
@@ -351,6 +357,7 @@ def _row_second_opinions(
     conf: np.ndarray,
     split: np.ndarray,
     env: np.ndarray | None,
+    top: np.ndarray,
     image: np.ndarray | None,
     split_gap: int,
     hole_gap: int,
@@ -397,7 +404,7 @@ def _row_second_opinions(
     # Split pixels: only an agreeing row that contradicts the column.
     val = np.where(~is_hole & agree & (np.abs(cur - row_val) > tol), row_val, np.float32(np.nan))
     jump = np.abs(cur - row_val) * np.float32(0.5)
-    h = np.flatnonzero(is_hole & (has_l | has_r))
+    h = np.flatnonzero(is_hole)  # (without row neighbours only the carry-up below can fill)
     if h.size:
         hq = q[h]
         if image is not None:
@@ -408,6 +415,20 @@ def _row_second_opinions(
         else:
             right = vr[h] < vl[h]  # the farther surface
         pick = np.where(both[h], np.where(right, vr[h], vl[h]), np.where(has_r[h], vr[h], vl[h]))
+        # Above the column's own top return (its neighbours' top is higher): unless the row agrees,
+        # the column's top value carried up (the same surface continuing over a row or two) beats a
+        # far row neighbour on another surface.
+        hy, hx = np.divmod(hq, W)
+        ctop = top[hx]
+        up = (hy < ctop) & (ctop < H)
+        # ... continuing the column's slope just below its top (exact on a plane such as the road).
+        t0 = np.minimum(ctop, H - 1) * W + hx
+        carry = inv.ravel().take(t0)
+        below = inv.ravel().take(np.minimum(t0 + W, H * W - 1))
+        slope = np.where(np.isfinite(below) & (ctop < H - 1), below - carry, np.float32(0.0))
+        carry = carry - slope * (ctop - hy).astype(np.float32)
+        carry[~(carry > 0)] = np.nan
+        pick = np.where(up & np.isfinite(carry), carry, pick)
         val[h] = np.where(agree[h], row_val[h], pick)
         jump[h] = np.where(both[h], np.abs(vr[h] - vl[h]), np.float32(0.5) * val[h])
     ok = np.flatnonzero(np.isfinite(val))

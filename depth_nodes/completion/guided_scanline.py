@@ -91,6 +91,8 @@ def column_edge_cost(image: np.ndarray | None, lut: np.ndarray) -> np.ndarray | 
     """
     if image is None:
         return None
+    if image.shape[0] < 2:  # a single row: no vertical steps (cv2.absdiff of empty arrays is None)
+        return np.zeros(image.shape[:2], np.float32)
     step = cv2.absdiff(image[1:], image[:-1])
     if step.ndim == 3:
         step = cv2.cvtColor(step, cv2.COLOR_RGB2GRAY)
