@@ -151,9 +151,9 @@ def test_default_is_strict_above_the_local_top_envelope_and_extrapolation_is_opt
     sparse, image = silhouette_scene()
     highest = np.argmax(sparse > 0, axis=0)
     out = create("guided").complete(sparse, image)  # default parameters
-    # Nothing above the highest return within +-top_window_px (16) columns (+-2 px: the window is
+    # Nothing above the highest return within +-top_window_px (32) columns (+-2 px: the window is
     # applied on every other column), confidence 0 there.
-    envelope = np.array([highest[max(0, x - 18) : x + 19].min() for x in range(W)])
+    envelope = np.array([highest[max(0, x - 34) : x + 35].min() for x in range(W)])
     sky = np.arange(H)[:, None] < envelope[None, :]
     assert sky.any()
     assert np.isnan(out.depth[sky]).all() and (out.confidence[sky] == 0).all()
@@ -260,7 +260,14 @@ def test_synthetic_frame_beats_ip_basic_and_confidence_ranks_errors(synthetic_fr
 
 @pytest.mark.parametrize("name", ["guided", "lidar_only"])
 @pytest.mark.parametrize(
-    "params", [{}, {"top_margin_px": 0, "top_window_px": 0}, {"extrapolate_top": True}, {"column_stride": 1}]
+    "params",
+    [
+        {},
+        {"top_margin_px": 0, "top_window_px": 0},
+        {"top_margin_px": 8, "top_plane_extension": True},
+        {"extrapolate_top": True},
+        {"column_stride": 1},
+    ],
 )
 def test_random_inputs_keep_returns_and_invariants(name, params):
     """Odd/small sizes and random densities: no crash, returns kept, confidence in 0..1, 0 where NaN."""

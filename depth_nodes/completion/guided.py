@@ -34,6 +34,9 @@ from depth_nodes.completion.registry import register
 
 #: Rows above the highest return (beyond ``top_margin_px``) still processed, for planes continued upwards.
 TOP_ALLOWANCE_PX = 24
+#: Below the local top envelope, a column's top value is carried up at most this many rows above its
+#: own top return (the ring's rounding to rows; further up, only row neighbours fill).
+TOP_CARRY_PX = 2
 
 
 class GuidedCompleter(Completer):
@@ -58,7 +61,7 @@ class GuidedCompleter(Completer):
     - ``edge_power`` (1, 1): edge cost of an intensity step = (step / 255) ** power; higher favours the
       strongest edge over texture.
     - ``foreground_bias`` (1, 0): move splits towards the farther return by this fraction of the gap.
-    - ``top_window_px`` (px, 16): no estimate above the highest return within +-``top_window_px``
+    - ``top_window_px`` (px, 32): no estimate above the highest return within +-``top_window_px``
       columns (the LiDAR's local top envelope: a column whose own top return is missing or lower is
       filled up to its neighbours' top); above: NaN with confidence 0. 0 (with ``top_margin_px`` 0):
       strictly nothing above each column's own highest return.
@@ -102,7 +105,7 @@ class GuidedCompleter(Completer):
         min_depth_m: float = 0.5,
         max_depth_m: float = 150.0,
         noise_inv: float = 0.002,
-        top_window_px: int = 16,
+        top_window_px: int = 32,
         top_margin_px: int = 0,
         top_plane_extension: bool = False,
         max_hole_row_gap_px: int = 32,
@@ -420,7 +423,7 @@ def _row_second_opinions(
         # far row neighbour on another surface.
         hy, hx = np.divmod(hq, W)
         ctop = top[hx]
-        up = (hy < ctop) & (ctop < H)
+        up = (hy < ctop) & (hy >= ctop - TOP_CARRY_PX) & (ctop < H)
         # ... continuing the column's slope just below its top (exact on a plane such as the road).
         t0 = np.minimum(ctop, H - 1) * W + hx
         carry = inv.ravel().take(t0)
