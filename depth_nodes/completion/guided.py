@@ -47,7 +47,10 @@ class GuidedCompleter(Completer):
 
     - ``use_image`` (True): guide discontinuities with the RGB image (False = ``lidar_only``).
     - ``max_link_gap_px`` (px, None = auto): longest step between consecutive returns of a ring that is
-      joined; auto = 3 x the median step between neighbouring returns (bridges missing returns).
+      joined; auto = ``link_gap_factor`` x the median step between neighbouring returns.
+    - ``link_gap_factor`` (1, 5): the auto link gap in median return steps. Long enough to bridge
+      runs of missing returns (dark or far surfaces, dropouts); a link between two surfaces is split
+      at the image edges, so bridging does not mix them.
     - ``link_rows`` (px, None = auto): a ring's next return is searched this many rows up and down;
       auto = a third of the median step between returns along a row, 1..4 (tilted rings).
     - ``max_column_gap_px`` (px, 96): longest gap between returns in a column that is filled.
@@ -92,6 +95,7 @@ class GuidedCompleter(Completer):
         self,
         use_image: bool = True,
         max_link_gap_px: int | None = None,
+        link_gap_factor: float = 5.0,
         link_rows: int | None = None,
         max_column_gap_px: int = 96,
         max_empty_columns_px: int = 16,
@@ -130,6 +134,7 @@ class GuidedCompleter(Completer):
         self.uses_image = bool(use_image)
         self.name = "guided" if use_image else "lidar_only"
         self.max_link_gap_px, self.link_rows = max_link_gap_px, link_rows
+        self.link_gap_factor = float(link_gap_factor)
         self.max_empty_columns_px = int(max_empty_columns_px)
         self.column_stride = int(column_stride)
         self.extrapolate_top = bool(extrapolate_top)
@@ -179,6 +184,7 @@ class GuidedCompleter(Completer):
             inv,
             row_edge_cost(image, self._lut),
             max_gap_px=self.max_link_gap_px,
+            gap_factor=self.link_gap_factor,
             rows=self.link_rows,
             jump_rel=self.col.jump_rel,
             edge_weight=self.col.edge_weight,
