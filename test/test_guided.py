@@ -181,6 +181,27 @@ def test_far_spikes_are_dropped_near_ones_kept():
     assert kept.depth[50, 100] == pytest.approx(sparse[50, 100], rel=1e-5)
 
 
+def test_parallax_see_through_return_takes_the_near_surface():
+    """A far return just past a dark car's roofline (the LiDAR, mounted apart from the camera, sees
+    over the roof where the camera sees the car): the car's pixels below the image edge get the car's
+    depth; with the filter off the far return is kept."""
+    v, u = np.mgrid[0:H, 0:W]
+    car = (v >= 50) & (u >= 60) & (u < 180)
+    depth = np.where(car, 10.0, 40.0).astype(np.float32)
+    image = np.where(car, 30, 200).astype(np.uint8)[..., None].repeat(3, axis=2)
+    mask = ring_mask(first_row=4, ring_step=6, col_step=2)  # rings at rows ..., 46, 52, 58, ...
+    sparse = np.where(mask, depth, 0).astype(np.float32)
+    sparse[50, 70:170:2] = 40.0  # the see-through ring just below the roof edge (row 49 -> 50)
+    out = create("guided").complete(sparse, image)
+    roof = (slice(50, 52), slice(70, 170))
+    assert np.abs(out.depth[roof] - 10.0).max() < 0.01
+    assert np.abs(out.depth[40:50, 70:170] - 40.0).max() < 0.01  # the background above is untouched
+    kept = create("guided", see_through_edge=0.0).complete(sparse, image)
+    assert np.allclose(kept.depth[50, 70:170:2], 40.0)
+    # Without an image there is nothing to tell: lidar_only keeps the return.
+    assert np.allclose(create("lidar_only").complete(sparse, None).depth[50, 70:170:2], 40.0)
+
+
 def test_confidence_range_and_nan_handling():
     depth = plane_depth()
     sparse = np.where(ring_mask(), depth, 0).astype(np.float32)
@@ -272,7 +293,8 @@ def test_synthetic_frame_beats_ip_basic_and_confidence_ranks_errors(synthetic_fr
 def test_random_inputs_keep_returns_and_invariants(name, params):
     """Odd/small sizes and random densities: no crash, returns kept, confidence in 0..1, 0 where NaN."""
     rng = np.random.default_rng(5)
-    g = create(name, drop_far_spikes=False, **params)  # random depths are full of "spikes"
+    # Random depths are full of "spikes" and "see-through" returns: both artefact filters off.
+    g = create(name, drop_far_spikes=False, see_through_edge=0.0, **params)
 
     for h, w in [(2, 2), (3, 5), (5, 3), (9, 2), (17, 33), (48, 64)]:
         for density in (0.0, 0.01, 0.3, 1.0):

@@ -78,6 +78,11 @@ class GuidedCompleter(Completer):
       choice does not (a dark window above a dark car roof).
     - ``end_extension_px`` (px, None = auto): a return not linked on one side (a chain end) carries
       its value this far along its row; auto = the median step between returns, 1..8.
+    - ``see_through_edge`` (unit edge cost, 0.1): parallax see-through filter (image only). The LiDAR,
+      mounted apart from the camera, sees the background just past a near object's silhouette where
+      the camera still sees the object. A far ring sample right below an image edge of at least this
+      cost, with at most half of it between it and the near sample below, is taken as the near
+      surface's pixel (the return is not kept). 0 = off.
     - ``drop_far_spikes`` (True): a return much farther (>30 %) than both its ring neighbours (which
       agree) is dropped as a see-through/parallax artefact; nearer spikes (thin obstacles) are kept.
     - ``extrapolate_top`` (False): carry each column's highest value up to the top row (with low
@@ -117,6 +122,7 @@ class GuidedCompleter(Completer):
         end_extension_px: int | None = None,
         drop_far_spikes: bool = True,
         foreground_bias: float = 0.0,
+        see_through_edge: float = 0.1,
         confidence_scale_m: float = 1.0,
     ) -> None:
         if max_link_gap_px is not None and max_link_gap_px < 1:
@@ -157,6 +163,7 @@ class GuidedCompleter(Completer):
             extend_start_plane=bool(top_plane_extension),
             start_margin_px=int(top_margin_px),
             foreground_bias=float(foreground_bias),
+            see_through_edge=float(see_through_edge),
         )
 
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
@@ -222,6 +229,8 @@ class GuidedCompleter(Completer):
             )
         if stride == 2:
             fused, conf = _fill_odd_columns(fused, conf, image, W, self.col.jump_rel, self._conf_of)
+        if col.dropped is not None and col.dropped.size:
+            raw = _without_see_through(raw, col.dropped, fused, inv, stride, W, self.col.jump_rel)
         fused.ravel()[raw] = inv.ravel()[raw]  # LiDAR returns are kept exactly (odd columns too)
         if self.top_window_px == 0 and self.top_margin_px == 0 and not self.extrapolate_top:
             # Strict: nothing above each column's highest LiDAR return (ring links bridge gaps, so they
@@ -300,6 +309,22 @@ def _fill_odd_columns(
     inv = cv2.merge([even, odd]).reshape(H, 2 * We)[:, :W]
     conf = cv2.merge([conf_e, codd]).reshape(H, 2 * We)[:, :W]
     return np.ascontiguousarray(inv), np.ascontiguousarray(conf)
+
+
+def _without_see_through(
+    raw: np.ndarray, dropped: np.ndarray, fused: np.ndarray, inv: np.ndarray, stride: int, W: int, rel: float
+) -> np.ndarray:
+    """``raw`` (flat returns) without the parallax see-through returns found by the column pass
+    (``dropped``, flat on its column grid) and their row neighbours (+-1 px, odd columns) that are
+    also farther than the estimate there by more than ``rel``."""
+    Wg = W if stride == 1 else (W + 1) // 2
+    dy, dx = np.divmod(dropped, Wg)
+    mask = np.zeros(fused.shape, np.uint8)
+    mask[dy, dx * stride] = 1
+    mask = cv2.dilate(mask, np.ones((1, 3), np.uint8)).view(bool)
+    fv, rv = fused.ravel().take(raw), inv.ravel().take(raw)
+    drop = mask.ravel().take(raw) & (rv < fv * np.float32(1 - rel))
+    return raw[~drop]
 
 
 def _envelope(top: np.ndarray, half_window: int) -> np.ndarray:
