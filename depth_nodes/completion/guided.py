@@ -11,8 +11,10 @@ Pipeline (see ``docs/guided_completion.md``), all in inverse depth so that plane
    split at the image edges with each side continuing its own plane.
 3. **Odd columns** from their two neighbours (mean when they agree, else the side of closer colour),
    columns without returns from the nearest columns with returns; LiDAR returns are kept exactly.
-   Nothing is estimated above each column's highest (ring-polyline) return: NaN with confidence 0
-   there, unless ``extrapolate_top``.
+   Nothing is estimated above the LiDAR's local top envelope (the highest return within
+   +-``top_window_px`` columns): NaN with confidence 0 there, unless asked (``top_margin_px``,
+   ``top_plane_extension``, ``extrapolate_top``). A far sample just below an image edge that looks
+   like the near surface below it is a parallax see-through return and takes that surface.
 4. **Confidence** ``exp(-e / confidence_scale_m)`` from an expected error
    ``e = d**2 * (noise_inv + |jump| / 2)``: the inverse-depth jump of the interval a pixel was filled
    across (large across discontinuities, wide gaps) mapped to metres by ``d**2``.
