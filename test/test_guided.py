@@ -71,9 +71,14 @@ def test_planar_scene_sparse_beams_and_missing_returns():
     # a left neighbour and copies it.)
     inner = (slice(10, None), slice(0, W - 4))
     assert np.abs(out.depth[inner] - depth[inner]).max() < 0.01
-    # Above the top ring only the default top margin (8 px) is filled, continuing the plane (within 1 %).
-    assert np.isnan(out.depth[:2]).all() and np.isfinite(out.depth[2:10]).all()
-    assert np.abs(out.depth[2:10] / depth[2:10] - 1).max() < 0.01
+    # Strict default: nothing above the top ring (a flat row), confidence 0 there.
+    assert np.isnan(out.depth[:10]).all() and (out.confidence[:10] == 0).all()
+    # Opt-in: a margin of 8 px above it, continuing the receding plane (within 1 %).
+    opt = create("guided", top_margin_px=8, top_plane_extension=True).complete(
+        sparse, np.zeros((H, W, 3), np.uint8)
+    )
+    assert np.isnan(opt.depth[:2]).all() and np.isfinite(opt.depth[2:10]).all()
+    assert np.abs(opt.depth[2:10] / depth[2:10] - 1).max() < 0.01
 
 
 def edge_scene(horizontal: bool):
@@ -142,16 +147,20 @@ def test_nothing_above_the_highest_return_per_column_when_strict():
         assert np.isfinite(out.depth[~above]).mean() > 0.99, name
 
 
-def test_default_leaves_the_sky_empty_and_extrapolation_is_opt_in():
+def test_default_is_strict_above_the_local_top_envelope_and_extrapolation_is_opt_in():
     sparse, image = silhouette_scene()
     highest = np.argmax(sparse > 0, axis=0)
-    out = create("guided").complete(sparse, image)
-    # Default: at most top_margin_px (8) above the highest return within +-top_window_px (16) columns
-    # (+-2 px: the window is applied on every other column).
-    envelope = np.array([highest[max(0, x - 18) : x + 19].min() for x in range(W)])
-    sky = np.arange(H)[:, None] < (envelope - 8)[None, :]
+    out = create("guided").complete(sparse, image)  # default parameters
+    # Nothing above the highest return within +-top_window_px (32) columns (+-2 px: the window is
+    # applied on every other column), confidence 0 there.
+    envelope = np.array([highest[max(0, x - 34) : x + 35].min() for x in range(W)])
+    sky = np.arange(H)[:, None] < envelope[None, :]
     assert sky.any()
     assert np.isnan(out.depth[sky]).all() and (out.confidence[sky] == 0).all()
+    # A column whose own top return is lower than its neighbours' is filled up to their top.
+    between = ~sky & (np.arange(H)[:, None] < highest[None, :])
+    assert between.sum() > 100 and np.isfinite(out.depth[between]).mean() > 0.9
+    assert np.allclose(out.depth[between & np.isfinite(out.depth)], 10.0, rtol=1e-3)
     ext = create("guided", extrapolate_top=True).complete(sparse, image)
     assert np.isfinite(ext.depth).all()
     assert np.allclose(ext.depth, 10.0, rtol=1e-3)
@@ -170,6 +179,27 @@ def test_far_spikes_are_dropped_near_ones_kept():
     assert out.depth[62, 140] == pytest.approx(sparse[62, 140], rel=1e-5)
     kept = create("guided", drop_far_spikes=False).complete(sparse, np.zeros((H, W, 3), np.uint8))
     assert kept.depth[50, 100] == pytest.approx(sparse[50, 100], rel=1e-5)
+
+
+def test_parallax_see_through_return_takes_the_near_surface():
+    """A far return just past a dark car's roofline (the LiDAR, mounted apart from the camera, sees
+    over the roof where the camera sees the car): the car's pixels below the image edge get the car's
+    depth; with the filter off the far return is kept."""
+    v, u = np.mgrid[0:H, 0:W]
+    car = (v >= 50) & (u >= 60) & (u < 180)
+    depth = np.where(car, 10.0, 40.0).astype(np.float32)
+    image = np.where(car, 30, 200).astype(np.uint8)[..., None].repeat(3, axis=2)
+    mask = ring_mask(first_row=4, ring_step=6, col_step=2)  # rings at rows ..., 46, 52, 58, ...
+    sparse = np.where(mask, depth, 0).astype(np.float32)
+    sparse[50, 70:170:2] = 40.0  # the see-through ring just below the roof edge (row 49 -> 50)
+    out = create("guided").complete(sparse, image)
+    roof = (slice(50, 52), slice(70, 170))
+    assert np.abs(out.depth[roof] - 10.0).max() < 0.01
+    assert np.abs(out.depth[40:50, 70:170] - 40.0).max() < 0.01  # the background above is untouched
+    kept = create("guided", see_through_edge=0.0).complete(sparse, image)
+    assert np.allclose(kept.depth[50, 70:170:2], 40.0)
+    # Without an image there is nothing to tell: lidar_only keeps the return.
+    assert np.allclose(create("lidar_only").complete(sparse, None).depth[50, 70:170:2], 40.0)
 
 
 def test_confidence_range_and_nan_handling():
@@ -251,12 +281,20 @@ def test_synthetic_frame_beats_ip_basic_and_confidence_ranks_errors(synthetic_fr
 
 @pytest.mark.parametrize("name", ["guided", "lidar_only"])
 @pytest.mark.parametrize(
-    "params", [{}, {"top_margin_px": 0, "top_window_px": 0}, {"extrapolate_top": True}, {"column_stride": 1}]
+    "params",
+    [
+        {},
+        {"top_margin_px": 0, "top_window_px": 0},
+        {"top_margin_px": 8, "top_plane_extension": True},
+        {"extrapolate_top": True},
+        {"column_stride": 1},
+    ],
 )
 def test_random_inputs_keep_returns_and_invariants(name, params):
     """Odd/small sizes and random densities: no crash, returns kept, confidence in 0..1, 0 where NaN."""
     rng = np.random.default_rng(5)
-    g = create(name, drop_far_spikes=False, **params)  # random depths are full of "spikes"
+    # Random depths are full of "spikes" and "see-through" returns: both artefact filters off.
+    g = create(name, drop_far_spikes=False, see_through_edge=0.0, **params)
 
     for h, w in [(2, 2), (3, 5), (5, 3), (9, 2), (17, 33), (48, 64)]:
         for density in (0.0, 0.01, 0.3, 1.0):

@@ -11,8 +11,10 @@ Pipeline (see ``docs/guided_completion.md``), all in inverse depth so that plane
    split at the image edges with each side continuing its own plane.
 3. **Odd columns** from their two neighbours (mean when they agree, else the side of closer colour),
    columns without returns from the nearest columns with returns; LiDAR returns are kept exactly.
-   Nothing is estimated above each column's highest (ring-polyline) return: NaN with confidence 0
-   there, unless ``extrapolate_top``.
+   Nothing is estimated above the LiDAR's local top envelope (the highest return within
+   +-``top_window_px`` columns): NaN with confidence 0 there, unless asked (``top_margin_px``,
+   ``top_plane_extension``, ``extrapolate_top``). A far sample just below an image edge that looks
+   like the near surface below it is a parallax see-through return and takes that surface.
 4. **Confidence** ``exp(-e / confidence_scale_m)`` from an expected error
    ``e = d**2 * (noise_inv + |jump| / 2)``: the inverse-depth jump of the interval a pixel was filled
    across (large across discontinuities, wide gaps) mapped to metres by ``d**2``.
@@ -34,6 +36,9 @@ from depth_nodes.completion.registry import register
 
 #: Rows above the highest return (beyond ``top_margin_px``) still processed, for planes continued upwards.
 TOP_ALLOWANCE_PX = 24
+#: Below the local top envelope, a column's top value is carried up at most this many rows above its
+#: own top return (the ring's rounding to rows; further up, only row neighbours fill).
+TOP_CARRY_PX = 2
 
 
 class GuidedCompleter(Completer):
@@ -44,7 +49,10 @@ class GuidedCompleter(Completer):
 
     - ``use_image`` (True): guide discontinuities with the RGB image (False = ``lidar_only``).
     - ``max_link_gap_px`` (px, None = auto): longest step between consecutive returns of a ring that is
-      joined; auto = 3 x the median step between neighbouring returns (bridges missing returns).
+      joined; auto = ``link_gap_factor`` x the median step between neighbouring returns.
+    - ``link_gap_factor`` (1, 5): the auto link gap in median return steps. Long enough to bridge
+      runs of missing returns (dark or far surfaces, dropouts); a link between two surfaces is split
+      at the image edges, so bridging does not mix them.
     - ``link_rows`` (px, None = auto): a ring's next return is searched this many rows up and down;
       auto = a third of the median step between returns along a row, 1..4 (tilted rings).
     - ``max_column_gap_px`` (px, 96): longest gap between returns in a column that is filled.
@@ -58,11 +66,13 @@ class GuidedCompleter(Completer):
     - ``edge_power`` (1, 1): edge cost of an intensity step = (step / 255) ** power; higher favours the
       strongest edge over texture.
     - ``foreground_bias`` (1, 0): move splits towards the farther return by this fraction of the gap.
-    - ``top_window_px`` / ``top_margin_px`` (px, 16 / 8): estimates reach ``top_margin_px`` above the
-      highest return within +-``top_window_px`` columns (a receding plane further, up to twice its
-      depth); above: NaN with confidence 0. Both 0: strictly nothing above each column's highest
-      return. (The KITTI-like ground truth covers that band; left empty, the devkit's row fill scores
-      it much worse.)
+    - ``top_window_px`` (px, 32): no estimate above the highest return within +-``top_window_px``
+      columns (the LiDAR's local top envelope: a column whose own top return is missing or lower is
+      filled up to its neighbours' top); above: NaN with confidence 0. 0 (with ``top_margin_px`` 0):
+      strictly nothing above each column's own highest return.
+    - ``top_margin_px`` (px, 0): opt-in, estimates reach this many rows above that envelope.
+    - ``top_plane_extension`` (False): opt-in, a receding plane (the road towards the horizon) whose
+      top interval is slanted is continued above the envelope, up to twice its top return's depth.
     - ``max_hole_row_gap_px`` (px, 32): holes below that envelope are filled from the nearest estimates
       left and right in their row within this distance.
     - ``max_split_row_gap_px`` (px, 12): pixels filled across a discontinuity take the row interpolation
@@ -70,6 +80,11 @@ class GuidedCompleter(Completer):
       choice does not (a dark window above a dark car roof).
     - ``end_extension_px`` (px, None = auto): a return not linked on one side (a chain end) carries
       its value this far along its row; auto = the median step between returns, 1..8.
+    - ``see_through_edge`` (unit edge cost, 0.1): parallax see-through filter (image only). The LiDAR,
+      mounted apart from the camera, sees the background just past a near object's silhouette where
+      the camera still sees the object. A far ring sample right below an image edge of at least this
+      cost, with at most half of it between it and the near sample below, is taken as the near
+      surface's pixel (the return is not kept). 0 = off.
     - ``drop_far_spikes`` (True): a return much farther (>30 %) than both its ring neighbours (which
       agree) is dropped as a see-through/parallax artefact; nearer spikes (thin obstacles) are kept.
     - ``extrapolate_top`` (False): carry each column's highest value up to the top row (with low
@@ -87,6 +102,7 @@ class GuidedCompleter(Completer):
         self,
         use_image: bool = True,
         max_link_gap_px: int | None = None,
+        link_gap_factor: float = 5.0,
         link_rows: int | None = None,
         max_column_gap_px: int = 96,
         max_empty_columns_px: int = 16,
@@ -100,13 +116,15 @@ class GuidedCompleter(Completer):
         min_depth_m: float = 0.5,
         max_depth_m: float = 150.0,
         noise_inv: float = 0.002,
-        top_window_px: int = 16,
-        top_margin_px: int = 8,
+        top_window_px: int = 32,
+        top_margin_px: int = 0,
+        top_plane_extension: bool = False,
         max_hole_row_gap_px: int = 32,
         max_split_row_gap_px: int = 12,
         end_extension_px: int | None = None,
         drop_far_spikes: bool = True,
         foreground_bias: float = 0.0,
+        see_through_edge: float = 0.1,
         confidence_scale_m: float = 1.0,
     ) -> None:
         if max_link_gap_px is not None and max_link_gap_px < 1:
@@ -124,11 +142,13 @@ class GuidedCompleter(Completer):
         self.uses_image = bool(use_image)
         self.name = "guided" if use_image else "lidar_only"
         self.max_link_gap_px, self.link_rows = max_link_gap_px, link_rows
+        self.link_gap_factor = float(link_gap_factor)
         self.max_empty_columns_px = int(max_empty_columns_px)
         self.column_stride = int(column_stride)
         self.extrapolate_top = bool(extrapolate_top)
         self.top_window_px = int(top_window_px)
         self.top_margin_px = int(top_margin_px)
+        self.top_plane_extension = bool(top_plane_extension)
         self.max_hole_row_gap_px = int(max_hole_row_gap_px)
         self.max_split_row_gap_px = int(max_split_row_gap_px)
         self.end_extension_px = None if end_extension_px is None else int(end_extension_px)
@@ -142,9 +162,10 @@ class GuidedCompleter(Completer):
             plane_tol_rel=float(plane_tol_rel),
             edge_weight=float(edge_weight),
             extend_end=bool(extend_bottom),
-            extend_start_plane=top_window_px > 0,
+            extend_start_plane=bool(top_plane_extension),
             start_margin_px=int(top_margin_px),
             foreground_bias=float(foreground_bias),
+            see_through_edge=float(see_through_edge),
         )
 
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
@@ -152,7 +173,8 @@ class GuidedCompleter(Completer):
         # rows below (on KITTI's crop the top ~quarter is above the LiDAR's field of view).
         H, W = sparse.shape
         first = int(np.argmax(sparse.ravel() > 0)) // W
-        r0 = 0 if self.extrapolate_top else max(0, first - self.top_margin_px - TOP_ALLOWANCE_PX)
+        allowance = TOP_ALLOWANCE_PX if self.top_plane_extension else 0
+        r0 = 0 if self.extrapolate_top else max(0, first - self.top_margin_px - allowance)
         depth = np.empty((H, W), np.float32)
         conf = np.empty((H, W), np.float32)
         depth[:r0], conf[:r0] = np.nan, 0.0
@@ -171,6 +193,7 @@ class GuidedCompleter(Completer):
             inv,
             row_edge_cost(image, self._lut),
             max_gap_px=self.max_link_gap_px,
+            gap_factor=self.link_gap_factor,
             rows=self.link_rows,
             jump_rel=self.col.jump_rel,
             edge_weight=self.col.edge_weight,
@@ -199,6 +222,7 @@ class GuidedCompleter(Completer):
                 conf,
                 col.split,
                 env if self.max_hole_row_gap_px > 0 else None,
+                col.top,
                 img,
                 self.max_split_row_gap_px // stride,
                 self.max_hole_row_gap_px // stride,
@@ -207,6 +231,8 @@ class GuidedCompleter(Completer):
             )
         if stride == 2:
             fused, conf = _fill_odd_columns(fused, conf, image, W, self.col.jump_rel, self._conf_of)
+        if col.dropped is not None and col.dropped.size:
+            raw = _without_see_through(raw, col.dropped, fused, inv, stride, W, self.col.jump_rel)
         fused.ravel()[raw] = inv.ravel()[raw]  # LiDAR returns are kept exactly (odd columns too)
         if self.top_window_px == 0 and self.top_margin_px == 0 and not self.extrapolate_top:
             # Strict: nothing above each column's highest LiDAR return (ring links bridge gaps, so they
@@ -287,6 +313,22 @@ def _fill_odd_columns(
     return np.ascontiguousarray(inv), np.ascontiguousarray(conf)
 
 
+def _without_see_through(
+    raw: np.ndarray, dropped: np.ndarray, fused: np.ndarray, inv: np.ndarray, stride: int, W: int, rel: float
+) -> np.ndarray:
+    """``raw`` (flat returns) without the parallax see-through returns found by the column pass
+    (``dropped``, flat on its column grid) and their row neighbours (+-1 px, odd columns) that are
+    also farther than the estimate there by more than ``rel``."""
+    Wg = W if stride == 1 else (W + 1) // 2
+    dy, dx = np.divmod(dropped, Wg)
+    mask = np.zeros(fused.shape, np.uint8)
+    mask[dy, dx * stride] = 1
+    mask = cv2.dilate(mask, np.ones((1, 3), np.uint8)).view(bool)
+    fv, rv = fused.ravel().take(raw), inv.ravel().take(raw)
+    drop = mask.ravel().take(raw) & (rv < fv * np.float32(1 - rel))
+    return raw[~drop]
+
+
 def _envelope(top: np.ndarray, half_window: int) -> np.ndarray:
     """The LiDAR's local top envelope: the highest first-return row within +-half_window columns."""
     kernel = np.ones((1, 2 * half_window + 1), np.uint8)
@@ -351,6 +393,7 @@ def _row_second_opinions(
     conf: np.ndarray,
     split: np.ndarray,
     env: np.ndarray | None,
+    top: np.ndarray,
     image: np.ndarray | None,
     split_gap: int,
     hole_gap: int,
@@ -397,7 +440,7 @@ def _row_second_opinions(
     # Split pixels: only an agreeing row that contradicts the column.
     val = np.where(~is_hole & agree & (np.abs(cur - row_val) > tol), row_val, np.float32(np.nan))
     jump = np.abs(cur - row_val) * np.float32(0.5)
-    h = np.flatnonzero(is_hole & (has_l | has_r))
+    h = np.flatnonzero(is_hole)  # (without row neighbours only the carry-up below can fill)
     if h.size:
         hq = q[h]
         if image is not None:
@@ -408,6 +451,20 @@ def _row_second_opinions(
         else:
             right = vr[h] < vl[h]  # the farther surface
         pick = np.where(both[h], np.where(right, vr[h], vl[h]), np.where(has_r[h], vr[h], vl[h]))
+        # Above the column's own top return (its neighbours' top is higher): unless the row agrees,
+        # the column's top value carried up (the same surface continuing over a row or two) beats a
+        # far row neighbour on another surface.
+        hy, hx = np.divmod(hq, W)
+        ctop = top[hx]
+        up = (hy < ctop) & (hy >= ctop - TOP_CARRY_PX) & (ctop < H)
+        # ... continuing the column's slope just below its top (exact on a plane such as the road).
+        t0 = np.minimum(ctop, H - 1) * W + hx
+        carry = inv.ravel().take(t0)
+        below = inv.ravel().take(np.minimum(t0 + W, H * W - 1))
+        slope = np.where(np.isfinite(below) & (ctop < H - 1), below - carry, np.float32(0.0))
+        carry = carry - slope * (ctop - hy).astype(np.float32)
+        carry[~(carry > 0)] = np.nan
+        pick = np.where(up & np.isfinite(carry), carry, pick)
         val[h] = np.where(agree[h], row_val[h], pick)
         jump[h] = np.where(both[h], np.abs(vr[h] - vl[h]), np.float32(0.5) * val[h])
     ok = np.flatnonzero(np.isfinite(val))

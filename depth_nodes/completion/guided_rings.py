@@ -20,6 +20,8 @@ def row_edge_cost(image: np.ndarray | None, lut: np.ndarray) -> np.ndarray | Non
     ``(I[y+1, b] - I[y, b]) - (I[y+1, a] - I[y, a])``. None -> None (no image)."""
     if image is None:
         return None
+    if image.shape[1] < 2:  # a single column: no horizontal steps
+        return np.zeros((image.shape[0] + 1, 1), np.float32)
     step = cv2.absdiff(image[:, 1:], image[:, :-1])
     if step.ndim == 3:
         step = cv2.cvtColor(step, cv2.COLOR_RGB2GRAY)

@@ -60,6 +60,9 @@ class ScanlineParams:
     ground_tol_rel: float = 0.15
     #: Fraction of a split interval moved from the midpoint towards the farther sample (0..0.5).
     foreground_bias: float = 0.0
+    #: A far sample right below an image edge of at least this cost, with at most half of it between
+    #: it and the near sample below, is a parallax see-through return (0 = off).
+    see_through_edge: float = 0.0
 
 
 @dataclass
@@ -75,6 +78,8 @@ class ScanlineFill:
     start: np.ndarray
     #: True where the pixel lies in a split (discontinuity) interval.
     split: np.ndarray | None = None
+    #: Flat indices of samples overridden as parallax see-through (see ``see_through_edge``).
+    dropped: np.ndarray | None = None
 
 
 def edge_lut(power: float = 2.0) -> np.ndarray:
@@ -91,6 +96,8 @@ def column_edge_cost(image: np.ndarray | None, lut: np.ndarray) -> np.ndarray | 
     """
     if image is None:
         return None
+    if image.shape[0] < 2:  # a single row: no vertical steps (cv2.absdiff of empty arrays is None)
+        return np.zeros(image.shape[:2], np.float32)
     step = cv2.absdiff(image[1:], image[:-1])
     if step.ndim == 3:
         step = cv2.cvtColor(step, cv2.COLOR_RGB2GRAY)
@@ -223,6 +230,15 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     # returns next to a silhouette are missing on the background side: parallax and occlusion filter).
     bias = np.float32(2 * p.foreground_bias) * np.where(vb > v, -gap, gap)
     T[pos] = np.where(split, yf + yb + w * (c + cb) + bias, np.inf)
+    see_through = np.zeros(n, bool)
+    if cost is not None and p.see_through_edge > 0:
+        # Parallax see-through: the LiDAR (mounted apart from the camera) sees the far background
+        # just past a near object's silhouette, where the camera still sees the object. Such a far
+        # sample sits right below a strong image edge and looks like the near sample below it (no
+        # edge between them): it is the near surface's pixel, the whole interval takes that side.
+        step_a = c - cost.ravel().take(np.maximum(flat - W, 0))
+        see_through = split & (vb > v) & (ys > 0) & (step_a >= p.see_through_edge) & (cb - c <= 0.5 * step_a)
+        T[pos[see_through]] = -np.inf
     J[pos] = np.where(ok, dv, 0.0)
 
     # Per pixel: position of the last sample at or above it in its column (or the column's sentinel).
@@ -257,4 +273,10 @@ def fill_columns(inv: np.ndarray, cost: np.ndarray | None, p: ScanlineParams) ->
     start = np.minimum(top, start_row)
     split_px = Tk < np.inf
     split_px.ravel()[flat] = False  # samples themselves are measurements, not fills
-    return ScanlineFill(out, jump, top, start, split_px)
+    dropped = flat[see_through]
+    if dropped.size:
+        st = np.flatnonzero(see_through)
+        out.ravel()[dropped] = A[2 * pos[st] + 1] + S[2 * pos[st] + 1] * yf[st]  # the near branch
+        jump.ravel()[dropped] = dv[st]
+        split_px.ravel()[dropped] = True
+    return ScanlineFill(out, jump, top, start, split_px, dropped)
