@@ -41,7 +41,7 @@ from depth_nodes.data.synthetic_raycast import SKY, CameraGrid, LidarGrid
 from depth_nodes.data.synthetic_render import PrimTable, render_image, surface
 from depth_nodes.errors import DataFormatError
 
-GENERATOR_VERSION = "4"  # bump whenever the generated data change (manifest reuse)
+GENERATOR_VERSION = "5"  # bump whenever the generated data change (manifest reuse)
 FRAME_PERIOD_NS = 100_000_000
 #: First frame's stamp: 2011-09-26 13:02:25.964389445 UTC, like KITTI drive 0001.
 BASE_STAMP_NS = 1317042145_964389445
@@ -215,9 +215,10 @@ DC_DIR = "val_selection_cropped"
 RINGS_DIR = "velodyne_raw_rings"
 MANIFEST = "manifest.json"
 #: KITTI-like support of the ground truth: what the LiDAR can see (vertical FOV with a margin, range).
-#: The LiDAR's own vertical field of view (+ a 0.1 deg tolerance): KITTI's accumulated GT does not reach
+#: The LiDAR's own vertical field of view, widened only by half a pixel at KITTI's focal length
+#: (0.5 / 721.5 rad = 0.04 deg) for the quantisation of pixel centres: KITTI's accumulated GT does not reach
 #: materially above a single scan's top ring either, and scoring pixels no LiDAR saw would reward invention.
-GT_ELEVATION_DEG = (-24.8 - 0.1, 2.0 + 0.1)
+GT_ELEVATION_DEG = (-24.8 - 0.04, 2.0 + 0.04)
 #: KITTI's accumulated ground truth rarely reaches past ~80 m; scoring 80-120 m surfaces (1 % of pixels)
 #: doubled every method's RMSE without telling methods apart, so GT stops at 80 m like KITTI's in practice.
 GT_MAX_RANGE_M = 80.0
@@ -231,7 +232,7 @@ def lidar_visible_gt(depth_gt: np.ndarray, camera: CameraModel, T_cam_velo: np.n
 
     Rule: a pixel keeps its depth when it has a surface (not sky), the surface point lies within
     ``GT_MAX_RANGE_M`` of the LiDAR and its elevation seen from the LiDAR is inside the vertical field of
-    view (+2.0 .. -24.8 deg, with 0.1 deg tolerance). Everything else becomes 0 (no data).
+    view (+2.0 .. -24.8 deg, widened by half a pixel). Everything else becomes 0 (no data).
     """
     rays = camera.pixel_rays()
     pts = np.empty(depth_gt.shape + (3,), np.float32)
