@@ -24,9 +24,11 @@ from depth_nodes.data import rosbag_io as rb
 from depth_nodes.errors import DataFormatError
 from depth_nodes.ros.rosbag_rclpy import (
     MessageTypeUnavailable,
+    exit_if_shutdown_hung,
     init_context,
     message_class,
     qos_from_bag,
+    shutdown_bounded,
     stop_on_signals,
 )
 
@@ -130,8 +132,7 @@ def play(
         for pub in pubs.values():  # let reliable subscribers receive the tail before the node goes
             pub.wait_for_all_acked(timeout=Duration(seconds=2.0))
     finally:
-        node.destroy_node()
-        context.try_shutdown()
+        shutdown_bounded(node.destroy_node, context.try_shutdown, log=log)
     return stats
 
 
@@ -206,4 +207,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {topic:42s} {n:6d}")
     for topic in stats.skipped:
         print(f"  {topic:42s} skipped (message package not installed)")
-    return 0
+    return exit_if_shutdown_hung(0)

@@ -26,8 +26,10 @@ from depth_nodes.errors import DataFormatError
 from depth_nodes.ros.rosbag_rclpy import (
     MessageTypeUnavailable,
     bag_qos_from_endpoint,
+    exit_if_shutdown_hung,
     init_context,
     message_class,
+    shutdown_bounded,
     stop_on_signals,
     subscription_qos,
 )
@@ -149,9 +151,7 @@ def record(
         bag.abort()
         raise
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        context.try_shutdown()
+        shutdown_bounded(executor.shutdown, node.destroy_node, context.try_shutdown)
     bag.close()
     return stats
 
@@ -186,4 +186,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {topic:42s} {n:6d}")
     for topic in stats.missing:
         print(f"  {topic:42s} never published: not in the bag")
-    return 0
+    return exit_if_shutdown_hung(0)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -140,3 +142,40 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, list[str]]]:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+#: Set when a bounded middleware shutdown timed out (the CLI then exits without waiting for it).
+shutdown_hung = threading.Event()
+
+
+def shutdown_bounded(*steps: Any, timeout_s: float = 10.0, log: Any = None) -> bool:
+    """Run shutdown callables (``node.destroy_node``, ``context.try_shutdown``, ...) within ``timeout_s``.
+
+    Fast DDS can block while tearing down a participant whose reliable writer still waits for a reader that
+    has just gone (seen once here, under load); a tool must not hang on exit because of it. Returns False
+    (and sets :data:`shutdown_hung`) when the steps did not finish in time; they go on in a daemon thread.
+    """
+
+    def run_steps() -> None:
+        for step in steps:
+            step()
+
+    worker = threading.Thread(target=run_steps, name="rclpy-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        shutdown_hung.set()
+        (log or (lambda m: print(m, file=sys.stderr)))(
+            f"warning: middleware shutdown did not finish within {timeout_s:.0f} s; exiting without it"
+        )
+        return False
+    return True
+
+
+def exit_if_shutdown_hung(code: int) -> int:
+    """In a CLI process: leave at once (no interpreter teardown) when a middleware shutdown hung."""
+    if shutdown_hung.is_set():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
