@@ -80,7 +80,7 @@ class GuidedCompleter(Completer):
       choice does not (a dark window above a dark car roof).
     - ``end_extension_px`` (px, None = auto): a return not linked on one side (a chain end) carries
       its value this far along its row; auto = the median step between returns, 1..8.
-    - ``see_through_edge`` (unit edge cost, 0.1): parallax see-through filter (image only). The LiDAR,
+    - ``see_through_edge`` (unit edge cost, 0.05): parallax see-through filter (image only). The LiDAR,
       mounted apart from the camera, sees the background just past a near object's silhouette where
       the camera still sees the object. A far ring sample right below an image edge of at least this
       cost, with at most half of it between it and the near sample below, is taken as the near
@@ -124,7 +124,7 @@ class GuidedCompleter(Completer):
         end_extension_px: int | None = None,
         drop_far_spikes: bool = True,
         foreground_bias: float = 0.1,
-        see_through_edge: float = 0.1,
+        see_through_edge: float = 0.05,
         confidence_scale_m: float = 1.0,
     ) -> None:
         if max_link_gap_px is not None and max_link_gap_px < 1:
