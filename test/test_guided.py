@@ -306,3 +306,22 @@ def test_random_inputs_keep_returns_and_invariants(name, params):
             assert (np.isnan(out.depth) | (out.depth > 0)).all()
             m = sparse > 0
             np.testing.assert_allclose(out.depth[m], sparse[m], rtol=1e-4)
+
+
+def test_top_ring_dropout_over_a_near_object_takes_the_object():
+    """The top ring returns from a far wall left and right but not over a dark near object whose top
+    is just below it (a dropout): the rows between take the object's depth (its top carried up), not
+    the far wall's row interpolation."""
+    v, u = np.mgrid[0:H, 0:W]
+    obj = (v >= 22) & (u >= 90) & (u < 150)
+    depth = np.where(obj, 10.0, 50.0).astype(np.float32)
+    mask = ring_mask(first_row=20, ring_step=4, col_step=1)  # rings at rows 20, 24, 28, ...
+    sparse = np.where(mask, depth, 0).astype(np.float32)
+    sparse[20, 90:150] = 0.0  # the top ring's returns over the object are missing
+    image = np.full((H, W, 3), 120, np.uint8)  # no image edge to help
+    for name in ("guided", "lidar_only"):
+        out = create(name).complete(sparse, image if name == "guided" else None)
+        hole = out.depth[22:24, 100:140]  # the object's rows above its top return (row 24)
+        assert np.isfinite(hole).all()
+        assert np.abs(hole - 10.0).max() < 0.01, name
+        assert np.abs(out.depth[20, 40:80] - 50.0).max() < 0.01  # the wall's ring itself is untouched

@@ -60,12 +60,12 @@ class GuidedCompleter(Completer):
       neighbours when it is at most this wide.
     - ``column_stride`` (1 or 2, 2): the column pass runs on every ``column_stride``-th column; odd
       columns come from their neighbours (image-guided at discontinuities). 1 = every column (slower).
-    - ``jump_rel`` (1, 0.15): relative inverse-depth jump below which two returns are one surface.
+    - ``jump_rel`` (1, 0.10): relative inverse-depth jump below which two returns are one surface.
     - ``plane_tol_rel`` (1, 0.10): tolerance of the slanted-plane test (neighbour slope predicts jump).
-    - ``edge_weight`` (px per unit edge cost, 80): how strongly image edges attract a discontinuity.
+    - ``edge_weight`` (px per unit edge cost, 200): how strongly image edges attract a discontinuity.
     - ``edge_power`` (1, 1): edge cost of an intensity step = (step / 255) ** power; higher favours the
       strongest edge over texture.
-    - ``foreground_bias`` (1, 0): move splits towards the farther return by this fraction of the gap.
+    - ``foreground_bias`` (1, 0.1): move splits towards the farther return by this fraction of the gap.
     - ``top_window_px`` (px, 32): no estimate above the highest return within +-``top_window_px``
       columns (the LiDAR's local top envelope: a column whose own top return is missing or lower is
       filled up to its neighbours' top); above: NaN with confidence 0. 0 (with ``top_margin_px`` 0):
@@ -80,7 +80,7 @@ class GuidedCompleter(Completer):
       choice does not (a dark window above a dark car roof).
     - ``end_extension_px`` (px, None = auto): a return not linked on one side (a chain end) carries
       its value this far along its row; auto = the median step between returns, 1..8.
-    - ``see_through_edge`` (unit edge cost, 0.1): parallax see-through filter (image only). The LiDAR,
+    - ``see_through_edge`` (unit edge cost, 0.05): parallax see-through filter (image only). The LiDAR,
       mounted apart from the camera, sees the background just past a near object's silhouette where
       the camera still sees the object. A far ring sample right below an image edge of at least this
       cost, with at most half of it between it and the near sample below, is taken as the near
@@ -107,9 +107,9 @@ class GuidedCompleter(Completer):
         max_column_gap_px: int = 96,
         max_empty_columns_px: int = 16,
         column_stride: int = 2,
-        jump_rel: float = 0.15,
+        jump_rel: float = 0.10,
         plane_tol_rel: float = 0.10,
-        edge_weight: float = 80.0,
+        edge_weight: float = 200.0,
         edge_power: float = 1.0,
         extrapolate_top: bool = False,
         extend_bottom: bool = True,
@@ -123,8 +123,8 @@ class GuidedCompleter(Completer):
         max_split_row_gap_px: int = 12,
         end_extension_px: int | None = None,
         drop_far_spikes: bool = True,
-        foreground_bias: float = 0.0,
-        see_through_edge: float = 0.1,
+        foreground_bias: float = 0.1,
+        see_through_edge: float = 0.05,
         confidence_scale_m: float = 1.0,
     ) -> None:
         if max_link_gap_px is not None and max_link_gap_px < 1:
@@ -464,8 +464,12 @@ def _row_second_opinions(
         slope = np.where(np.isfinite(below) & (ctop < H - 1), below - carry, np.float32(0.0))
         carry = carry - slope * (ctop - hy).astype(np.float32)
         carry[~(carry > 0)] = np.nan
-        pick = np.where(up & np.isfinite(carry), carry, pick)
-        val[h] = np.where(agree[h], row_val[h], pick)
+        use_carry = up & np.isfinite(carry)
+        pick = np.where(use_carry, carry, pick)
+        # An agreeing row wins unless the column's own surface is nearer: the top ring returned from
+        # a far surface left and right but not here (a dropout on a dark near object that occludes it).
+        nearer = use_carry & (carry > row_val[h] + tol[h])
+        val[h] = np.where(agree[h] & ~nearer, row_val[h], pick)
         jump[h] = np.where(both[h], np.abs(vr[h] - vl[h]), np.float32(0.5) * val[h])
     ok = np.flatnonzero(np.isfinite(val))
     inv.ravel()[q[ok]] = val[ok]
