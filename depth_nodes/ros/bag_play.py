@@ -24,11 +24,10 @@ from depth_nodes.data import rosbag_io as rb
 from depth_nodes.errors import DataFormatError
 from depth_nodes.ros.rosbag_rclpy import (
     MessageTypeUnavailable,
-    exit_if_shutdown_hung,
+    exit_without_teardown,
     init_context,
     message_class,
     qos_from_bag,
-    shutdown_bounded,
     stop_on_signals,
 )
 
@@ -70,11 +69,13 @@ def play(
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     ros_args: list[str] | None = None,
     on_publish: Callable[[str, int, bytes, int], None] | None = None,
+    teardown: bool = True,
 ) -> PlayStats:
     """Play ``bag``; returns when it ends (after ``loop`` until ``stop`` is set) or when ``stop`` is set.
 
     ``on_publish(topic, log_time_ns, raw_cdr, wall_ns)`` is called after each message is published, with
     ``wall_ns`` = ``time.time_ns()`` taken just before the publish call (the demo times input -> output).
+    ``teardown=False`` leaves the node and context for the process exit (see ``exit_without_teardown``).
     """
     if not rate > 0:
         raise DataFormatError(f"--rate must be > 0, got {rate}")
@@ -132,7 +133,9 @@ def play(
         for pub in pubs.values():  # let reliable subscribers receive the tail before the node goes
             pub.wait_for_all_acked(timeout=Duration(seconds=2.0))
     finally:
-        shutdown_bounded(node.destroy_node, context.try_shutdown, log=log)
+        if teardown:
+            node.destroy_node()
+            context.try_shutdown()
     return stats
 
 
@@ -199,7 +202,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     with stop_on_signals() as (stop, received):
         stats = play(
-            args.bag, args.rate, args.loop, args.clock, args.topics, args.wait_for_subscribers, stop=stop
+            args.bag,
+            args.rate,
+            args.loop,
+            args.clock,
+            args.topics,
+            args.wait_for_subscribers,
+            stop=stop,
+            teardown=False,
         )
     state = f"stopped by {received[0]}" if received else "done"
     print(f"play {state}: {stats.total} messages in {stats.loops} full pass(es)")
@@ -207,4 +217,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {topic:42s} {n:6d}")
     for topic in stats.skipped:
         print(f"  {topic:42s} skipped (message package not installed)")
-    return exit_if_shutdown_hung(0)
+    exit_without_teardown(0)

@@ -26,10 +26,9 @@ from depth_nodes.errors import DataFormatError
 from depth_nodes.ros.rosbag_rclpy import (
     MessageTypeUnavailable,
     bag_qos_from_endpoint,
-    exit_if_shutdown_hung,
+    exit_without_teardown,
     init_context,
     message_class,
-    shutdown_bounded,
     stop_on_signals,
     subscription_qos,
 )
@@ -99,6 +98,7 @@ def record(
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     ros_args: list[str] | None = None,
     ready: threading.Event | None = None,
+    teardown: bool = True,
 ) -> RecordStats:
     """Record until ``stop`` is set, ``duration_s`` passed or every topic has ``max_messages`` messages.
 
@@ -151,7 +151,10 @@ def record(
         bag.abort()
         raise
     finally:
-        shutdown_bounded(executor.shutdown, node.destroy_node, context.try_shutdown)
+        if teardown:  # else left for the process exit (see exit_without_teardown)
+            executor.shutdown()
+            node.destroy_node()
+            context.try_shutdown()
     bag.close()
     return stats
 
@@ -173,7 +176,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with stop_on_signals() as (stop, received):
-        stats = record(args.output, args.topics, args.storage, args.duration, args.max_messages, stop=stop)
+        stats = record(
+            args.output,
+            args.topics,
+            args.storage,
+            args.duration,
+            args.max_messages,
+            stop=stop,
+            teardown=False,
+        )
     if sum(stats.counts.values()) == 0:
         shutil.rmtree(stats.path, ignore_errors=True)  # nothing recorded: leave no bag that looks useful
         raise rb.BagError(
@@ -186,4 +197,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {topic:42s} {n:6d}")
     for topic in stats.missing:
         print(f"  {topic:42s} never published: not in the bag")
-    return exit_if_shutdown_hung(0)
+    exit_without_teardown(0)

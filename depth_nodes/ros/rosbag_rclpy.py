@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from depth_nodes.errors import DepthNodesError
 
@@ -144,38 +144,13 @@ def stop_on_signals() -> Iterator[tuple[threading.Event, list[str]]]:
             signal.signal(s, handler)
 
 
-#: Set when a bounded middleware shutdown timed out (the CLI then exits without waiting for it).
-shutdown_hung = threading.Event()
+def exit_without_teardown(code: int) -> NoReturn:
+    """Leave a CLI process at once, skipping rclpy's teardown (the tool's work is done and flushed).
 
-
-def shutdown_bounded(*steps: Any, timeout_s: float = 10.0, log: Any = None) -> bool:
-    """Run shutdown callables (``node.destroy_node``, ``context.try_shutdown``, ...) within ``timeout_s``.
-
-    Fast DDS can block while tearing down a participant whose reliable writer still waits for a reader that
-    has just gone (seen once here, under load); a tool must not hang on exit because of it. Returns False
-    (and sets :data:`shutdown_hung`) when the steps did not finish in time; they go on in a daemon thread.
+    rclpy's ``Node.destroy_node`` can spin forever, holding the GIL, in ``destroy_when_not_in_use`` (seen here
+    under load after ``play`` had sent its last message: 100 % CPU for 30 min), so a timeout thread cannot
+    rescue it. The player and recorder therefore skip the teardown when they run as their own process.
     """
-
-    def run_steps() -> None:
-        for step in steps:
-            step()
-
-    worker = threading.Thread(target=run_steps, name="rclpy-shutdown", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        shutdown_hung.set()
-        (log or (lambda m: print(m, file=sys.stderr)))(
-            f"warning: middleware shutdown did not finish within {timeout_s:.0f} s; exiting without it"
-        )
-        return False
-    return True
-
-
-def exit_if_shutdown_hung(code: int) -> int:
-    """In a CLI process: leave at once (no interpreter teardown) when a middleware shutdown hung."""
-    if shutdown_hung.is_set():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
