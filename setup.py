@@ -39,7 +39,7 @@ setup(
         ],
         "bag": [],  # kept for compatibility: rosbags is a core dependency now
         # Learned models (torch, onnxruntime, transformers, tensorrt) come with their own issue; torch must then
-        # be pinned to the wheel installed first, never a bare "torch" requirement (that pulls a CUDA build).
+        # be pinned to the wheel installed first, never an unpinned requirement (that pulls a CUDA build).
         "dev": ["pytest>=7", "ruff>=0.5"],
     },
     zip_safe=True,
