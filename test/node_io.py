@@ -110,3 +110,12 @@ def start_node(params: dict | None = None, input_depth: int = 5, namespace: str 
 
 def depth_array(msg) -> np.ndarray:
     return conv.image_to_depth(msg)
+
+
+def stop_node(proc, client) -> None:
+    """Close the client and stop the node; the node must exit cleanly (code 0, no traceback)."""
+    client.close()
+    code = proc.stop()
+    out = proc.output()
+    proc.cleanup()
+    assert code == 0 and "Traceback" not in out, out[-4000:]

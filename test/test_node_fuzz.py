@@ -9,7 +9,7 @@ import time
 import node_scene as scene
 import numpy as np
 import pytest
-from node_io import CAMERA_FRAME, depth_array, start_node
+from node_io import CAMERA_FRAME, depth_array, start_node, stop_node
 from sensor_msgs.msg import PointField
 from std_msgs.msg import Header
 
@@ -145,11 +145,7 @@ def fuzz_node():
     try:
         yield proc, client, sender
     finally:
-        client.close()
-        code = proc.stop()
-        out = proc.output()
-        proc.cleanup()
-        assert code == 0 and "Traceback" not in out, out[-4000:]
+        stop_node(proc, client)
 
 
 def test_node_survives_malformed_input_and_publishes_every_good_frame(fuzz_node) -> None:

@@ -8,7 +8,7 @@ import sys
 import node_scene as scene
 import numpy as np
 import pytest
-from node_io import CAMERA_FRAME, depth_array, ros_env, start_node
+from node_io import CAMERA_FRAME, depth_array, ros_env, start_node, stop_node
 
 from depth_nodes.pipeline import colorize_depth
 from depth_nodes.ros import conversions as conv
@@ -22,12 +22,7 @@ def node():
     try:
         yield proc, client, sender
     finally:
-        client.close()
-        code = proc.stop()
-        out = proc.output()
-        proc.cleanup()
-        assert "Traceback" not in out, out[-4000:]
-        assert code == 0, out[-4000:]
+        stop_node(proc, client)
 
 
 def ensure_guided(client, sender, tries: int = 6) -> int:
