@@ -1,0 +1,123 @@
+"""Estimators: the :class:`Estimator` protocol, the completer adapter, the registry and the
+:class:`EstimatorSelector` (the one place that decides which estimator serves which mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from depth_nodes import completion
+from depth_nodes.completion.base import Completion
+from depth_nodes.core.camera import CameraModel
+from depth_nodes.core.projection import SparseDepth
+from depth_nodes.errors import EmptyInputError
+from depth_nodes.pipeline.modes import GUIDED, LIDAR_ONLY, MONOCULAR, NONE
+
+#: Completer used when a configured one is not registered in this build.
+FALLBACK_COMPLETER = "ip_basic"
+
+
+@dataclass
+class FrameInputs:
+    """What one frame gives an estimator. ``rgb`` is None for LiDAR-driven frames (camera stale)."""
+
+    camera: CameraModel
+    stamp_ns: int
+    frame_id: str
+    rgb: np.ndarray | None = None
+    sparse: SparseDepth | None = None
+
+
+class Estimator(Protocol):
+    """Anything that turns :class:`FrameInputs` into depth + confidence (classical, learned, monocular)."""
+
+    name: str
+    needs_image: bool
+    needs_lidar: bool
+
+    def estimate(self, inputs: FrameInputs) -> Completion: ...
+
+
+class CompleterEstimator:
+    """Adapts a :class:`~depth_nodes.completion.Completer` (sparse depth + optional RGB) to :class:`Estimator`."""
+
+    needs_lidar = True
+
+    def __init__(self, completer: completion.Completer, needs_image: bool | None = None) -> None:
+        self.completer = completer
+        self.name = completer.name
+        self.needs_image = completer.uses_image if needs_image is None else needs_image
+
+    def estimate(self, inputs: FrameInputs) -> Completion:
+        if inputs.sparse is None:
+            raise EmptyInputError("no LiDAR depth for a LiDAR-based estimator")
+        return self.completer.complete(inputs.sparse.depth, inputs.rgb if self.completer.uses_image else None)
+
+
+#: Estimators that are not plain completers (monocular, learned end-to-end) by name; their modules call
+#: :func:`register_estimator` on import. A name here wins over a completer of the same name.
+ESTIMATORS: dict[str, Callable[[], Estimator]] = {}
+
+
+def register_estimator(name: str, factory: Callable[[], Estimator]) -> None:
+    """Make ``name`` selectable as the estimator of any mode (``completer``, ``monocular_estimator`` ...)."""
+    ESTIMATORS[name] = factory
+
+
+def _create_completer(name: str, log: Callable[[str], None]) -> tuple[completion.Completer, str]:
+    try:
+        return completion.create(name), name
+    except KeyError:
+        log(f"completer {name!r} is not registered in this build: using {FALLBACK_COMPLETER!r} instead")
+        return completion.create(FALLBACK_COMPLETER), FALLBACK_COMPLETER
+
+
+class EstimatorSelector:
+    """The one place that maps a mode to its estimator.
+
+    ``guided`` -> the configured guided completer, ``lidar_only`` -> the configured LiDAR-only completer,
+    ``monocular`` -> a monocular estimator when one is registered (none yet: the reason is reported),
+    ``none`` -> nothing. A missing completer falls back to ``ip_basic`` and says so through ``log``.
+    """
+
+    MONOCULAR_MISSING = "no monocular estimator is available in this build yet: nothing is published"
+
+    def __init__(
+        self,
+        guided: str = completion.DEFAULT_COMPLETER,
+        lidar_only: str = "lidar_only",
+        monocular: str = "",
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.requested = {GUIDED: guided, LIDAR_ONLY: lidar_only, MONOCULAR: monocular}
+        self._by_mode: dict[str, Estimator | None] = {MONOCULAR: None, NONE: None}
+        self.active_names = {MONOCULAR: "", NONE: ""}
+        # Guided mode is camera + LiDAR by definition, even when the completer ignores the image; a
+        # LiDAR-only mode never receives an image, whatever the completer could use.
+        for mode, name, needs_image in ((GUIDED, guided, True), (LIDAR_ONLY, lidar_only, False)):
+            if name in ESTIMATORS:
+                self._by_mode[mode], self.active_names[mode] = ESTIMATORS[name](), name
+            else:
+                comp, used = _create_completer(name, log)
+                self._by_mode[mode] = CompleterEstimator(comp, needs_image=needs_image)
+                self.active_names[mode] = used
+        if monocular in ESTIMATORS:
+            self._by_mode[MONOCULAR], self.active_names[MONOCULAR] = ESTIMATORS[monocular](), monocular
+        elif monocular:
+            log(
+                f"monocular estimator {monocular!r} is not available in this build: monocular mode publishes nothing"
+            )
+
+    def for_mode(self, mode: str) -> Estimator | None:
+        return self._by_mode.get(mode)
+
+    def why_not(self, mode: str) -> str:
+        """Why ``mode`` has no estimator (empty when it has one)."""
+        if self._by_mode.get(mode) is not None:
+            return ""
+        if mode == MONOCULAR:
+            return self.MONOCULAR_MISSING
+        return "no usable input: nothing is published"

@@ -1,0 +1,67 @@
+"""The guided / lidar_only / monocular / none mode state machine with hysteresis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+GUIDED = "guided"
+LIDAR_ONLY = "lidar_only"
+MONOCULAR = "monocular"
+NONE = "none"
+MODES = (GUIDED, LIDAR_ONLY, MONOCULAR, NONE)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A mode change: ``old`` -> ``new`` because of ``reason``."""
+
+    old: str
+    new: str
+    reason: str
+
+
+class ModeMachine:
+    """guided / lidar_only / monocular / none with hysteresis.
+
+    Each frame (or staleness tick) proposes the mode its inputs allow; the machine switches only after
+    ``hysteresis`` consecutive proposals of the same new mode. Leaving ``none`` (start-up, or nothing
+    arriving at all) is immediate: any usable input beats none, and the first good frame is published.
+    """
+
+    def __init__(self, hysteresis: int = 3, on_transition: Callable[[Transition], None] | None = None):
+        if hysteresis < 1:
+            raise ValueError("mode hysteresis must be >= 1 frame")
+        self.hysteresis = int(hysteresis)
+        self.mode = NONE
+        self.reason = "no input yet"
+        self._candidate: str | None = None
+        self._count = 0
+        self._lock = threading.Lock()
+        self._on_transition = on_transition
+        self.history: list[tuple[float, str, str]] = []
+
+    def propose(self, mode: str, reason: str) -> str:
+        """Record one proposal; returns the (possibly new) current mode."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+        with self._lock:
+            transition = None
+            if mode == self.mode:
+                self._candidate, self._count = None, 0
+                self.reason = reason
+            else:
+                if mode != self._candidate:
+                    self._candidate, self._count = mode, 0
+                self._count += 1
+                if self._count >= self.hysteresis or self.mode == NONE:
+                    transition = Transition(self.mode, mode, reason)
+                    self.mode, self.reason = mode, reason
+                    self._candidate, self._count = None, 0
+                    self.history.append((time.time(), mode, reason))
+            current = self.mode
+        if transition is not None and self._on_transition is not None:
+            self._on_transition(transition)
+        return current
