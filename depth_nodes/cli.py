@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "depth_nodes.ros.bag_record",
         "record topics to an mcap rosbag2 with rclpy (no ROS CLI needed)",
     ),
-    "node": ("depth_nodes.ros.depth_node", "run the depth node (same as `ros2 run depth_nodes depth_node`)"),
+    "node": ("depth_nodes.ros.node_main", "run the depth node (same as `ros2 run depth_nodes depth_node`)"),
 }
 
 

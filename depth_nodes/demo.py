@@ -348,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     transport = "UDP loopback (Fast DDS default)"
     if not args.no_shm:
-        from depth_nodes.ros.depth_node import use_shm_transport
+        from depth_nodes.ros.node_main import use_shm_transport
 
         # Before any rclpy.init in this process; the node and the recorder inherit the environment.
         try:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from depth_nodes.ros import params as P
-from depth_nodes.ros.depth_node import NODE_NAME, TOPICS
+from depth_nodes.ros.node_main import NODE_NAME, TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch"

@@ -249,7 +249,7 @@ def test_rate_limited_log_counts_and_suppresses(monkeypatch) -> None:
 
 
 def test_problem_keys_group_by_kind_not_by_value() -> None:
-    from depth_nodes.ros.depth_node import problem_key
+    from depth_nodes.ros.node_inputs import problem_key
 
     a = problem_key("image", ValueError("step 953 < width*bpp 960"))
     b = problem_key("image", ValueError("step 12 < width*bpp 30"))

@@ -1,0 +1,119 @@
+"""Entry points of the depth node: ``depth-nodes node``, the ``depth_node`` console script, ``ros2 run``.
+
+Imports no rclpy at module level (``depth-nodes --help`` builds every subcommand's parser from here); the
+node class in :mod:`depth_nodes.ros.depth_node` is imported only when the node is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from depth_nodes.errors import DepthNodesError
+
+NODE_NAME = "depth_node"
+#: Topic names (relative: remap them in launch files or with --ros-args -r).
+TOPICS = {
+    "image": "image",
+    "image_compressed": "image/compressed",
+    "camera_info": "camera_info",
+    "points": "points",
+    "depth": "depth/image",
+    "depth_camera_info": "depth/camera_info",
+    "confidence": "depth/confidence",
+    "colorized": "depth/colorized",
+    "cloud": "depth/points",
+    "diagnostics": "/diagnostics",
+}
+FASTDDS_SHM_PROFILE = "fastdds_shm.xml"
+
+
+def shm_profile_path() -> Path | None:
+    """The shipped Fast DDS shared-memory profile (source tree or installed share/), if found."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "config" / FASTDDS_SHM_PROFILE]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("depth_nodes")) / "config" / FASTDDS_SHM_PROFILE)
+    except Exception:  # noqa: BLE001 - not installed through ament: source tree only
+        pass
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def use_shm_transport() -> Path:
+    """Point Fast DDS at the shipped large-segment SHM profile (before rclpy.init); returns the profile."""
+    path = shm_profile_path()
+    if path is None:
+        raise DepthNodesError(f"config/{FASTDDS_SHM_PROFILE} not found (source tree or installed share)")
+    os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(path)
+    os.environ.setdefault("RMW_FASTRTPS_USE_QOS_FROM_XML", "0")
+    return path
+
+
+def spin_node(args: list[str] | None) -> int:
+    """Create the node and spin until Ctrl-C / SIGTERM; parameter errors -> message and exit code 1."""
+    from depth_nodes.core.memory import tune_malloc
+
+    tune_malloc()
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from depth_nodes.ros.depth_node import DepthNode
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DepthNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except DepthNodesError as exc:
+        print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``depth_node`` (and ``ros2 run depth_nodes depth_node``)."""
+    argv = sys.argv if args is None else args
+    if "--shm" in argv:
+        argv = [a for a in argv if a != "--shm"]
+        use_shm_transport()
+    return spin_node(argv)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run the depth node. Inputs: image (or image/compressed), camera_info, points; outputs depth/image "
+        "(32FC1 metres, NaN = no estimate), depth/camera_info, depth/confidence (0..1), depth/colorized "
+        "(rgb8), depth/points, /diagnostics. ROS arguments go after --ros-args, e.g. "
+        "`depth-nodes node --ros-args --params-file config/depth_nodes.yaml -r image:=/cam/image_raw`."
+    )
+    parser.add_argument(
+        "--shm",
+        action="store_true",
+        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (config/fastdds_shm.xml)",
+    )
+    parser.add_argument(
+        "--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[], help="passed to rclpy unchanged"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.shm:
+        use_shm_transport()
+    return spin_node([NODE_NAME, "--ros-args", *args.ros_args] if args.ros_args else [NODE_NAME])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

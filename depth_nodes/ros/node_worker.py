@@ -1,0 +1,147 @@
+"""Worker thread of the depth node: pairs each frame with a scan, runs the pipeline, publishes.
+
+One thread, fed by the one-slot mailbox of :class:`~depth_nodes.ros.node_inputs.NodeInputs`, so a busy
+pipeline drops to the newest frame instead of queueing latency. An image whose scan has not arrived yet
+waits (at most ``max_lidar_age_s`` after receipt) in a pending slot; a scan arriving in time releases it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from depth_nodes import pipeline as pl
+from depth_nodes.errors import DepthNodesError
+from depth_nodes.ros.extrinsics import ExtrinsicsError
+from depth_nodes.ros.node_inputs import ImageFrame, LidarFrame
+
+
+class FrameWorker:
+    """The processing thread of ``node`` (a DepthNode): call :meth:`start`, then :meth:`stop`."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.inputs = node.inputs
+        self._pending: ImageFrame | None = None
+        self._pending_deadline = 0.0
+        self._pending_lock = threading.Lock()
+        self._running = False
+        self.thread = threading.Thread(target=self._work, name="depth_worker", daemon=True)
+
+    def start(self) -> None:
+        self._running = True
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        self.inputs.mailbox.close()
+        self.thread.join(timeout=2.0)
+
+    def scan_arrived(self, stamp_ns: int) -> None:
+        """A scan was cached (executor thread): release a waiting image it pairs with."""
+        with self._pending_lock:
+            waiting = self._pending
+            if waiting is not None and abs(stamp_ns - waiting.stamp_ns) <= self.node.p.max_lidar_age_s * 1e9:
+                if self.inputs.mailbox.offer(waiting):  # never displaces a newer image
+                    self._pending = None
+
+    # ------------------------------------------------------------------ loop
+    def _work(self) -> None:
+        mailbox = self.inputs.mailbox
+        while self._running:
+            with self._pending_lock:
+                timeout = (
+                    0.5 if self._pending is None else max(0.0, self._pending_deadline - time.perf_counter())
+                )
+            frame = mailbox.get(timeout=timeout)
+            with self._pending_lock:
+                expired = self._pending
+                # A newer image supersedes a waiting one; otherwise it waits until its deadline.
+                if expired is not None and (
+                    frame is not None or time.perf_counter() >= self._pending_deadline
+                ):
+                    self._pending = None
+                else:
+                    expired = None
+            if expired is not None:
+                self._safe_process(expired, may_wait=False)
+            if frame is not None:
+                self._safe_process(frame, may_wait=True)
+
+    def _safe_process(self, frame, may_wait: bool) -> None:
+        warn = self.node.warn
+        try:
+            self._process(frame, may_wait)
+        except DepthNodesError as exc:
+            warn(f"frame: {type(exc).__name__}", f"frame skipped: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the node must survive anything a frame does
+            if self._running:
+                warn(f"frame: unexpected {type(exc).__name__}", f"frame skipped by an unexpected "
+                     f"{type(exc).__name__}: {exc}")  # fmt: skip
+
+    def _wait_for_scan(self, frame: ImageFrame) -> bool:
+        """Park ``frame`` when its scan may still arrive (no newer scan yet, still young); True if parked."""
+        cache, max_age_s = self.inputs.cache, self.node.p.max_lidar_age_s
+        newest = cache.newest()
+        if newest is not None and newest.stamp_ns >= frame.stamp_ns:
+            return False
+        deadline = frame.received + max_age_s
+        if time.perf_counter() >= deadline:
+            return False
+        with self._pending_lock:
+            if cache.nearest(frame.stamp_ns, max_age_s) is not None:
+                return False  # arrived meanwhile: process now
+            self._pending, self._pending_deadline = frame, deadline
+        return True
+
+    def _lookup(self, camera_frame: str, scan: pl.Scan) -> tuple[np.ndarray | None, str]:
+        try:
+            return self.node.extrinsics.lookup(camera_frame, scan.frame_id, scan.stamp_ns), ""
+        except (ExtrinsicsError, DepthNodesError) as exc:
+            self.node.warn("extrinsics", f"extrinsics: {exc}")
+            return None, f"no extrinsics: {exc}"
+
+    def _pair(self, frame: ImageFrame) -> tuple[pl.Scan | None, np.ndarray | None, str]:
+        max_age_s = self.node.p.max_lidar_age_s
+        scan = self.inputs.cache.nearest(frame.stamp_ns, max_age_s)
+        if scan is None:
+            newest = self.inputs.cache.newest()
+            if newest is None:
+                return None, None, "no LiDAR scan received yet"
+            gap = abs(newest.stamp_ns - frame.stamp_ns) * 1e-9
+            return None, None, f"no LiDAR scan within max_lidar_age_s={max_age_s} s (newest {gap:.3f} s away)"
+        T, why = self._lookup(frame.frame_id, scan)
+        return (scan, T, "") if T is not None else (None, None, why)
+
+    def _process(self, frame: ImageFrame | LidarFrame, may_wait: bool = False) -> None:
+        node = self.node
+        if isinstance(frame, ImageFrame):
+            self.inputs.last_camera_frame = frame.frame_id
+            scan, T, why = self._pair(frame)
+            if scan is None and may_wait and why.startswith("no LiDAR") and self._wait_for_scan(frame):
+                return
+            rgb, stamp_ns = frame.rgb, frame.stamp_ns
+        else:
+            if self.inputs.image_rate.age_s() <= node.p.max_image_age_s:
+                return  # the camera came back while this scan waited
+            scan, rgb, stamp_ns = frame.scan, None, frame.scan.stamp_ns
+            T, why = self._lookup(frame.frame_id, scan)
+            if T is None:
+                scan = None
+        node.apply_subscriber_switches()
+        result = node.pipeline.process(frame.camera, stamp_ns, frame.frame_id, rgb, scan, T, why)
+        if not result.published:
+            node.frames_not_published += 1
+            node.last_not_published = result.reason
+            return
+        t0 = time.perf_counter()
+        node.publish(result, frame)
+        result.timings_ms["publish"] = (time.perf_counter() - t0) * 1e3
+        node.frames_published += 1
+        node.output_rate.tick()
+        node.processing.add((time.perf_counter() - frame.received) * 1e3)
+        node.latency.add((node.now_ns() - stamp_ns) * 1e-6)
+        for k, v in result.timings_ms.items():
+            node.stage_ms.setdefault(k, pl.RollingStats(300)).add(v)
