@@ -5,6 +5,11 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "depth_nodes"
+# One canonical copy of the config files, inside the package: read at run time through importlib.resources
+# (depth_nodes/resources.py) in every install kind, and also installed to share/depth_nodes/config for launch
+# files (get_package_share_directory / FindPackageShare).
+CONFIG_GLOBS = ("*.yaml", "*.rviz", "*.xml")
+CONFIG_FILES = sorted(f for pattern in CONFIG_GLOBS for f in glob(f"{PACKAGE}/config/{pattern}"))
 
 setup(
     name=PACKAGE,
@@ -14,9 +19,9 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/config", CONFIG_FILES),
     ],
-    package_data={PACKAGE: ["resources/*"]},
+    package_data={PACKAGE: [f"config/{pattern}" for pattern in CONFIG_GLOBS]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",
@@ -42,7 +47,7 @@ setup(
         # be pinned to the wheel installed first, never an unpinned requirement (that pulls a CUDA build).
         "dev": ["pytest>=7", "ruff>=0.5"],
     },
-    zip_safe=True,
+    zip_safe=False,
     maintainer="depth_nodes maintainers",
     maintainer_email="maintainers@depth-nodes.invalid",
     description="Dense metric depth and point clouds from camera + LiDAR for ROS 2.",

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from depth_nodes import resources
 from depth_nodes.data import kitti2bag as k2b
 from depth_nodes.data import rosbag_io as rb
 from depth_nodes.errors import DepthNodesError
@@ -35,19 +36,6 @@ if TYPE_CHECKING:
 
 DEFAULT_FRAMES = 20
 DEFAULT_SEED = 0
-
-
-def config_file(name: str) -> Path | None:
-    """A shipped config file: the source tree's ``config/`` or the installed ``share/depth_nodes/config``."""
-    candidates = [Path(__file__).resolve().parents[1] / "config" / name]
-    candidates.append(Path(sys.prefix) / "share" / "depth_nodes" / "config" / name)
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("depth_nodes")) / "config" / name)
-    except Exception:  # noqa: BLE001 - no ament index (pip install): the other candidates only
-        pass
-    return next((c for c in candidates if c.is_file()), None)
 
 
 class DemoError(DepthNodesError):
@@ -223,7 +211,7 @@ def run_pipeline(
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     # The shipped defaults, then the KITTI preset, then the demo's own values (later files win).
-    params_files = [p for p in (config_file("depth_nodes.yaml"), config_file("kitti.yaml")) if p is not None]
+    params_files = resources.node_params_files()
     remaps = [
         "-r",
         f"image:={topics['image']}",
@@ -332,7 +320,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-shm",
         action="store_true",
-        help="use Fast DDS's default UDP loopback instead of the shipped shared-memory profile (config/fastdds_shm.xml)",
+        help="use Fast DDS's default UDP loopback instead of the shipped shared-memory profile (depth_nodes/config/fastdds_shm.xml)",
     )
 
 
@@ -351,10 +339,7 @@ def run(args: argparse.Namespace) -> int:
         from depth_nodes.ros.node_main import use_shm_transport
 
         # Before any rclpy.init in this process; the node and the recorder inherit the environment.
-        try:
-            transport = f"Fast DDS shared memory ({use_shm_transport()})"
-        except DepthNodesError as exc:
-            _log(f"warning: {exc}; using UDP loopback")
+        transport = f"Fast DDS shared memory ({use_shm_transport()})"
     topics = {"image": args.image_topic, "info": args.camera_info_topic, "points": args.points_topic}
     ground_truth = None
     if args.bag is None:

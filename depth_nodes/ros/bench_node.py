@@ -3,11 +3,11 @@
 Frames of a synthetic KITTI-like drive are rendered first (``data.synthetic.generate_drive``, cropped to
 the KITTI depth-completion size 1216x352 like ``val_selection_cropped``), turned into messages once, then
 published with fresh stamps at each rate (camera at ``--rate``, LiDAR at ``min(rate, --lidar-rate)``)
-into a node started per (transport, rate) run with ``config/depth_nodes.yaml`` + ``config/kitti.yaml``.
+into a node started per (transport, rate) run with the shipped ``depth_nodes.yaml`` + ``kitti.yaml``.
 Measured per run: end-to-end latency (image stamp -> ``depth/image`` received here, so it includes both
 transports) p50/p90/p99, the node's own stamp -> publish latency and stage times (from /diagnostics),
 frames sent / published / dropped (node mailbox) / lost (never published), CPU % and peak RSS of the
-node process (psutil). Transports: ``udp`` (Fast DDS UDPv4 only), ``shm`` (config/fastdds_shm.xml,
+node process (psutil). Transports: ``udp`` (Fast DDS UDPv4 only), ``shm`` (fastdds_shm.xml,
 64 MB shared-memory segment), ``default`` (Fast DDS built-ins: 512 KB shared memory + UDP).
 """
 
@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from depth_nodes import resources
 from depth_nodes.errors import DepthNodesError
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "config"
 TRANSPORT_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
 CAMERA_FRAME, LIDAR_FRAME = "camera_color_left", "velo_link"
 
@@ -155,7 +154,7 @@ def transport_env(transport: str) -> dict[str, str]:
     if transport == "udp":
         env["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
     elif transport == "shm":
-        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(CONFIG / "fastdds_shm.xml")
+        resources.use_fastdds_profile("shm", env)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return env
 
@@ -207,9 +206,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     from depth_nodes.ros.node_harness import NodeClient, NodeProcess, check_alive
 
     env = transport_env(transport)
-    proc = NodeProcess(
-        extra_params, env=env, params_files=[CONFIG / "depth_nodes.yaml", CONFIG / "kitti.yaml"]
-    ).start()
+    proc = NodeProcess(extra_params, env=env, params_files=resources.node_params_files()).start()
     received: dict[int, int] = {}
     clouds: dict[int, int] = {}
     lock = threading.Lock()

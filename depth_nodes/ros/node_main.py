@@ -7,10 +7,10 @@ node class in :mod:`depth_nodes.ros.depth_node` is imported only when the node i
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from depth_nodes import resources
 from depth_nodes.errors import DepthNodesError
 
 NODE_NAME = "depth_node"
@@ -27,30 +27,19 @@ TOPICS = {
     "cloud": "depth/points",
     "diagnostics": "/diagnostics",
 }
-FASTDDS_SHM_PROFILE = "fastdds_shm.xml"
 
 
 def shm_profile_path() -> Path | None:
-    """The shipped Fast DDS shared-memory profile (source tree or installed share/), if found."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "config" / FASTDDS_SHM_PROFILE]
+    """The shipped Fast DDS shared-memory profile (package data, every install kind), if found."""
     try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("depth_nodes")) / "config" / FASTDDS_SHM_PROFILE)
-    except Exception:  # noqa: BLE001 - not installed through ament: source tree only
-        pass
-    return next((c for c in candidates if c.is_file()), None)
+        return resources.fastdds_profile("shm")
+    except resources.ConfigNotFoundError:
+        return None
 
 
 def use_shm_transport() -> Path:
     """Point Fast DDS at the shipped large-segment SHM profile (before rclpy.init); returns the profile."""
-    path = shm_profile_path()
-    if path is None:
-        raise DepthNodesError(f"config/{FASTDDS_SHM_PROFILE} not found (source tree or installed share)")
-    os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(path)
-    os.environ.setdefault("RMW_FASTRTPS_USE_QOS_FROM_XML", "0")
-    return path
+    return resources.use_fastdds_profile("shm")
 
 
 def spin_node(args: list[str] | None) -> int:
@@ -97,12 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Run the depth node. Inputs: image (or image/compressed), camera_info, points; outputs depth/image "
         "(32FC1 metres, NaN = no estimate), depth/camera_info, depth/confidence (0..1), depth/colorized "
         "(rgb8), depth/points, /diagnostics. ROS arguments go after --ros-args, e.g. "
-        "`depth-nodes node --ros-args --params-file config/depth_nodes.yaml -r image:=/cam/image_raw`."
+        "`depth-nodes node --ros-args --params-file $(python3 -m depth_nodes.resources depth_nodes.yaml) -r image:=/cam/image_raw`."
     )
     parser.add_argument(
         "--shm",
         action="store_true",
-        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (config/fastdds_shm.xml)",
+        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (depth_nodes/config/fastdds_shm.xml)",
     )
     parser.add_argument(
         "--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[], help="passed to rclpy unchanged"

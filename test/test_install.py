@@ -1,0 +1,109 @@
+"""Install truth: the shipped config files are found in every install kind.
+
+The lookup (``depth_nodes.resources``) is checked in the source tree, and in a real wheel installed to a
+scratch directory and imported from there (the way ``pip install .`` runs it), with the source tree out of
+reach. The colcon/ament install space is checked by ``test_colcon_install.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from depth_nodes import resources
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ("depth_nodes.yaml", "kitti.yaml", "depth_nodes.rviz", "fastdds_shm.xml")
+
+
+def test_every_shipped_config_file_is_found_and_parses() -> None:
+    assert set(SHIPPED) <= set(resources.config_names())
+    for name in SHIPPED:
+        path = resources.config_path(name)
+        assert path.is_file() and path.name == name
+    params = resources.config_yaml(resources.PARAMS_FILE)["/**"]["ros__parameters"]
+    assert params["completer"] == "guided"
+    assert [p.name for p in resources.node_params_files()] == ["depth_nodes.yaml", "kitti.yaml"]
+
+
+def test_missing_config_and_unknown_transport_name_the_problem() -> None:
+    with pytest.raises(resources.ConfigNotFoundError, match="no_such.yaml"):
+        resources.config_path("no_such.yaml")
+    with pytest.raises(resources.ConfigNotFoundError, match="carrier_pigeon"):
+        resources.fastdds_profile("carrier_pigeon")
+
+
+def test_use_fastdds_profile_sets_the_environment_it_is_given() -> None:
+    env: dict[str, str] = {}
+    path = resources.use_fastdds_profile("shm", env)
+    assert env[resources.PROFILES_ENV] == str(path) and path.name == "fastdds_shm.xml"
+    assert env["RMW_FASTRTPS_USE_QOS_FROM_XML"] == "0"
+
+
+def _tracked_copy(dst: Path) -> Path:
+    """The repository's files that git tracks or would (what a clean clone of the commit holds) copied to ``dst``."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    return dst
+
+
+def test_wheel_install_finds_config_without_the_source_tree(tmp_path: Path) -> None:
+    """Builds a wheel (setuptools, no network; ~3 s) and imports the package from its install target."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout (to copy the tracked files)")
+    src = _tracked_copy(tmp_path / "src")
+    wheels = tmp_path / "wheels"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), "."],
+        cwd=src, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    (wheel,) = wheels.glob("depth_nodes-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    data = next(n.split("/")[0] for n in names if n.endswith(".data/data/share/depth_nodes/package.xml"))
+    for name in SHIPPED:
+        assert f"depth_nodes/config/{name}" in names, f"{name} missing from the package data"
+        assert f"{data}/data/share/depth_nodes/config/{name}" in names, f"{name} missing from share/"
+    assert f"{data}/data/share/ament_index/resource_index/packages/depth_nodes" in names
+    assert any(n.startswith(f"{data}/data/share/depth_nodes/launch/") for n in names)
+
+    target = tmp_path / "site"
+    inst = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert inst.returncode == 0, inst.stderr[-3000:]
+    probe = (
+        "import depth_nodes, json; from depth_nodes import resources as r; "
+        "print(json.dumps([depth_nodes.__file__, str(r.fastdds_profile('shm')), "
+        "[str(p) for p in r.node_params_files()]]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    module, profile, params = yaml.safe_load(run.stdout)
+    for p in (module, profile, *params):
+        assert Path(p).is_relative_to(target), f"{p} is not from the installed wheel"
+        assert Path(p).is_file()
+
+
+def test_resources_cli_prints_installed_paths(capsys) -> None:
+    assert resources.main(["kitti.yaml"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == resources.config_path("kitti.yaml")
+    assert resources.main(["nope.yaml"]) == 1
+    assert "nope.yaml" in capsys.readouterr().err
