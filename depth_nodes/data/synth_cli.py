@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from depth_nodes.data.synthetic_lidar import DEFAULT_MOTION, DEFAULT_PATTERN, PATTERNS
 from depth_nodes.errors import DepthNodesError
 
 
@@ -20,6 +21,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--width", type=int, default=1242, help="image width in px (default 1242)")
     parser.add_argument("--height", type=int, default=375, help="image height in px (default 375)")
+    parser.add_argument(
+        "--lidar-pattern",
+        choices=PATTERNS,
+        default=DEFAULT_PATTERN,
+        help="LiDAR scan pattern: spinning64 (HDL-64E-like, default), spinning32 (HDL-32E-like), raster "
+        "(solid-state 120 x 25 deg, no rings), rosette (Livox-like non-repetitive, no rings)",
+    )
+    parser.add_argument(
+        "--motion",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_MOTION,
+        help="measure every point from the ego pose at its own firing time (a moving sensor's skewed "
+        f"sweep; default {'on' if DEFAULT_MOTION else 'off'})",
+    )
     parser.add_argument("--force", action="store_true", help="regenerate even if a complete output exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -68,9 +83,8 @@ def run(args: argparse.Namespace) -> int:
         raise DepthNodesError(
             f"image must be at least 1216 x 352 (the KITTI crop), got {args.width} x {args.height}"
         )
-    reused = not args.force and is_complete(
-        args.out, args.seed, args.frames, args.drive, width=args.width, height=args.height
-    )
+    kw = {"width": args.width, "height": args.height, "pattern": args.lidar_pattern, "motion": args.motion}
+    reused = not args.force and is_complete(args.out, args.seed, args.frames, args.drive, **kw)
     t0 = time.perf_counter()
     try:
         out = write_drive(
@@ -78,16 +92,16 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             n_frames=args.frames,
             drive=args.drive,
-            width=args.width,
-            height=args.height,
             progress=not args.no_progress,
             force=args.force,
+            **kw,
         )
     except ValueError as exc:
         if isinstance(exc, DepthNodesError):
             raise
         raise DepthNodesError(str(exc)) from exc
     verb = "reused" if reused else f"wrote {args.frames} frames in {time.perf_counter() - t0:.1f} s"
+    print(f"synth: LiDAR pattern {args.lidar_pattern}, motion skew {'on' if args.motion else 'off'}")
     print(f"synth: {verb}: raw drive {raw_drive_dir(out, args.drive)}, depth completion {out / DC_DIR}")
     if not args.no_preview:
         print(f"synth: preview {write_preview(Path(out))}")

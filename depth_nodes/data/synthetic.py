@@ -1,18 +1,22 @@
-"""Deterministic synthetic KITTI-like drives: camera image, 64-ring LiDAR scan and exact dense depth.
+"""Deterministic synthetic KITTI-like drives: camera image, LiDAR scan and exact dense depth.
 
-The scene (``synthetic_scene``) is ray-cast (``synthetic_raycast``) from the KITTI 2011_09_26 camera and
-velodyne poses, so camera/LiDAR parallax and occlusion artefacts are those of the real rig. Frames are
-10 Hz; ``generate_drive(seed, n)`` yields the same arrays for the same seed on every machine, and frame
-``i`` does not depend on ``n``.
+The scene (``synthetic_scene``) is ray-cast (``synthetic_raycast``, ``synthetic_lidar``) from the KITTI
+2011_09_26 camera and velodyne poses (``synthetic_rig``), so camera/LiDAR parallax and occlusion artefacts
+are those of the real rig. Frames are 10 Hz; ``generate_drive(seed, n)`` yields the same arrays for the
+same seed on every machine, and frame ``i`` does not depend on ``n``.
 
 Sensor model
 - Camera: 1242 x 375, K from ``P_rect_02``; albedo textures, Lambert + ambient shading, sky gradient,
-  distance haze, Gaussian pixel noise (sigma 2 levels). Surfaces farther than 150 m are sky.
-- LiDAR (HDL-64E-like): 64 rings, upper block +2.0 .. -8.33 deg (1/3 deg), lower block -8.87 .. -24.8 deg
-  (~1/2 deg), 2118 azimuth steps (0.17 deg) over 360 deg; max range 120 m; range noise sigma 1.5 cm;
-  a return is detected when its range is below ``120 m * sqrt(reflectivity * (0.3 + 0.7 cos) / 0.5)``
-  (x U(0.85, 1.15)); specular surfaces (glass, tyres, dark paint) lose half their returns; 0.5 % random
-  dropouts. Ring 0 is the top ring. Points are in the velodyne frame (x forward, y left, z up).
+  distance haze, Gaussian pixel noise (sigma 2 levels). Surfaces farther than 150 m are sky. The image is
+  exposed at the frame stamp.
+- LiDAR: a scan pattern of ``synthetic_lidar.PATTERNS`` (default ``spinning64``, HDL-64E-like: 64 rings,
+  upper block +2.0 .. -8.33 deg (1/3 deg), lower block -8.87 .. -24.8 deg (~1/2 deg), 2118 azimuth steps
+  (0.17 deg) over 360 deg, facing forward at the stamp; also ``spinning32``, a ring-free ``raster`` and a
+  non-repetitive ``rosette``); max range 120 m; range noise sigma 1.5 cm; a return is detected when its
+  range is below ``120 m * sqrt(reflectivity * (0.3 + 0.7 cos) / 0.5)`` (x U(0.85, 1.15)); specular
+  surfaces (glass, tyres, dark paint) lose half their returns; 0.5 % random dropouts. Ring 0 is the top
+  ring. Points are in the velodyne frame (x forward, y left, z up). Every point has a firing time in the
+  100 ms sweep; with ``motion=True`` it is measured from the ego pose at that time.
 - Ground truth: camera-frame z of the first surface hit by each pixel-centre ray, 0 for sky.
 """
 
@@ -34,97 +38,44 @@ from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.core.transforms import invert, transform_points
 from depth_nodes.data import synthetic_scene as S
-from depth_nodes.data.kitti_calib import compose_T_cam_velo, write_cam_to_cam, write_velo_to_cam
+from depth_nodes.data.kitti_calib import write_cam_to_cam, write_velo_to_cam
 from depth_nodes.data.kitti_depth import crop_bottom_centre, frame_filename, write_frame
 from depth_nodes.data.kitti_raw import write_raw_frame, write_raw_timestamps
-from depth_nodes.data.synthetic_raycast import SKY, CameraGrid, LidarGrid
-from depth_nodes.data.synthetic_render import PrimTable, render_image, surface
+from depth_nodes.data.synthetic_lidar import (
+    DEFAULT_MOTION,
+    DEFAULT_PATTERN,
+    LIDAR_MAX_RANGE_M,
+    cast_sweep,
+    measure,
+    scan_pattern,
+    spinning_elevations_deg,
+)
+from depth_nodes.data.synthetic_raycast import SKY, CameraGrid
+from depth_nodes.data.synthetic_render import PrimTable, render_image
+from depth_nodes.data.synthetic_rig import (  # noqa: F401 (re-exported: the drive's public calibration)
+    IMAGE_SIZE,
+    P_RECT_02,
+    P_RECT_03,
+    R_RECT_00,
+    VELO_R,
+    VELO_T,
+    cam_to_cam_dict,
+    oxts_record,
+    synthetic_calib,
+)
 from depth_nodes.errors import DataFormatError
 
-GENERATOR_VERSION = "5"  # bump whenever the generated data change (manifest reuse)
+GENERATOR_VERSION = "6"  # bump whenever the generated data change (manifest reuse)
 FRAME_PERIOD_NS = 100_000_000
 #: First frame's stamp: 2011-09-26 13:02:25.964389445 UTC, like KITTI drive 0001.
 BASE_STAMP_NS = 1317042145_964389445
 CAMERA_FAR_M = 150.0
-LIDAR_MAX_RANGE_M = 120.0
-LIDAR_RANGE_NOISE_M = 0.015
 N_AZIMUTH = 2118
 
-# KITTI 2011_09_26 calibration (cam 2 rectified; velodyne -> cam 0).
-P_RECT_02 = np.array(
-    [
-        [7.215377e02, 0.0, 6.095593e02, 4.485728e01],
-        [0.0, 7.215377e02, 1.728540e02, 2.163791e-01],
-        [0, 0, 1, 2.745884e-03],
-    ]
-)
-P_RECT_03 = np.array(
-    [
-        [7.215377e02, 0.0, 6.095593e02, -3.395242e02],
-        [0.0, 7.215377e02, 1.728540e02, 2.199936e00],
-        [0, 0, 1, 2.729905e-03],
-    ]
-)
-R_RECT_00 = np.array(
-    [
-        [9.999239e-01, 9.837760e-03, -7.445048e-03],
-        [-9.869795e-03, 9.999421e-01, -4.278459e-03],
-        [7.402527e-03, 4.351614e-03, 9.999631e-01],
-    ]
-)
-VELO_R = np.array(
-    [
-        [7.533745e-03, -9.999714e-01, -6.166020e-04],
-        [1.480249e-02, 7.280733e-04, -9.998902e-01],
-        [9.998621e-01, 7.523790e-03, 1.480755e-02],
-    ]
-)
-VELO_T = np.array([-4.069766e-03, -7.631618e-02, -2.717806e-01])
-IMAGE_SIZE = (1242, 375)
 
-
-def cam_to_cam_dict() -> dict:
-    """The ``calib_cam_to_cam.txt`` content written with synthetic drives (rectified values are KITTI's)."""
-    f, cx, cy = 7.215377e02, 6.095593e02, 1.728540e02
-    P0 = np.array([[f, 0, cx, 0], [0, f, cy, 0], [0, 0, 1, 0]])
-    P1 = P0.copy()
-    P1[0, 3] = -3.875744e02
-    out: dict = {"calib_time": "09-Jan-2012 13:57:47", "corner_dist": 9.95e-02}
-    for c, P in enumerate((P0, P1, P_RECT_02, P_RECT_03)):
-        out[f"S_{c:02d}"] = np.array([1392.0, 512.0])
-        out[f"K_{c:02d}"] = P[:, :3]
-        out[f"D_{c:02d}"] = np.zeros(5)
-        out[f"R_{c:02d}"] = np.eye(3)
-        out[f"T_{c:02d}"] = np.linalg.solve(P[:, :3], P[:, 3])
-        out[f"S_rect_{c:02d}"] = np.array(IMAGE_SIZE, np.float64)
-        out[f"R_rect_{c:02d}"] = R_RECT_00 if c == 0 else np.eye(3)
-        out[f"P_rect_{c:02d}"] = P
-    return out
-
-
-def synthetic_calib(
-    width: int = IMAGE_SIZE[0], height: int = IMAGE_SIZE[1]
-) -> tuple[CameraModel, np.ndarray]:
-    """Camera (KITTI cam 2 rectified; K rescaled for another image size) and ``T_cam_velo`` (4x4)."""
-    camera, _ = CameraModel.from_kitti_projection(P_RECT_02, *IMAGE_SIZE)
-    if (width, height) != IMAGE_SIZE:
-        camera = camera.scaled(width, height)
-    return camera, compose_T_cam_velo(P_RECT_02, R_RECT_00, VELO_R, VELO_T)
-
-
-@lru_cache(maxsize=1)
 def lidar_elevations_deg() -> np.ndarray:
-    """64 ring elevations in degrees, ring 0 (top) first."""
-    return np.concatenate([np.linspace(2.0, -8.33, 32), np.linspace(-8.87, -24.8, 32)])
-
-
-@lru_cache(maxsize=1)
-def lidar_directions() -> np.ndarray:
-    """64 x N_AZIMUTH x 3 unit ray directions in the velodyne frame."""
-    el = np.deg2rad(lidar_elevations_deg())[:, None]
-    az = (np.arange(N_AZIMUTH) * (2 * np.pi / N_AZIMUTH))[None, :]
-    d = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el) * np.ones_like(az)], axis=-1)
-    return d.astype(np.float32)
+    """64 ring elevations in degrees, ring 0 (top) first (the default ``spinning64`` pattern)."""
+    return spinning_elevations_deg(64)
 
 
 @lru_cache(maxsize=4)
@@ -136,48 +87,41 @@ def _camera_directions(width: int, height: int) -> np.ndarray:
 
 @dataclass
 class SynthFrame:
-    """One synchronised frame. Points/rings are in the velodyne frame; depth_gt in the camera frame."""
+    """One synchronised frame. Points/rings are in the LiDAR frame; depth_gt in the camera frame.
+
+    ``points`` are the returns in the LiDAR frame *at the frame stamp* (exactly motion-compensated);
+    ``points_measured`` are the same returns as the moving sensor measured them, each in the sensor frame
+    at its own firing time ``stamp_ns + point_time_ns`` (identical to ``points`` when ``motion`` is off).
+    """
 
     index: int
     stamp_ns: int
     image: np.ndarray  # H x W x 3 uint8 RGB
-    points: np.ndarray  # N x 4 float32 x, y, z, intensity (LiDAR frame)
-    rings: np.ndarray  # N int16 ring id 0..63 (0 = top)
+    points: np.ndarray  # N x 4 float32 x, y, z, intensity (LiDAR frame at stamp_ns)
+    rings: np.ndarray | None  # N int16 ring id (0 = top), None for ring-free patterns
     depth_gt: np.ndarray  # H x W float32 metres, 0 where no surface (sky)
-    T_world_velo: np.ndarray | None = None  # 4x4 ego pose (for OXTS-like output)
-
-
-def _scan(grid: LidarGrid, table: PrimTable, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Turn a cast LiDAR grid into (points N x 4, rings N), ordered by azimuth then ring."""
-    ids = grid.ids.T.reshape(-1)  # azimuth-major like a spinning sensor's packets
-    t = grid.t.T.reshape(-1)
-    hit = np.flatnonzero((ids != SKY) & (t <= LIDAR_MAX_RANGE_M))
-    D = grid.D.transpose(1, 0, 2).reshape(-1, 3)[hit]
-    th = t[hit]
-    surf = surface(grid.o + D * th[:, None], ids[hit], table)
-    cos = np.abs(np.einsum("ij,ij->i", surf.normal, D))
-    refl_eff = surf.reflectivity * (0.3 + 0.7 * cos)
-    r_max = np.minimum(LIDAR_MAX_RANGE_M, LIDAR_MAX_RANGE_M * np.sqrt(refl_eff / 0.5))
-    u = rng.random((3, hit.size), dtype=np.float32)
-    keep = (th < r_max * (0.85 + 0.3 * u[0])) & ~(surf.specular & (u[1] < 0.5)) & (u[2] > 0.005)
-    rng_m = th[keep] + rng.normal(0.0, LIDAR_RANGE_NOISE_M, int(keep.sum())).astype(np.float32)
-    sel = hit[keep]
-    d_velo = lidar_directions().transpose(1, 0, 2).reshape(-1, 3)[sel]
-    inten = np.clip(
-        surf.reflectivity[keep] * (0.4 + 0.6 * cos[keep]) + rng.normal(0, 0.02, sel.size), 0.0, 1.0
-    )
-    pts = np.empty((sel.size, 4), np.float32)
-    pts[:, :3] = d_velo * rng_m[:, None]
-    pts[:, 3] = inten
-    rings = (sel % 64).astype(np.int16)
-    return pts, rings
+    T_world_velo: np.ndarray | None = None  # 4x4 ego pose at stamp_ns (for OXTS-like output)
+    points_measured: np.ndarray | None = None  # N x 4 float32 (sensor frame at each point's time)
+    point_time_ns: np.ndarray | None = None  # N int64 firing time relative to stamp_ns
+    pattern: str = DEFAULT_PATTERN
 
 
 def render_frame(
-    seed: int, index: int, width: int = IMAGE_SIZE[0], height: int = IMAGE_SIZE[1]
+    seed: int,
+    index: int,
+    width: int = IMAGE_SIZE[0],
+    height: int = IMAGE_SIZE[1],
+    *,
+    pattern: str = DEFAULT_PATTERN,
+    motion: bool = DEFAULT_MOTION,
 ) -> SynthFrame:
-    """Render frame ``index`` of the drive of ``seed`` (deterministic)."""
+    """Render frame ``index`` of the drive of ``seed`` (deterministic).
+
+    ``pattern``: a :data:`synthetic_lidar.PATTERNS` name. ``motion``: cast each firing slice from the ego
+    pose at its own time (a moving sensor's skewed sweep) instead of from the pose at the stamp.
+    """
     camera, T_cam_velo = synthetic_calib(width, height)
+    scan = scan_pattern(pattern, index)
     ego = S.EgoPath.from_seed(seed)
     t_s = index * FRAME_PERIOD_NS * 1e-9
     T_world_velo = ego.pose(t_s)
@@ -191,48 +135,72 @@ def render_frame(
     cam.cast(prims)
     image = render_image(cam, table, rng)
     depth = np.where(cam.ids != SKY, cam.t, 0.0).astype(np.float32)
-    lidar = LidarGrid(T_world_velo, lidar_directions(), np.deg2rad(lidar_elevations_deg()), LIDAR_MAX_RANGE_M)
-    lidar.cast(prims)
-    points, rings = _scan(lidar, table, rng)
+
+    def pose_at(dt_ns: int) -> np.ndarray:
+        return ego.pose(t_s + dt_ns * 1e-9) if motion else T_world_velo
+
+    ret = measure(scan, cast_sweep(scan, pose_at, prims, LIDAR_MAX_RANGE_M), table, rng)
+    points = ret.points
+    if motion:
+        points = ret.points.copy()
+        points[:, :3] = transform_points(invert(T_world_velo), ret.world)
     return SynthFrame(
-        index, BASE_STAMP_NS + index * FRAME_PERIOD_NS, image, points, rings, depth, T_world_velo
+        index,
+        BASE_STAMP_NS + index * FRAME_PERIOD_NS,
+        image,
+        points,
+        ret.rings,
+        depth,
+        T_world_velo,
+        ret.points,
+        ret.time_ns,
+        pattern,
     )
 
 
 def generate_drive(
-    seed: int, n_frames: int, *, width: int = IMAGE_SIZE[0], height: int = IMAGE_SIZE[1]
+    seed: int,
+    n_frames: int,
+    *,
+    width: int = IMAGE_SIZE[0],
+    height: int = IMAGE_SIZE[1],
+    pattern: str = DEFAULT_PATTERN,
+    motion: bool = DEFAULT_MOTION,
 ) -> Iterator[SynthFrame]:
-    """Yield ``n_frames`` frames at 10 Hz of the synthetic drive of ``seed``."""
+    """Yield ``n_frames`` frames at 10 Hz of the synthetic drive of ``seed`` (see :func:`render_frame`)."""
     if n_frames < 0:
         raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    scan_pattern(pattern)  # unknown names fail before the first frame
     for i in range(n_frames):
-        yield render_frame(seed, i, width, height)
+        yield render_frame(seed, i, width, height, pattern=pattern, motion=motion)
 
 
 # ---------------------------------------------------------------------------------------------- writing
 RAW_DIR = "raw"
 DC_DIR = "val_selection_cropped"
 RINGS_DIR = "velodyne_raw_rings"
+#: Raw-layout sidecar ``velodyne_points/time_ns/NNNNNNNNNN.npy``: int64 per-point time relative to the stamp.
+TIME_DIR = "time_ns"
 MANIFEST = "manifest.json"
 #: KITTI-like support of the ground truth: what the LiDAR can see (vertical FOV with a margin, range).
 #: The LiDAR's own vertical field of view, widened only by half a pixel at KITTI's focal length
 #: (0.5 / 721.5 rad = 0.04 deg) for the quantisation of pixel centres: KITTI's accumulated GT does not reach
 #: materially above a single scan's top ring either, and scoring pixels no LiDAR saw would reward invention.
-GT_ELEVATION_DEG = (-24.8 - 0.04, 2.0 + 0.04)
+GT_ELEVATION_DEG = (-24.8 - 0.04, 2.0 + 0.04)  # of spinning64; other patterns use their own field
 #: KITTI's accumulated ground truth rarely reaches past ~80 m; scoring 80-120 m surfaces (1 % of pixels)
 #: doubled every method's RMSE without telling methods apart, so GT stops at 80 m like KITTI's in practice.
 GT_MAX_RANGE_M = 80.0
-#: Reference for the synthetic OXTS records (Karlsruhe, like KITTI).
-OXTS_LAT0_DEG, OXTS_LON0_DEG, OXTS_ALT0_M = 49.011212804408, 8.4228850417969, 112.83492279053
-EARTH_RADIUS_M = 6378137.0
 
 
-def lidar_visible_gt(depth_gt: np.ndarray, camera: CameraModel, T_cam_velo: np.ndarray) -> np.ndarray:
+def lidar_visible_gt(
+    depth_gt: np.ndarray, camera: CameraModel, T_cam_velo: np.ndarray, pattern: str = DEFAULT_PATTERN
+) -> np.ndarray:
     """Restrict dense ground truth like KITTI's (accumulated LiDAR) to where the LiDAR could see.
 
     Rule: a pixel keeps its depth when it has a surface (not sky), the surface point lies within
-    ``GT_MAX_RANGE_M`` of the LiDAR and its elevation seen from the LiDAR is inside the vertical field of
-    view (+2.0 .. -24.8 deg, widened by half a pixel). Everything else becomes 0 (no data).
+    ``GT_MAX_RANGE_M`` of the LiDAR and its direction seen from the LiDAR is inside the pattern's field of
+    view (spinning64: elevation +2.0 .. -24.8 deg; raster: its 120 x 25 deg window; rosette: its cone),
+    widened by half a pixel. Everything else becomes 0 (no data).
     """
     rays = camera.pixel_rays()
     pts = np.empty(depth_gt.shape + (3,), np.float32)
@@ -240,11 +208,9 @@ def lidar_visible_gt(depth_gt: np.ndarray, camera: CameraModel, T_cam_velo: np.n
     pts[..., 1] = rays[..., 1] * depth_gt
     pts[..., 2] = depth_gt
     velo = transform_points(invert(T_cam_velo), pts.reshape(-1, 3))
-    horiz = np.hypot(velo[:, 0], velo[:, 1])
-    elev = np.degrees(np.arctan2(velo[:, 2], horiz))
-    rng_m = np.sqrt(horiz * horiz + velo[:, 2] ** 2)
+    rng_m = np.linalg.norm(velo, axis=1)
     ok = (depth_gt.reshape(-1) > 0) & (rng_m <= GT_MAX_RANGE_M)
-    ok &= (elev >= GT_ELEVATION_DEG[0]) & (elev <= GT_ELEVATION_DEG[1])
+    ok &= scan_pattern(pattern).in_fov(velo, margin_deg=0.04)
     return np.where(ok, depth_gt.reshape(-1), 0.0).reshape(depth_gt.shape).astype(np.float32)
 
 
@@ -286,25 +252,9 @@ def read_ring_png(velodyne_raw_png: str | Path) -> np.ndarray | None:
     return raw.astype(np.int16) - 1
 
 
-def oxts_record(T_world_velo: np.ndarray, speed_mps: float) -> np.ndarray:
-    """A 30-value OXTS record for an ego pose (world x = east, y = north; IMU taken at the LiDAR)."""
-    scale = np.cos(np.radians(OXTS_LAT0_DEG))
-    mx0 = scale * np.radians(OXTS_LON0_DEG) * EARTH_RADIUS_M
-    my0 = scale * EARTH_RADIUS_M * np.log(np.tan(np.radians(90 + OXTS_LAT0_DEG) / 2))
-    mx, my = mx0 + T_world_velo[0, 3], my0 + T_world_velo[1, 3]
-    lon = np.degrees(mx / (scale * EARTH_RADIUS_M))
-    lat = np.degrees(2 * np.arctan(np.exp(my / (scale * EARTH_RADIUS_M)))) - 90
-    yaw = float(np.arctan2(T_world_velo[1, 0], T_world_velo[0, 0]))
-    rec = np.zeros(30)
-    rec[:6] = [lat, lon, OXTS_ALT0_M + T_world_velo[2, 3], 0.0, 0.0, yaw]
-    rec[6:11] = [speed_mps * np.sin(yaw), speed_mps * np.cos(yaw), speed_mps, 0.0, 0.0]  # vn ve vf vl vu
-    rec[11:23] = 0.0
-    rec[22] = 9.81  # az (gravity), like a level IMU
-    rec[23:30] = [0.02, 0.02, 0.01, 10, 4, 5, 5]  # pos_accuracy vel_accuracy navstat numsats posmode...
-    return rec
-
-
-def _manifest(seed: int, n_frames: int, drive: str, width: int, height: int) -> dict:
+def _manifest(
+    seed: int, n_frames: int, drive: str, width: int, height: int, pattern: str, motion: bool
+) -> dict:
     return {
         "generator": "depth_nodes.data.synthetic",
         "generator_version": GENERATOR_VERSION,
@@ -313,6 +263,8 @@ def _manifest(seed: int, n_frames: int, drive: str, width: int, height: int) -> 
         "drive": drive,
         "width": int(width),
         "height": int(height),
+        "lidar_pattern": pattern,
+        "motion": bool(motion),
     }
 
 
@@ -334,10 +286,12 @@ def is_complete(
     *,
     width: int = IMAGE_SIZE[0],
     height: int = IMAGE_SIZE[1],
+    pattern: str = DEFAULT_PATTERN,
+    motion: bool = DEFAULT_MOTION,
 ) -> bool:
     """True when ``out_dir`` holds a complete output of exactly these generator settings."""
     have = read_manifest(out_dir)
-    wanted = _manifest(seed, n_frames, drive, width, height)
+    wanted = _manifest(seed, n_frames, drive, width, height, pattern, motion)
     return have is not None and {k: have.get(k) for k in wanted} == wanted
 
 
@@ -356,17 +310,23 @@ def write_drive(
     height: int = IMAGE_SIZE[1],
     progress: bool = True,
     force: bool = False,
+    pattern: str = DEFAULT_PATTERN,
+    motion: bool = DEFAULT_MOTION,
 ) -> Path:
     """Generate a drive and write it in both KITTI layouts under ``out_dir``; returns ``out_dir``.
 
-    - ``OUT/raw/<date>/<drive>/``: raw layout (+ calib files in ``OUT/raw/<date>/``, OXTS records and a
-      ``velodyne_points/rings/*.npy`` sidecar with the ring id of every point).
+    - ``OUT/raw/<date>/<drive>/``: raw layout (+ calib files in ``OUT/raw/<date>/``, OXTS records, a
+      ``velodyne_points/rings/*.npy`` sidecar with the ring id of every point for ring patterns, and
+      ``velodyne_points/time_ns/*.npy``: int64 firing time of every point relative to its scan stamp). The
+      ``.bin`` scans are the points as measured (``SynthFrame.points_measured``).
     - ``OUT/val_selection_cropped/``: depth-completion layout, 1216 x 352 bottom-centre crop;
-      ``velodyne_raw`` = the scan projected with the core's occlusion filter; ``groundtruth_depth`` = the
+      ``velodyne_raw`` = the scan at the frame stamp (``SynthFrame.points``, exactly motion-compensated)
+      projected with the core's occlusion filter; ``groundtruth_depth`` = the
       exact depth restricted by :func:`lidar_visible_gt`; plus ``velodyne_raw_rings/`` (uint8 PNG, ring
-      id + 1 of each ``velodyne_raw`` pixel, 0 = none; named like ``velodyne_raw`` with that folder name).
+      id + 1 of each ``velodyne_raw`` pixel, 0 = none; named like ``velodyne_raw`` with that folder name;
+      only for ring patterns).
     - ``OUT/manifest.json``: written last with ``complete: true``; an output whose manifest matches
-      (seed, frames, drive, size, generator version) is reused unless ``force``.
+      (seed, frames, drive, size, pattern, motion, generator version) is reused unless ``force``.
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
@@ -377,8 +337,9 @@ def write_drive(
         raise DataFormatError(f"output path exists and is not a directory: {out}")
     if width < 1216 or height < 352:
         raise DataFormatError(f"image must be at least 1216 x 352 (the KITTI crop), got {width} x {height}")
-    wanted = _manifest(seed, n_frames, drive, width, height)
-    if not force and is_complete(out, seed, n_frames, drive, width=width, height=height):
+    kw = {"width": width, "height": height, "pattern": pattern, "motion": motion}
+    wanted = _manifest(seed, n_frames, drive, width, height, pattern, motion)
+    if not force and is_complete(out, seed, n_frames, drive, **kw):
         return out
     (out / MANIFEST).unlink(missing_ok=True)  # from here on the output is incomplete
     raw_dir = raw_drive_dir(out, drive)
@@ -394,20 +355,24 @@ def write_drive(
     crop_cam = camera.crop(x0, y0, 1216, 352)
     ego = S.EgoPath.from_seed(seed)
     stamps = []
-    frames = generate_drive(seed, n_frames, width=width, height=height)
+    frames = generate_drive(seed, n_frames, **kw)
+    (raw_dir / "velodyne_points" / TIME_DIR).mkdir(parents=True)
     for f in tqdm(frames, total=n_frames, desc=f"synth seed {seed}", unit="frame", disable=not progress):
-        write_raw_frame(
-            raw_dir, f.index, f.image, f.points, f.rings, oxts_record(f.T_world_velo, ego.speed_mps)
-        )
+        oxts = oxts_record(f.T_world_velo, ego.speed_mps)
+        write_raw_frame(raw_dir, f.index, f.image, f.points_measured, f.rings, oxts)
+        np.save(raw_dir / "velodyne_points" / TIME_DIR / f"{f.index:010d}.npy", f.point_time_ns)
         stamps.append(f.stamp_ns)
         sparse = scan_to_depth(f.points, T_cam_velo, camera).depth
-        rings = ring_image(f.points, f.rings, T_cam_velo, camera, sparse)
-        gt = lidar_visible_gt(f.depth_gt, camera, T_cam_velo)
+        gt = lidar_visible_gt(f.depth_gt, camera, T_cam_velo, pattern)
         win = (slice(y0, y0 + 352), slice(x0, x0 + 1216))
         write_frame(dc_dir, drive, f.index, f.image[win], sparse[win], gt[win], crop_cam.K)
-        ring_path = ring_png_path(dc_dir / "velodyne_raw" / frame_filename(drive, f.index, "velodyne_raw"))
-        ring_path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(ring_path), rings[win])
+        if f.rings is not None:
+            rings = ring_image(f.points, f.rings, T_cam_velo, camera, sparse)
+            ring_path = ring_png_path(
+                dc_dir / "velodyne_raw" / frame_filename(drive, f.index, "velodyne_raw")
+            )
+            ring_path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(ring_path), rings[win])
     write_raw_timestamps(raw_dir, stamps, stamps, FRAME_PERIOD_NS, oxts_stamps_ns=stamps)
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps({**wanted, "complete": True}, indent=2) + "\n")
