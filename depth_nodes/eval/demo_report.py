@@ -363,7 +363,7 @@ def _node_reference(diag: dict[str, str]) -> tuple[str, float] | None:
     ``use_sim_time`` makes that years, so it is only shown when plausible (< 10 s).
     """
     for key, label in (
-        ("latency_p50_ms", "node's own latency p50"),
+        ("latency_stamp_to_publish_p50_ms", "node's own latency p50 (image stamp -> publish)"),
         ("processing_p50_ms", "node processing p50"),
     ):
         try:

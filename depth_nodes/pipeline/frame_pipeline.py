@@ -17,7 +17,7 @@ from depth_nodes.pipeline.modes import GUIDED, LIDAR_ONLY, MONOCULAR, NONE, Mode
 from depth_nodes.pipeline.sync import Scan
 
 
-@dataclass
+@dataclass(frozen=True)
 class OutputOptions:
     """Which outputs to make and how (runtime-safe: read every frame)."""
 
@@ -76,7 +76,7 @@ class _Timer:
         self.t = now
 
 
-@dataclass
+@dataclass(frozen=True)
 class LidarCriteria:
     """When a paired scan counts as usable for guided / lidar-only depth (runtime-safe thresholds)."""
 
@@ -93,8 +93,9 @@ class LidarCriteria:
 class FramePipeline:
     """Runs frames: projection, mode proposal, estimator of the current mode, outputs, timings.
 
-    Thread-safety: one worker calls :meth:`process`; options and criteria may be replaced from other
-    threads (attribute assignment is atomic; each frame reads them once).
+    Thread-safety: one worker calls :meth:`process`. ``criteria`` and ``options`` are the defaults; a caller
+    whose settings change at runtime passes its own immutable snapshot per frame (the node builds them from
+    its parameter snapshot), so no frame ever sees half of an update and no update is lost.
     """
 
     def __init__(
@@ -111,8 +112,10 @@ class FramePipeline:
         self.occlusion = OcclusionFilter()
 
     # ---------------------------------------------------------------- stages
-    def project(self, scan: Scan, T_cam_lidar: np.ndarray, camera: CameraModel) -> SparseDepth:
-        c = self.criteria
+    def project(
+        self, scan: Scan, T_cam_lidar: np.ndarray, camera: CameraModel, criteria: LidarCriteria | None = None
+    ) -> SparseDepth:
+        c = criteria or self.criteria
         return scan_to_depth(
             scan.points,
             T_cam_lidar,
@@ -123,14 +126,22 @@ class FramePipeline:
             on_nonfinite="drop",
         )
 
-    def propose_mode(self, has_image: bool, sparse: SparseDepth | None, why_no_scan: str) -> tuple[str, str]:
+    def propose_mode(
+        self,
+        has_image: bool,
+        sparse: SparseDepth | None,
+        why_no_scan: str,
+        criteria: LidarCriteria | None = None,
+        why_no_image: str = "camera stale",
+    ) -> tuple[str, str]:
         """The mode this frame's inputs allow, with the reason."""
+        min_points = (criteria or self.criteria).min_lidar_points
         n_valid = int(np.count_nonzero(sparse.depth)) if sparse is not None else 0
-        lidar_ok = sparse is not None and n_valid >= self.criteria.min_lidar_points
+        lidar_ok = sparse is not None and n_valid >= min_points
         if sparse is None:
             lidar_why = why_no_scan
         elif not lidar_ok:
-            lidar_why = f"LiDAR degraded: {n_valid} returns in view < min_lidar_points={self.criteria.min_lidar_points}"
+            lidar_why = f"LiDAR degraded: {n_valid} returns in view < min_lidar_points={min_points}"
         else:
             lidar_why = ""
         if has_image:
@@ -138,8 +149,8 @@ class FramePipeline:
                 return GUIDED, "camera and fresh LiDAR"
             return MONOCULAR, lidar_why
         if lidar_ok:
-            return LIDAR_ONLY, "camera stale: LiDAR only on the last camera geometry"
-        return NONE, f"camera stale and {lidar_why}"
+            return LIDAR_ONLY, f"{why_no_image}: LiDAR only on the last camera geometry"
+        return NONE, f"{why_no_image} and {lidar_why}"
 
     def process(
         self,
@@ -150,18 +161,23 @@ class FramePipeline:
         scan: Scan | None,
         T_cam_lidar: np.ndarray | None,
         why_no_scan: str = "no LiDAR scan within max_lidar_age_s",
+        criteria: LidarCriteria | None = None,
+        options: OutputOptions | None = None,
+        why_no_image: str = "camera stale",
     ) -> FrameResult:
-        """One frame. ``rgb`` None = LiDAR-driven frame; ``scan`` None = no paired scan (``why_no_scan``)."""
+        """One frame. ``rgb`` None = LiDAR-driven frame (``why_no_image`` says why); ``scan`` None = no
+        paired scan (``why_no_scan``). ``criteria`` / ``options`` override the defaults for this frame."""
+        criteria = criteria or self.criteria
         timings: dict[str, float] = {}
         clock = _Timer(timings)
         sparse = None
         if scan is not None and T_cam_lidar is not None:
             try:
-                sparse = self.project(scan, T_cam_lidar, camera)
+                sparse = self.project(scan, T_cam_lidar, camera, criteria)
             except EmptyInputError as exc:
                 why_no_scan = f"LiDAR scan unusable: {exc}"
         clock.lap("project")
-        proposed, reason = self.propose_mode(rgb is not None, sparse, why_no_scan)
+        proposed, reason = self.propose_mode(rgb is not None, sparse, why_no_scan, criteria, why_no_image)
         mode = self.modes.propose(proposed, reason)
         result = FrameResult(mode, stamp_ns, frame_id, camera, sparse=sparse, timings_ms=timings)
         estimator = self.selector.for_mode(mode)
@@ -172,21 +188,26 @@ class FramePipeline:
             result.reason = f"mode {mode} needs LiDAR but {why_no_scan}"
             return result
         if estimator.needs_image and rgb is None:
-            result.reason = f"mode {mode} needs the camera image but the camera is stale"
+            result.reason = f"mode {mode} needs the camera image but {why_no_image}"
             return result
         out = estimator.estimate(FrameInputs(camera, stamp_ns, frame_id, rgb, sparse))
-        if sparse is not None and self.criteria.keep_lidar_returns:
+        if sparse is not None and criteria.keep_lidar_returns:
             out = keep_returns(out, sparse.depth)
         clock.lap("estimate")
         result.estimator = estimator.name
-        self.make_outputs(result, out, rgb, clock)
+        self.make_outputs(result, out, rgb, clock, options)
         return result
 
     def make_outputs(
-        self, result: FrameResult, out: Completion, rgb: np.ndarray | None, clock: _Timer
+        self,
+        result: FrameResult,
+        out: Completion,
+        rgb: np.ndarray | None,
+        clock: _Timer,
+        options: OutputOptions | None = None,
     ) -> None:
         """Fill depth / confidence / colourised / cloud arrays of ``result`` from an estimate."""
-        opt = self.options
+        opt = options or self.options
         depth = np.asarray(out.depth, dtype=np.float32)
         result.depth = depth
         result.confidence = np.asarray(out.confidence, dtype=np.float32) if opt.confidence else None

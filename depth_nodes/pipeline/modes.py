@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,6 +13,8 @@ LIDAR_ONLY = "lidar_only"
 MONOCULAR = "monocular"
 NONE = "none"
 MODES = (GUIDED, LIDAR_ONLY, MONOCULAR, NONE)
+#: Transitions kept in :attr:`ModeMachine.history` (the node runs for months: nothing may grow without bound).
+HISTORY_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,9 @@ class ModeMachine:
         self._count = 0
         self._lock = threading.Lock()
         self._on_transition = on_transition
-        self.history: list[tuple[float, str, str]] = []
+        #: The last :data:`HISTORY_SIZE` transitions as ``(wall time s, new mode, reason)``.
+        self.history: deque[tuple[float, str, str]] = deque(maxlen=HISTORY_SIZE)
+        self.n_transitions = 0
 
     def propose(self, mode: str, reason: str) -> str:
         """Record one proposal; returns the (possibly new) current mode."""
@@ -61,6 +66,7 @@ class ModeMachine:
                     self.mode, self.reason = mode, reason
                     self._candidate, self._count = None, 0
                     self.history.append((time.time(), mode, reason))
+                    self.n_transitions += 1
             current = self.mode
         if transition is not None and self._on_transition is not None:
             self._on_transition(transition)

@@ -32,11 +32,15 @@ class RollingStats:
 
 
 class RateMeter:
-    """Events per second over the last ``window_s`` seconds (monotonic clock)."""
+    """Events per second over the last ``window_s`` seconds (monotonic clock).
 
-    def __init__(self, window_s: float = 5.0) -> None:
+    At most ``max_events`` event times are kept (a flood of thousands of events per second must not grow
+    memory); beyond that the rate saturates at ``max_events / window_s``.
+    """
+
+    def __init__(self, window_s: float = 5.0, max_events: int = 10_000) -> None:
         self.window_s = window_s
-        self._times: deque[float] = deque()
+        self._times: deque[float] = deque(maxlen=max_events)
         self._lock = threading.Lock()
         self.total = 0
         self.last: float | None = None

@@ -14,7 +14,7 @@ frame on the last camera geometry. All numerics live in :mod:`depth_nodes.pipeli
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray
@@ -27,11 +27,43 @@ from depth_nodes import pipeline as pl
 from depth_nodes.ros import conversions as conv
 from depth_nodes.ros import params as P
 from depth_nodes.ros import qos as Q
-from depth_nodes.ros.diagnostics import NodeReport, RateLimitedLog, build_diagnostics
+from depth_nodes.ros.diagnostics import NodeReport, RateLimitedLog, assess, build_diagnostics
 from depth_nodes.ros.extrinsics import make_extrinsics
-from depth_nodes.ros.node_inputs import NodeInputs, problem_key  # noqa: F401 - problem_key re-exported
+from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
 from depth_nodes.ros.node_main import NODE_NAME, TOPICS, main  # noqa: F401 - main: console script target
+from depth_nodes.ros.node_stats import NodeStats
 from depth_nodes.ros.node_worker import FrameWorker
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a frame reads from the parameters, swapped as a whole by the parameter callback."""
+
+    params: P.NodeParams
+    criteria: pl.LidarCriteria
+    options: pl.OutputOptions  # as configured; outputs nobody subscribes to are switched off per frame
+
+    @classmethod
+    def from_params(cls, p: P.NodeParams) -> Settings:
+        criteria = pl.LidarCriteria(
+            p.max_lidar_age_s, p.min_lidar_points, p.min_depth_m, p.max_depth_m,
+            p.occlusion_filter, p.keep_lidar_returns,
+        )  # fmt: skip
+        options = pl.OutputOptions(
+            p.publish_confidence, p.publish_colorized, p.colorize_min_depth_m, p.colorize_max_depth_m,
+            p.colormap, p.publish_points, p.cloud_organized, p.cloud_decimation,
+        )  # fmt: skip
+        return cls(p, criteria, options)
+
+
+def copy_camera_info(info, header) -> CameraInfo:
+    """A new CameraInfo with ``info``'s model and ``header``: the received message is shared with the
+    executor thread (the callback may hand it to the next frame too), so it is never modified."""
+    return CameraInfo(
+        header=header, height=info.height, width=info.width, distortion_model=info.distortion_model,
+        d=info.d, k=info.k, r=info.r, p=info.p, binning_x=info.binning_x, binning_y=info.binning_y,
+        roi=info.roi,
+    )  # fmt: skip
 
 
 class DepthNode(Node):
@@ -39,14 +71,17 @@ class DepthNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.p = P.declare(self)
+        self.settings = Settings.from_params(P.declare(self))
+        self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
         log = self.get_logger()
         self.warn = RateLimitedLog(log.warning, self.p.warning_period_s)
         self.selector = pl.EstimatorSelector(
             self.p.completer, self.p.lidar_only_completer, self.p.monocular_estimator, log=log.warning
         )
         self.modes = pl.ModeMachine(self.p.mode_hysteresis_frames, on_transition=self._on_transition)
-        self.pipeline = pl.FramePipeline(self.selector, self.modes, self._criteria(), self._options())
+        self.pipeline = pl.FramePipeline(
+            self.selector, self.modes, self.settings.criteria, self.settings.options
+        )
         self.extrinsics = make_extrinsics(self, self.p)
         log.info(f"extrinsics source: {self.extrinsics.source}")
         names = self.selector.active_names
@@ -54,44 +89,33 @@ class DepthNode(Node):
             f"estimators: guided={names[pl.GUIDED]}, lidar_only={names[pl.LIDAR_ONLY]}, "
             f"monocular={self.p.monocular_estimator or 'none'}"
         )
-        self.latency = pl.RollingStats(300)
-        self.processing = pl.RollingStats(300)
-        self.stage_ms: dict[str, pl.RollingStats] = {}
-        self.output_rate = pl.RateMeter()
-        self.frames_published = 0
-        self.frames_not_published = 0
-        self.last_not_published = ""
+        self.stats = NodeStats()
         self.last_transition = ""
         self.qos_problems = 0
         self.inputs = NodeInputs(self)
         self.worker = FrameWorker(self)
         self._create_endpoints()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.diag_timer = self.create_timer(self.p.diagnostics_period_s, self._on_diagnostics_timer)
+        self.diag_timer = self.create_timer(
+            self.p.diagnostics_period_s, guarded(self, "diagnostics", self._on_diagnostics_timer)
+        )
         self.worker.start()
 
+    @property
+    def p(self) -> P.NodeParams:
+        """The current parameters (read once per use; a frame reads :attr:`settings` once instead)."""
+        return self.settings.params
+
     # ------------------------------------------------------------------ set-up
-    def _criteria(self) -> pl.LidarCriteria:
-        p = self.p
-        return pl.LidarCriteria(
-            p.max_lidar_age_s, p.min_lidar_points, p.min_depth_m, p.max_depth_m,
-            p.occlusion_filter, p.keep_lidar_returns,
-        )  # fmt: skip
-
-    def _options(self) -> pl.OutputOptions:
-        p = self.p
-        return pl.OutputOptions(
-            p.publish_confidence, p.publish_colorized, p.colorize_min_depth_m, p.colorize_max_depth_m,
-            p.colormap, p.publish_points, p.cloud_organized, p.cloud_decimation,
-        )  # fmt: skip
-
     def _create_endpoints(self) -> None:
         p, inputs = self.p, self.inputs
 
         def sub(msg_type, topic, cb, reliability, depth, prefix):
             qos = Q.qos_from_params(reliability, depth)
             events = Q.subscription_event_callbacks(self, topic, qos, prefix, report=self._qos_report)
-            return self.create_subscription(msg_type, topic, cb, qos, event_callbacks=events)
+            return self.create_subscription(
+                msg_type, topic, guarded(self, prefix, cb), qos, event_callbacks=events
+            )
 
         # points first: when a scan and an image are ready together, the scan is cached before the
         # image is handed over (the executor serves ready subscriptions in creation order).
@@ -137,9 +161,9 @@ class DepthNode(Node):
         if new is None:
             self.get_logger().warning(f"parameter change rejected: {reason}")
             return SetParametersResult(successful=False, reason=reason)
-        self.p = new
-        self.pipeline.criteria = self._criteria()
-        self.pipeline.options = self._options()
+        if "use_sim_time" in changes:
+            self.use_sim_time = bool(changes["use_sim_time"])
+        self.settings = Settings.from_params(new)  # one atomic swap: a frame sees all of it or none
         self.modes.hysteresis = new.mode_hysteresis_frames
         self.warn.period_s = new.warning_period_s
         if hasattr(self.extrinsics, "timeout_s"):
@@ -150,22 +174,21 @@ class DepthNode(Node):
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ outputs (worker thread)
-    def apply_subscriber_switches(self) -> None:
-        """Skip outputs nobody listens to (the cloud costs the most); the depth image is always made."""
-        opt = self.pipeline.options
-        want_cloud = self.p.publish_points and self.cloud_pub.get_subscription_count() > 0
-        want_conf = self.p.publish_confidence and self.conf_pub.get_subscription_count() > 0
-        want_col = self.p.publish_colorized and self.color_pub.get_subscription_count() > 0
-        if (opt.cloud, opt.confidence, opt.colorized) != (want_cloud, want_conf, want_col):
-            self.pipeline.options = replace(opt, cloud=want_cloud, confidence=want_conf, colorized=want_col)
+    def output_options(self, settings: Settings) -> pl.OutputOptions:
+        """The configured outputs minus those nobody listens to (the cloud costs the most); depth always."""
+        opt = settings.options
+        want_cloud = opt.cloud and self.cloud_pub.get_subscription_count() > 0
+        want_conf = opt.confidence and self.conf_pub.get_subscription_count() > 0
+        want_col = opt.colorized and self.color_pub.get_subscription_count() > 0
+        if (opt.cloud, opt.confidence, opt.colorized) == (want_cloud, want_conf, want_col):
+            return opt
+        return replace(opt, cloud=want_cloud, confidence=want_conf, colorized=want_col)
 
     def publish(self, result: pl.FrameResult, frame) -> None:
         header = Header(stamp=frame.stamp, frame_id=result.frame_id)
         self.depth_pub.publish(conv.numpy_to_image(result.depth, "32FC1", header))
         if frame.camera_info is not None:
-            info = frame.camera_info
-            info.header = header
-            self.info_pub.publish(info)
+            self.info_pub.publish(copy_camera_info(frame.camera_info, header))
         if result.confidence is not None:
             self.conf_pub.publish(conv.numpy_to_image(result.confidence, "32FC1", header))
         if result.colorized is not None:
@@ -179,7 +202,7 @@ class DepthNode(Node):
     def _on_transition(self, t: pl.Transition) -> None:
         text = f"mode {t.old} -> {t.new}: {t.reason}"
         self.last_transition = text
-        if t.old == pl.NONE and not self.modes.history[:-1]:
+        if t.old == pl.NONE and self.modes.n_transitions <= 1:
             self.get_logger().info(text)
         else:
             self.get_logger().warning(text)
@@ -199,13 +222,37 @@ class DepthNode(Node):
             self.modes.propose(pl.NONE, "no camera image and no LiDAR scan arriving")
         self._publish_diagnostics()
 
+    def diagnostics_window_s(self) -> float:
+        """The window "what was published" looks at: the no-input timeout, at least 3 input periods."""
+        p, inputs = self.p, self.inputs
+        rate = max(inputs.images_received.rate_hz(), inputs.lidar_rate.rate_hz())
+        return max(p.input_timeout_s, p.diagnostics_period_s, 3.0 / rate if rate > 0 else 0.0)
+
     def report(self) -> NodeReport:
-        inputs = self.inputs
-        lat = self.latency.percentiles((50, 90, 99))
-        proc = self.processing.percentiles((50, 99))
+        inputs, stats, p = self.inputs, self.stats, self.p
+        window_s = self.diagnostics_window_s()
+        snap = stats.snapshot(window_s)
+        mode, mode_reason = self.modes.mode, self.modes.reason
+        camera_stale = inputs.image_rate.age_s() > p.max_image_age_s
+        camera_problem = snap.recent_image_rejection if camera_stale else ""
+        level, message = assess(
+            mode, mode_reason, snap.published_by_mode, window_s,
+            snap.not_published_in_window, snap.last_not_published, camera_problem,
+        )  # fmt: skip
+        lat = stats.latency.percentiles((50, 90, 99))
+        proc = stats.processing.percentiles((50, 99))
         camera = inputs.camera
+        if self.use_sim_time:
+            latency_clock = "sim time (/clock)"
+        elif snap.off_clock_frames and len(stats.latency) == 0:
+            latency_clock = "image stamps are not on the node clock (replayed bag without use_sim_time?): see processing_*_ms"
+        else:
+            latency_clock = "node clock"
         values: dict[str, object] = {
-            "estimator": self.selector.active_names.get(self.modes.mode, "") or "none",
+            "published_mode": snap.newest_published_mode,
+            "published_in_window": sum(snap.published_by_mode.values()),
+            "window_s": window_s,
+            "estimator": self.selector.active_names.get(mode, "") or "none",
             "estimator_guided": self.selector.active_names[pl.GUIDED],
             "estimator_lidar_only": self.selector.active_names[pl.LIDAR_ONLY],
             "extrinsics_source": self.extrinsics.source,
@@ -213,26 +260,33 @@ class DepthNode(Node):
             "lidar_age_s": inputs.lidar_rate.age_s(),
             "camera_info_age_s": inputs.info_rate.age_s(),
             "image_rate_hz": inputs.image_rate.rate_hz(),
+            "image_received_rate_hz": inputs.images_received.rate_hz(),
             "lidar_rate_hz": inputs.lidar_rate.rate_hz(),
-            "output_rate_hz": self.output_rate.rate_hz(),
-            "latency_p50_ms": lat[50],
-            "latency_p90_ms": lat[90],
-            "latency_p99_ms": lat[99],
+            "output_rate_hz": stats.output_rate.rate_hz(),
+            "latency_stamp_to_publish_p50_ms": lat[50],
+            "latency_stamp_to_publish_p90_ms": lat[90],
+            "latency_stamp_to_publish_p99_ms": lat[99],
+            "latency_clock": latency_clock,
+            "frames_off_clock": snap.off_clock_frames,
             "processing_p50_ms": proc[50],
             "processing_p99_ms": proc[99],
             "frames_in": inputs.mailbox.received,
-            "frames_published": self.frames_published,
-            "frames_not_published": self.frames_not_published,
-            "last_not_published_reason": self.last_not_published,
+            "frames_published": snap.frames_published,
+            "frames_not_published": snap.frames_not_published,
+            "last_not_published_reason": snap.last_not_published,
             "drops": inputs.mailbox.dropped,
             "rejected_messages": self.warn.total,
+            "images_rejected": sum(snap.image_rejections.values()),
+            "last_image_rejection": snap.recent_image_rejection,
             "qos_incompatibilities": self.qos_problems,
             "last_transition": self.last_transition,
             "camera": f"{camera.width}x{camera.height}" if camera else "none yet",
         }
-        for stage, stats in self.stage_ms.items():
-            values[f"stage_{stage}_p50_ms"] = stats.percentiles((50,))[50]
-        return NodeReport(self.modes.mode, self.modes.reason, values)
+        for cause, n in snap.image_rejections.items():
+            values[f"images_rejected_{cause.replace(' ', '_')}"] = n
+        for stage, ms in snap.stage_p50_ms.items():
+            values[f"stage_{stage}_p50_ms"] = ms
+        return NodeReport(mode, mode_reason, values, level, message)
 
     def _publish_diagnostics(self) -> None:
         stamp = TimeMsg()

@@ -72,7 +72,11 @@ class TfExtrinsics:
 
         self._tf2 = tf2_ros
         self.buffer = tf2_ros.Buffer()
-        self.listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=True)
+        # spin_thread=False: the /tf and /tf_static subscriptions live on ``node`` and are served by the
+        # node's own executor (tf2_ros puts them in a reentrant group). spin_thread=True would add the
+        # node to a second executor, and a node in two executors races both. lookup() runs on the
+        # worker thread, whose timed wait (Buffer.can_transform sleeps) never blocks the executor.
+        self.listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=False)
         self.timeout_s = timeout_s
         self.lidar_frame = lidar_frame
 

@@ -1,14 +1,18 @@
 """Input side of the depth node: the subscription callbacks convert and validate messages, then hand frames on.
 
 Runs on the executor thread. Bad messages are counted and logged rate-limited per kind of problem; good
-images go to the worker's one-slot mailbox, good scans to the scan cache. When the camera is stale each new
-scan drives a ``lidar_only`` frame on the last camera geometry.
+images go to the worker's one-slot mailbox, good scans to the scan cache. Only *accepted* images keep the
+camera fresh: an image rejected for its stamp, size or encoding is counted by cause (diagnostics name it)
+and leaves the camera stale. When the camera is stale each new scan drives a ``lidar_only`` frame on the
+last camera geometry. No exception escapes a callback (:func:`guarded`): the node survives any message.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +54,23 @@ def problem_key(topic: str, exc: Exception) -> str:
     return f"{topic}: " + re.sub(r"[-+]?\d[\d.e+-]*", "#", str(exc))[:120]
 
 
+def guarded(node, name: str, callback: Callable) -> Callable:
+    """``callback`` that logs (rate-limited) instead of raising: an executor callback that raises ends
+    ``spin()`` and with it the node, so nothing may escape, whatever a message or a bug does."""
+
+    @functools.wraps(callback)
+    def run(*args):
+        try:
+            return callback(*args)
+        except Exception as exc:  # noqa: BLE001 - the node must survive anything one message does
+            node.warn(
+                f"{name}: unexpected {type(exc).__name__}", f"{name}: unexpected {type(exc).__name__}: {exc}"
+            )
+            return None
+
+    return run
+
+
 class NodeInputs:
     """Callbacks of the ``image`` / ``camera_info`` / ``points`` subscriptions of ``node`` (a DepthNode)."""
 
@@ -57,7 +78,9 @@ class NodeInputs:
         self.node = node
         self.cache = pl.ScanCache(size=4)
         self.mailbox = pl.Mailbox()
-        self.image_rate, self.lidar_rate, self.info_rate = pl.RateMeter(), pl.RateMeter(), pl.RateMeter()
+        #: image_rate counts accepted images only (the camera is fresh); images_received every arrival.
+        self.image_rate, self.images_received = pl.RateMeter(), pl.RateMeter()
+        self.lidar_rate, self.info_rate = pl.RateMeter(), pl.RateMeter()
         self.camera: CameraModel | None = None
         self.camera_info_msg = None
         self._info_key = None
@@ -67,17 +90,27 @@ class NodeInputs:
     def image_topic(self) -> str:
         return TOPICS["image_compressed"] if self.node.p.use_compressed_image else TOPICS["image"]
 
-    def stamp_ok(self, topic: str, stamp_ns: int) -> bool:
-        node = self.node
-        ahead_s = (stamp_ns - node.now_ns()) * 1e-9
-        if ahead_s > node.p.max_future_stamp_s:
-            node.warn(
-                f"{topic}: future stamp",
-                f"{topic}: stamp is {ahead_s:.3f} s in the future (> max_future_stamp_s="
-                f"{node.p.max_future_stamp_s}); dropped. Clocks out of sync, or use_sim_time without /clock?",
+    def camera_stale_reason(self, max_image_age_s: float) -> str:
+        """Why the camera counts as stale (for mode reasons): the rejection cause when images are rejected."""
+        rejected = self.node.stats.snapshot(max(1.0, 2 * max_image_age_s)).recent_image_rejection
+        if rejected:
+            return f"camera stale (images rejected: {rejected})"
+        return f"camera stale (no image for > max_image_age_s={max_image_age_s} s)"
+
+    def _reject_image(self, cause: str, key: str, text: str) -> None:
+        self.node.stats.image_rejected(cause, text)
+        self.node.warn(key, f"{self.image_topic}: {text}; frame dropped")
+
+    def stamp_problem(self, stamp_ns: int) -> str:
+        """Why a message stamp is not acceptable ("" when it is)."""
+        p = self.node.p
+        ahead_s = (stamp_ns - self.node.now_ns()) * 1e-9
+        if ahead_s > p.max_future_stamp_s:
+            return (
+                f"stamp is {ahead_s:.3f} s in the future (> max_future_stamp_s={p.max_future_stamp_s}). "
+                "Clocks out of sync, or use_sim_time without /clock?"
             )
-            return False
-        return True
+        return ""
 
     def on_camera_info(self, msg) -> None:
         node = self.node
@@ -108,32 +141,37 @@ class NodeInputs:
     def on_image(self, msg) -> None:
         node = self.node
         received = time.perf_counter()
-        self.image_rate.tick()
+        self.images_received.tick()
         topic = self.image_topic
         try:
             stamp_ns = conv.stamp_to_ns(msg.header.stamp)
-            if not self.stamp_ok(topic, stamp_ns):
-                return
+        except DepthNodesError as exc:
+            return self._reject_image("undecodable", problem_key(topic, exc), str(exc))
+        problem = self.stamp_problem(stamp_ns)
+        if problem:
+            return self._reject_image("future stamp", f"{topic}: future stamp", problem)
+        try:
             rgb = conv.compressed_to_rgb(msg) if node.p.use_compressed_image else conv.image_to_rgb(msg)
         except DepthNodesError as exc:
-            node.warn(problem_key(topic, exc), f"{topic}: {exc}; frame dropped")
-            return
+            return self._reject_image("undecodable", problem_key(topic, exc), str(exc))
         camera, info = self.camera, self.camera_info_msg
         if camera is None:
-            node.warn(f"{topic}: no camera_info", f"{topic}: no CameraInfo received yet on "
-                      f"'{node.resolve_topic_name(TOPICS['camera_info'])}'; frame dropped")  # fmt: skip
-            return
+            where = node.resolve_topic_name(TOPICS["camera_info"])
+            return self._reject_image("no camera_info", f"{topic}: no camera_info",
+                                      f"no CameraInfo received yet on '{where}'")  # fmt: skip
         if rgb.shape[:2] != camera.shape:
-            node.warn(
+            return self._reject_image(
+                "size mismatch",
                 f"{topic}: size mismatch",
-                f"{topic}: image is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo says "
-                f"{camera.width}x{camera.height}; waiting for a matching CameraInfo (frame dropped)",
+                f"image is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo says {camera.width}x{camera.height}; "
+                "waiting for a matching CameraInfo",
             )
-            return
         frame_id = msg.header.frame_id or info.header.frame_id
         if not frame_id:
-            node.warn(f"{topic}: no frame", f"{topic}: empty frame_id on image and CameraInfo; frame dropped")
-            return
+            return self._reject_image(
+                "no frame_id", f"{topic}: no frame", "empty frame_id on image and CameraInfo"
+            )
+        self.image_rate.tick()
         self.mailbox.put(ImageFrame(rgb, msg.header.stamp, stamp_ns, frame_id, camera, info, received))
 
     def on_points(self, msg) -> None:
@@ -142,7 +180,9 @@ class NodeInputs:
         topic = TOPICS["points"]
         try:
             stamp_ns = conv.stamp_to_ns(msg.header.stamp)
-            if not self.stamp_ok(topic, stamp_ns):
+            problem = self.stamp_problem(stamp_ns)
+            if problem:
+                node.warn(f"{topic}: future stamp", f"{topic}: {problem}; scan dropped")
                 return
             xyz = conv.pointcloud2_to_arrays(msg).xyz
         except DepthNodesError as exc:

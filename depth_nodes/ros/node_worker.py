@@ -3,6 +3,9 @@
 One thread, fed by the one-slot mailbox of :class:`~depth_nodes.ros.node_inputs.NodeInputs`, so a busy
 pipeline drops to the newest frame instead of queueing latency. An image whose scan has not arrived yet
 waits (at most ``max_lidar_age_s`` after receipt) in a pending slot; a scan arriving in time releases it.
+
+Each frame reads the node's settings once (:meth:`DepthNode.settings`: an immutable snapshot swapped whole
+by the parameter callback), so a parameter change never lands half-way through a frame or gets lost.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from depth_nodes import pipeline as pl
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.ros.extrinsics import ExtrinsicsError
 from depth_nodes.ros.node_inputs import ImageFrame, LidarFrame
+from depth_nodes.ros.node_stats import CLOCK_AGREEMENT_S
 
 
 class FrameWorker:
@@ -81,9 +85,9 @@ class FrameWorker:
                 warn(f"frame: unexpected {type(exc).__name__}", f"frame skipped by an unexpected "
                      f"{type(exc).__name__}: {exc}")  # fmt: skip
 
-    def _wait_for_scan(self, frame: ImageFrame) -> bool:
+    def _wait_for_scan(self, frame: ImageFrame, max_age_s: float) -> bool:
         """Park ``frame`` when its scan may still arrive (no newer scan yet, still young); True if parked."""
-        cache, max_age_s = self.inputs.cache, self.node.p.max_lidar_age_s
+        cache = self.inputs.cache
         newest = cache.newest()
         if newest is not None and newest.stamp_ns >= frame.stamp_ns:
             return False
@@ -103,8 +107,7 @@ class FrameWorker:
             self.node.warn("extrinsics", f"extrinsics: {exc}")
             return None, f"no extrinsics: {exc}"
 
-    def _pair(self, frame: ImageFrame) -> tuple[pl.Scan | None, np.ndarray | None, str]:
-        max_age_s = self.node.p.max_lidar_age_s
+    def _pair(self, frame: ImageFrame, max_age_s: float) -> tuple[pl.Scan | None, np.ndarray | None, str]:
         scan = self.inputs.cache.nearest(frame.stamp_ns, max_age_s)
         if scan is None:
             newest = self.inputs.cache.newest()
@@ -117,31 +120,42 @@ class FrameWorker:
 
     def _process(self, frame: ImageFrame | LidarFrame, may_wait: bool = False) -> None:
         node = self.node
+        settings = node.settings  # one immutable snapshot for the whole frame
+        p = settings.params
+        why_no_image = "camera stale"
         if isinstance(frame, ImageFrame):
             self.inputs.last_camera_frame = frame.frame_id
-            scan, T, why = self._pair(frame)
-            if scan is None and may_wait and why.startswith("no LiDAR") and self._wait_for_scan(frame):
+            scan, T, why = self._pair(frame, p.max_lidar_age_s)
+            if (
+                scan is None
+                and may_wait
+                and why.startswith("no LiDAR")
+                and self._wait_for_scan(frame, p.max_lidar_age_s)
+            ):
                 return
             rgb, stamp_ns = frame.rgb, frame.stamp_ns
         else:
-            if self.inputs.image_rate.age_s() <= node.p.max_image_age_s:
+            if self.inputs.image_rate.age_s() <= p.max_image_age_s:
                 return  # the camera came back while this scan waited
             scan, rgb, stamp_ns = frame.scan, None, frame.scan.stamp_ns
+            why_no_image = self.inputs.camera_stale_reason(p.max_image_age_s)
             T, why = self._lookup(frame.frame_id, scan)
             if T is None:
                 scan = None
-        node.apply_subscriber_switches()
-        result = node.pipeline.process(frame.camera, stamp_ns, frame.frame_id, rgb, scan, T, why)
+        options = node.output_options(settings)
+        result = node.pipeline.process(
+            frame.camera, stamp_ns, frame.frame_id, rgb, scan, T, why,
+            criteria=settings.criteria, options=options, why_no_image=why_no_image,
+        )  # fmt: skip
         if not result.published:
-            node.frames_not_published += 1
-            node.last_not_published = result.reason
+            node.stats.not_published(result.mode, result.reason)
             return
         t0 = time.perf_counter()
         node.publish(result, frame)
         result.timings_ms["publish"] = (time.perf_counter() - t0) * 1e3
-        node.frames_published += 1
-        node.output_rate.tick()
-        node.processing.add((time.perf_counter() - frame.received) * 1e3)
-        node.latency.add((node.now_ns() - stamp_ns) * 1e-6)
-        for k, v in result.timings_ms.items():
-            node.stage_ms.setdefault(k, pl.RollingStats(300)).add(v)
+        done = time.perf_counter()
+        gap_ms = (node.now_ns() - stamp_ns) * 1e-6
+        on_clock = node.use_sim_time or -p.max_future_stamp_s * 1e3 <= gap_ms <= CLOCK_AGREEMENT_S * 1e3
+        node.stats.published(
+            result.mode, result.timings_ms, (done - frame.received) * 1e3, gap_ms if on_clock else None
+        )
