@@ -15,35 +15,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from depth_nodes import resources
 from depth_nodes.data import kitti2bag as k2b
 from depth_nodes.data import rosbag_io as rb
+from depth_nodes.demo_run import DemoError, _log, run_pipeline
 from depth_nodes.errors import DepthNodesError
 
 if TYPE_CHECKING:
-    from depth_nodes.ros.diagnostics_monitor import Monitor
+    pass
 
 DEFAULT_FRAMES = 20
 DEFAULT_SEED = 0
-
-
-class DemoError(DepthNodesError):
-    """A demo stage failed (the message names the stage and where its log is)."""
-
-
-def _log(msg: str) -> None:
-    print(msg, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -118,182 +106,6 @@ def bag_geometry(bag: Path, image_topic: str, info_topic: str, points_topic: str
     }
 
 
-# ---------------------------------------------------------------------------------------------- processes
-def _count(diag: dict[str, str], key: str) -> int:
-    try:
-        return int(float(diag.get(key, "0")))
-    except ValueError:
-        return 0
-
-
-def accounted(diag: dict[str, str]) -> int:
-    """Images the node has finished with: published, dropped (mailbox) or not published (with a reason)."""
-    return _count(diag, "frames_published") + _count(diag, "drops") + _count(diag, "frames_not_published")
-
-
-def finished(monitor: Monitor, played: int, settle_s: float = 3.0) -> bool:
-    """True when the node has finished every frame it took in and took in every played image.
-
-    An image the node rejects in its callback (bad encoding, no CameraInfo, ...) never enters its
-    mailbox: once the counts have not moved for ``settle_s`` with nothing in flight, the rest is final
-    (those images show up as unaccounted, with the node's ``rejected_messages`` count in the report).
-    """
-    _, diag = monitor.latest()
-    frames_in, done = _count(diag, "frames_in"), accounted(diag)
-    if done < frames_in:
-        return False
-    if frames_in >= played:
-        return True
-    key = (frames_in, done)
-    now = time.monotonic()
-    if monitor._settle_key != key:
-        monitor._settle_key, monitor._settle_since = key, now
-    return now - monitor._settle_since >= settle_s
-
-
-def _wait(cond, timeout: float, what: str, alive=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if alive is not None:
-            alive()
-        if time.monotonic() > deadline:
-            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def _start_recorder(out_bag: Path, log_path: Path, env: dict) -> subprocess.Popen:
-    from depth_nodes.eval.demo_report import OUTPUT_TOPICS
-
-    log = open(log_path, "w")  # noqa: SIM115 - the process owns it until it exits
-    return subprocess.Popen(
-        [sys.executable, "-m", "depth_nodes.cli", "record", "-o", str(out_bag), *OUTPUT_TOPICS],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-
-
-def node_params(geom: dict) -> dict:
-    return {
-        # The player publishes reliably: reliable subscriptions mean no frame is lost in transport, so
-        # every image is accounted for by the node itself (published, dropped or not published).
-        "image_qos_reliability": "reliable",
-        "camera_info_qos_reliability": "reliable",
-        "points_qos_reliability": "reliable",
-        "extrinsics_source": "parameters",
-        "lidar_to_camera_matrix": [float(v) for v in np.asarray(geom["T_cam_lidar"]).ravel()],
-        "lidar_frame": geom["lidar_frame"],
-        "diagnostics_period_s": 0.25,
-        # Bag playback on a loaded machine can delay callbacks: count the camera as stale only after 2 s,
-        # so the end of the bag does not turn into LiDAR-driven frames (which are not input images).
-        "max_image_age_s": 2.0,
-    }
-
-
-def run_pipeline(
-    input_bag: Path,
-    out: Path,
-    geom: dict,
-    topics: dict[str, str],
-    rate: float,
-    max_images: int | None,
-    timeout_s: float,
-) -> dict:
-    """Node + recorder + player; returns what the report needs (publish times, diagnostics, paths)."""
-    from depth_nodes.ros.bag_play import play
-    from depth_nodes.ros.node_harness import NodeProcess
-
-    out_bag = out / "output_bag"
-    for stale in (out_bag, out / "output_bag.partial"):
-        if stale.exists():
-            shutil.rmtree(stale)
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    # The shipped defaults, then the KITTI preset, then the demo's own values (later files win).
-    params_files = resources.node_params_files()
-    remaps = [
-        "-r",
-        f"image:={topics['image']}",
-        "-r",
-        f"camera_info:={topics['info']}",
-        "-r",
-        f"points:={topics['points']}",
-    ]
-    node = NodeProcess(params=node_params(geom), env=env, extra_ros_args=remaps, params_files=params_files)
-    rec_log = out / "logs" / "recorder.log"
-    rec_log.parent.mkdir(parents=True, exist_ok=True)
-    recorder = None
-    monitor = None
-    published: dict[int, int] = {}
-    try:
-        node.start()
-        recorder = _start_recorder(out_bag, rec_log, env)
-        from depth_nodes.ros.diagnostics_monitor import Monitor
-
-        monitor = Monitor()
-
-        def alive() -> None:
-            if not node.alive():
-                raise DemoError(
-                    f"the depth node exited (code {node.proc.returncode}):\n{node.output()[-2500:]}"
-                )
-            if recorder.poll() is not None:
-                raise DemoError(f"the recorder exited (code {recorder.returncode}); log: {rec_log}")
-
-        from depth_nodes.eval.demo_report import OUTPUT_TOPICS
-
-        _wait(
-            lambda: rec_log.read_text().count("record: subscribed to") >= len(OUTPUT_TOPICS),
-            timeout_s,
-            f"the recorder to subscribe to the node's outputs (log {rec_log})",
-            alive,
-        )
-        _log(f"[3/5] depth node (pid {node.pid}) and recorder (pid {recorder.pid}) running")
-        stop = threading.Event()
-        n_images = [0]
-
-        def on_publish(topic: str, _t: int, raw: bytes, wall_ns: int) -> None:
-            if topic == topics["image"]:
-                published[rb.header_stamp_ns(raw)] = wall_ns
-                n_images[0] += 1
-                if max_images is not None and n_images[0] >= max_images:
-                    stop.set()
-
-        play_topics = [topics["image"], topics["info"], topics["points"]]
-        t0 = time.perf_counter()
-        stats = play(
-            input_bag, rate=rate, topics=play_topics, wait_for_subscribers_s=timeout_s, stop=stop,
-            progress=False, on_publish=on_publish,
-        )  # fmt: skip
-        _log(
-            f"[4/5] played {stats.total} messages ({len(published)} images) in {time.perf_counter() - t0:.1f} s"
-        )
-        _wait(lambda: finished(monitor, len(published)), timeout_s, "the node to finish every frame", alive)
-        n_seen, _ = monitor.latest()
-        _wait(lambda: monitor.latest()[0] > n_seen + 1, 5.0, "a final /diagnostics message", alive)
-        final_diag = monitor.latest()[1]
-        recorder.send_signal(signal.SIGINT)
-        try:
-            recorder.wait(timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise DemoError(f"the recorder did not stop within {timeout_s:.0f} s (log {rec_log})") from exc
-        if recorder.returncode != 0:
-            raise DemoError(f"the recorder failed (code {recorder.returncode}); log: {rec_log}")
-    finally:
-        if recorder is not None and recorder.poll() is None:
-            recorder.kill()
-            recorder.wait(5)
-        if monitor is not None:
-            monitor.close()
-        node_code = node.stop()
-        (out / "logs" / "node.log").write_text(node.output())
-        node.cleanup()
-    if node_code not in (0, -signal.SIGINT, None):
-        _log(f"warning: the depth node exited with code {node_code} (log {out / 'logs' / 'node.log'})")
-    return {"output_bag": out_bag, "published_ns": published, "diagnostics": final_diag}
-
-
 # ---------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -316,6 +128,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points-topic", default=k2b.POINTS_TOPIC)
     parser.add_argument(
         "--timeout", type=float, default=60.0, metavar="S", help="limit for each waiting step (s)"
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play at recorded timing only, no flow control: a node slower than the playback drops frames "
+        "(and the demo then fails, naming them)",
     )
     parser.add_argument(
         "--no-shm",
@@ -356,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     geom = bag_geometry(input_bag, topics["image"], topics["info"], topics["points"])
     if args.bag is not None:
         _log(f"[2/5] extrinsics {geom['lidar_frame']} -> {geom['camera_frame']} from /tf_static")
-    result = run_pipeline(input_bag, out, geom, topics, args.rate, max_images, args.timeout)
+    result = run_pipeline(input_bag, out, geom, topics, args.rate, max_images, args.timeout, args.realtime)
 
     inputs = dr.DemoInputs(
         input_bag=input_bag,
@@ -379,20 +197,49 @@ def run(args: argparse.Namespace) -> int:
         "estimator": diag.get("estimator", "?"),
         "extrinsics": f"{geom['lidar_frame']} -> {geom['camera_frame']} from /tf_static, passed as parameters",
         "transport": transport,
+        "flow control": result["flow_control"],
         "machine": f"{os.cpu_count()} CPUs, {sys.platform}",
     }
     report = dr.write_report(out / "report", res, meta)
     meta["total time"] = f"{time.perf_counter() - t_start:.1f} s"
     _log(f"[5/5] report: {report}")
     _print_summary(res, meta, report)
-    acc = res.accounting
-    if acc["unaccounted"] != 0:
-        raise DemoError(
-            f"{acc['unaccounted']} input frame(s) neither published nor counted by the node: {acc}"
-        )
-    if acc["published"] == 0:
-        raise DemoError(f"the node published no depth image; see {out / 'logs' / 'node.log'}")
+    problems = failures(res.accounting, res.summary["diagnostics"], out / "logs" / "node.log")
+    if problems:
+        raise DemoError("not every played frame was published:\n  " + "\n  ".join(problems))
+    _log(f"PASS: {res.accounting['played']} played, {res.accounting['published']} published, 0 unaccounted")
     return 0
+
+
+def failures(acc: dict, diag: dict[str, str], node_log: Path) -> list[str]:
+    """Why a run is not a pass, one line per cause; empty when every played frame was published."""
+    out = []
+    if acc["played"] == 0:
+        out.append("no image was played")
+    if acc["dropped"]:
+        stages = ", ".join(
+            f"{k[len('stage_') : -len('_p50_ms')]} {float(v):.0f}" for k, v in diag.items() if k.startswith("stage_")
+        )
+        out.append(
+            f"{acc['dropped']} frame(s) dropped in the node's one-slot mailbox: the node was slower than the "
+            f"playback (stage p50 ms: {stages or '?'}); run without --realtime, or with a lower --rate"
+        )
+    if acc["not_published"]:
+        out.append(
+            f"{acc['not_published']} frame(s) not published by the node; its last reason: "
+            f"{diag.get('last_not_published_reason') or '?'} (mode {diag.get('mode', '?')}; log {node_log})"
+        )
+    if acc["unaccounted"] > 0:
+        out.append(
+            f"{acc['unaccounted']} frame(s) neither published nor counted by the node: lost in transport or "
+            f"rejected in its callbacks ({acc['rejected_messages_in_callbacks']} rejected messages; "
+            f"the node took in {acc['received_by_node']}; log {node_log})"
+        )
+    elif acc["unaccounted"] < 0:
+        out.append(f"the node's counts exceed the played frames: {acc}")
+    if acc["played"] and acc["published"] == 0 and not out:
+        out.append(f"the node published no depth image; see {node_log}")
+    return out
 
 
 def _print_summary(res, meta: dict, report: Path) -> None:
@@ -413,6 +260,7 @@ def _print_summary(res, meta: dict, report: Path) -> None:
         f"  bags      in: {meta['input bag']}",
         f"            out: {meta['output bag']}",
         f"  node      estimator {meta['estimator']}; modes while frames flowed: {mode_txt}",
+        f"  playback  flow control {meta['flow control']}",
         f"  frames    {acc['played']} played: {acc['published']} published, {acc['dropped']} dropped, "
         f"{acc['not_published']} not published, {acc['unaccounted']} unaccounted",
     ]
