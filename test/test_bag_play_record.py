@@ -17,6 +17,7 @@ from _bag_fixtures import make_raw_drive
 from depth_nodes.cli import main
 from depth_nodes.data import kitti2bag as k2b
 from depth_nodes.data import rosbag_io as rb
+from depth_nodes.msgs.image import image_to_rgb
 
 rclpy = pytest.importorskip("rclpy")
 DOMAIN = 44
@@ -147,7 +148,7 @@ def test_record_writes_every_message_and_closes_cleanly_on_signal(tmp_path, test
     for i, r in enumerate(raw["/bagtest/image"]):
         msg = rb.deserialize(r, "sensor_msgs/msg/Image")
         assert msg.header.stamp.sec == 100 + i
-        np.testing.assert_array_equal(rb.image_from_msg(msg), images[i])
+        np.testing.assert_array_equal(image_to_rgb(msg), images[i])
 
 
 # ---------------------------------------------------------------------------------------------- play

@@ -15,6 +15,8 @@ from depth_nodes.data import kitti2bag as k2b
 from depth_nodes.data import rosbag_io as rb
 from depth_nodes.data.kitti_calib import read_calib_file
 from depth_nodes.data.kitti_raw import read_timestamps
+from depth_nodes.msgs.cloud import pointcloud2_to_arrays
+from depth_nodes.msgs.image import image_to_rgb
 
 N = 3
 
@@ -88,15 +90,14 @@ def test_messages_carry_kitti_data_and_nanosecond_stamps(sync_drive, tmp_path):
             WIDTH,
             HEIGHT,
         )
-        np.testing.assert_array_equal(
-            rb.image_from_msg(msg), read_rgb(sync_drive / f"image_02/data/{i:010d}.png")
-        )
+        np.testing.assert_array_equal(image_to_rgb(msg), read_rgb(sync_drive / f"image_02/data/{i:010d}.png"))
     clouds = _messages(out, k2b.POINTS_TOPIC)
     for i, msg in enumerate(clouds):
         assert msg.header.frame_id == "velo_link"
         assert [f.name for f in msg.fields] == ["x", "y", "z", "intensity"]
         raw = np.fromfile(sync_drive / f"velodyne_points/data/{i:010d}.bin", np.float32).reshape(-1, 4)
-        np.testing.assert_array_equal(rb.pointcloud_fields(msg, ["x", "y", "z", "intensity"]), raw)
+        cloud = pointcloud2_to_arrays(msg)
+        np.testing.assert_array_equal(np.column_stack([cloud.xyz, cloud.intensity]), raw)
 
 
 def test_camera_info_and_tf_static_reproduce_the_kitti_devkit_projection(sync_drive, tmp_path):

@@ -3,15 +3,26 @@
 Projection formulas follow OpenCV (``cv2.projectPoints`` / ``cv2.fisheye.projectPoints``) and are written in
 numpy so that one vectorised pass handles 100k+ points without per-call conversions; tests check them
 against OpenCV. Back-projection uses OpenCV's iterative undistortion, computed once per camera and cached.
+
+Before distortion, points outside the region where the model is valid (past the monotonic limit of its
+radial polynomial, or beyond the maximum incidence angle) are rejected: :mod:`depth_nodes.core.lens_validity`.
+
+``T_proj_frame`` (4x4, optional) maps points from the frame the camera is attached to (a CameraInfo's
+``header.frame_id``) into the frame K projects from. It carries what a ROS CameraInfo adds to K:
+the rectification rotation R for raw images and P's ``Tx``/``Ty`` (a stereo pair's second camera), see
+:mod:`depth_nodes.msgs.camera_info`. :func:`depth_nodes.core.projection.scan_to_depth` and ``depth_to_points``
+apply it; :meth:`CameraModel.project` itself takes points already in the projection frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
 
+from depth_nodes.core import lens_validity
 from depth_nodes.errors import CalibrationError, InputShapeError
 
 #: Number of coefficients each distortion model takes (ROS CameraInfo ``d``).
@@ -20,13 +31,20 @@ DISTORTION_SIZES = {"none": (0,), "plumb_bob": (4, 5), "rational_polynomial": (8
 
 @dataclass(frozen=True, eq=False)
 class CameraModel:
-    """Intrinsics of one camera: image size (px), K (3x3), distortion model and coefficients."""
+    """Intrinsics of one camera: image size (px), K (3x3), distortion model and coefficients.
+
+    ``T_proj_frame``: optional 4x4 rigid transform from the camera's TF frame into the projection frame
+    (None = identity). ``max_incidence_deg``: points farther off-axis are never projected (None = the
+    image corner's angle + 5 deg for distorted models, no limit for undistorted ones).
+    """
 
     width: int
     height: int
     K: np.ndarray
     D: np.ndarray = field(default_factory=lambda: np.zeros(0))
     distortion_model: str = "none"
+    T_proj_frame: np.ndarray | None = None
+    max_incidence_deg: float | None = None
     _rays: list = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -57,6 +75,9 @@ class CameraModel:
             raise CalibrationError("distortion coefficients contain NaN or inf")
         if model != "none" and not np.any(D):
             model, D = "none", np.zeros(0)
+        if self.max_incidence_deg is not None and not 0 < float(self.max_incidence_deg) < 90:
+            raise CalibrationError(f"max_incidence_deg must be in (0, 90), got {self.max_incidence_deg}")
+        object.__setattr__(self, "T_proj_frame", _proj_transform(self.T_proj_frame))
         object.__setattr__(self, "K", K)
         object.__setattr__(self, "D", D)
         object.__setattr__(self, "distortion_model", model if D.size else "none")
@@ -122,7 +143,32 @@ class CameraModel:
             and self.distortion_model == other.distortion_model
             and np.array_equal(self.K, other.K)
             and np.array_equal(self.D, other.D)
+            and _same_transform(self.T_proj_frame, other.T_proj_frame)
+            and self.max_incidence_deg == other.max_incidence_deg
         )
+
+    def _derived(self, width: int, height: int, K: np.ndarray) -> CameraModel:
+        """Same lens and frames, another image size / K (crop, scaling, binning)."""
+        return CameraModel(
+            width, height, K, self.D.copy(), self.distortion_model, self.T_proj_frame, self.max_incidence_deg
+        )
+
+    @cached_property
+    def valid_radius2(self) -> float:
+        """Squared undistorted normalised radius ((X/Z)^2 + (Y/Z)^2) beyond which points are rejected."""
+        if not self.has_distortion and self.max_incidence_deg is None:
+            return float("inf")
+        if not self.has_distortion:
+            return float(np.tan(np.radians(self.max_incidence_deg)) ** 2)
+        corners_u = np.array([-0.5, self.width - 0.5])
+        corners_v = np.array([-0.5, self.height - 0.5])
+        yd = (corners_v - self.cy) / self.fy
+        xd = (corners_u[:, None] - self.cx - self.K[0, 1] * yd[None, :]) / self.fx
+        corner_rd = float(np.sqrt(xd**2 + yd[None, :] ** 2).max())
+        theta = lens_validity.valid_incidence_rad(
+            self.distortion_model, self.D, corner_rd, self.max_incidence_deg
+        )
+        return float(np.tan(theta) ** 2)
 
     # ------------------------------------------------------------------ geometry
     def distort(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +197,8 @@ class CameraModel:
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Project N x 3 points in the optical frame (z forward) to pixel coordinates.
 
-        Returns ``(u, v, z)`` as float32 arrays; points with z <= 0 get u = v = NaN.
+        Returns ``(u, v, z)`` as float32 arrays; points with z <= 0, or outside the lens model's valid
+        region (:attr:`valid_radius2`), get u = v = NaN.
         """
         pts = np.asarray(points)
         if pts.ndim != 2 or pts.shape[1] < 3:
@@ -162,6 +209,12 @@ class CameraModel:
         np.divide(np.float32(1.0), z, out=inv, where=z > 0)
         x = pts[:, 0] * inv
         y = pts[:, 1] * inv
+        limit = self.valid_radius2
+        if limit != float("inf"):  # the FOV guard, before the distortion can fold points back
+            outside = x * x + y * y > np.float32(limit)
+            if outside.any():
+                x = np.where(outside, np.float32(np.nan), x)
+                y = np.where(outside, np.float32(np.nan), y)
         if self.has_distortion:
             x, y = self.distort(x, y)
         # Python floats keep float32 arithmetic in float32 (NEP 50).
@@ -202,7 +255,7 @@ class CameraModel:
         K = self.K.copy()
         K[0, 2] -= x0
         K[1, 2] -= y0
-        return CameraModel(width, height, K, self.D.copy(), self.distortion_model)
+        return self._derived(width, height, K)
 
     def scaled(self, width: int, height: int) -> CameraModel:
         """The camera resampled to ``width`` x ``height`` (pixel-centre convention)."""
@@ -212,4 +265,27 @@ class CameraModel:
         K[1, :] *= sy
         K[0, 2] = (self.K[0, 2] + 0.5) * sx - 0.5
         K[1, 2] = (self.K[1, 2] + 0.5) * sy - 0.5
-        return CameraModel(width, height, K, self.D.copy(), self.distortion_model)
+        return self._derived(width, height, K)
+
+
+def _proj_transform(T) -> np.ndarray | None:
+    """Validated 4x4 rigid transform, or None for identity (the common monocular case costs nothing)."""
+    if T is None:
+        return None
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        raise CalibrationError(f"T_proj_frame must be a finite 4x4 matrix, got shape {T.shape}")
+    R = T[:3, :3]
+    if not np.allclose(R @ R.T, np.eye(3), atol=1e-6) or not np.allclose(T[3], [0, 0, 0, 1]):
+        raise CalibrationError(
+            "T_proj_frame must be a rigid transform (orthonormal rotation, last row 0 0 0 1)"
+        )
+    if np.array_equal(T, np.eye(4)):
+        return None
+    return T
+
+
+def _same_transform(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(np.array_equal(a, b))

@@ -200,7 +200,10 @@ def scan_to_depth(
     if on_nonfinite not in ("raise", "drop"):
         raise ValueError("on_nonfinite must be 'raise' or 'drop'")
     xyz, n_bad = _validate_points(points, on_nonfinite)
-    T = np.asarray(T_cam_lidar, dtype=np.float32)
+    T = np.asarray(T_cam_lidar, dtype=np.float64)
+    if camera.T_proj_frame is not None:  # CameraInfo R / P's Tx, Ty: into the frame K projects from
+        T = camera.T_proj_frame @ T
+    T = T.astype(np.float32)
     # Depth first (one mat-vec), so that only points in front of the camera are fully transformed.
     z = xyz.astype(np.float32, copy=False) @ T[2, :3] + T[2, 3]
     front = np.flatnonzero((z >= min_depth_m) & (z <= max_depth_m))
@@ -227,7 +230,7 @@ def depth_to_points(
     """Back-project a depth image (metres; NaN or <= 0 = none) to optical-frame points.
 
     ``organized=True`` returns H' x W' x 3 with NaN for missing depth; otherwise N x 3 of valid pixels
-    only. ``stride`` decimates rows and columns. Colours (uint8 H x W x 3) follow the same layout.
+    only. Points are in the camera's TF frame (``camera.T_proj_frame`` undone). ``stride`` decimates rows and columns. Colours (uint8 H x W x 3) follow the same layout.
     """
     depth = np.asarray(depth)
     if depth.shape != camera.shape:
@@ -243,7 +246,16 @@ def depth_to_points(
     if organized:
         dz = np.where(ok, d, np.nan)
         xyz = np.stack([rays[..., 0] * dz, rays[..., 1] * dz, dz], axis=-1)
-        return xyz, colors
+        return _to_camera_frame(xyz, camera), colors
     dz = d[ok]
     xyz = np.stack([rays[..., 0][ok] * dz, rays[..., 1][ok] * dz, dz], axis=1)
-    return xyz, (colors[ok] if colors is not None else None)
+    return _to_camera_frame(xyz, camera), (colors[ok] if colors is not None else None)
+
+
+def _to_camera_frame(xyz: np.ndarray, camera: CameraModel) -> np.ndarray:
+    """Points of the projection frame back in the camera's TF frame (undoes ``camera.T_proj_frame``)."""
+    if camera.T_proj_frame is None:
+        return xyz
+    T = np.linalg.inv(camera.T_proj_frame).astype(np.float32)
+    shape = xyz.shape
+    return transform_points(T, xyz.reshape(-1, 3)).reshape(shape)

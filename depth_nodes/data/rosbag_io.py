@@ -9,8 +9,11 @@ top of it:
 - :func:`open_bag` / :func:`read_summary` / :func:`verify_bag`: open a bag with errors that name the file
   (missing, not a bag, truncated or corrupt), list its topics and check that its ``metadata.yaml`` agrees
   with what the storage file really holds.
-- Message builders for the KITTI topics (Image, CameraInfo, PointCloud2, TFMessage, Clock) as ``rosbags``
-  message objects, and decoders for the few encodings the demo reads back.
+- Static TF read from ``/tf_static`` and chained (:func:`read_static_transforms`, :func:`lookup_transform`).
+
+It is also the bag tools' one import point: the type store and QoS profiles (:mod:`bag_types`) and the
+message builders (:mod:`bag_messages`) are re-exported here. Messages read from a bag are decoded with the
+node's own decoders (:mod:`depth_nodes.msgs`: images, clouds, CameraInfo), never a second set.
 
 Nothing here imports rclpy.
 """
@@ -23,100 +26,36 @@ import sqlite3
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from depth_nodes.core.transforms import matrix_to_quaternion, validate_transform
-from depth_nodes.errors import DataFormatError, DepthNodesError
+from depth_nodes.data.bag_messages import (  # noqa: F401 - re-exported for the bag tools
+    camera_info_msg,
+    clock_msg,
+    image_msg,
+    pointcloud_msg,
+    tf_message,
+    transform_stamped,
+    transform_to_matrix,
+)
+from depth_nodes.data.bag_types import (  # noqa: F401 - re-exported for the bag tools
+    BagError,
+    TopicTypeError,
+    deserialize,
+    header_stamp_ns,
+    msg_class,
+    reliable_qos,
+    sensor_data_qos,
+    serialize,
+    typestore,
+)
+from depth_nodes.errors import DepthNodesError
+from depth_nodes.msgs.stamp import stamp_to_ns  # noqa: F401 - re-exported for the bag tools
 
 #: storage name (CLI / metadata.yaml ``storage_identifier``) -> file suffix of the storage file.
 STORAGE_SUFFIX = {"mcap": ".mcap", "sqlite3": ".db3"}
-
-#: sensor_msgs/PointField datatype codes -> numpy dtype (little endian; big endian handled by the reader).
-POINTFIELD_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
-FLOAT32 = 7
-
-
-class BagError(DataFormatError):
-    """A bag is missing, unreadable, truncated, corrupt, empty, or lacks a needed topic."""
-
-
-class TopicTypeError(BagError):
-    """A topic exists but carries a different message type than the one required."""
-
-
-@lru_cache(maxsize=1)
-def typestore():
-    """The ROS 2 Jazzy type store of ``rosbags`` (all standard message types, hashes and definitions)."""
-    try:
-        from rosbags.typesys import Stores, get_typestore
-    except ModuleNotFoundError as exc:  # pragma: no cover - rosbags is in the [bag] extra
-        raise DepthNodesError(
-            "the 'rosbags' package is needed for bag files: pip install 'depth_nodes[bag]' (or rosbags)"
-        ) from exc
-    return get_typestore(Stores.ROS2_JAZZY)
-
-
-def msg_class(msgtype: str):
-    """The ``rosbags`` dataclass for a type name such as ``sensor_msgs/msg/Image``."""
-    try:
-        return typestore().types[msgtype]
-    except KeyError as exc:
-        raise BagError(f"unknown message type {msgtype!r} (not in the ROS 2 Jazzy type store)") from exc
-
-
-def serialize(msg: Any, msgtype: str | None = None) -> bytes:
-    """CDR bytes (with the 4-byte encapsulation header, as rosbag2 and rmw store them)."""
-    return bytes(typestore().serialize_cdr(msg, msgtype or msg.__msgtype__))
-
-
-def deserialize(raw: bytes | memoryview, msgtype: str) -> Any:
-    """Decode CDR bytes into a ``rosbags`` message object; errors name the type."""
-    try:
-        return typestore().deserialize_cdr(raw, msgtype)
-    except Exception as exc:  # rosbags raises assorted struct/index errors on bad bytes
-        raise BagError(f"cannot decode a {msgtype} message ({len(raw)} bytes): {exc}") from exc
-
-
-# ---------------------------------------------------------------------------------------------- QoS
-def sensor_data_qos():
-    """rosbags ``Qos`` of rclpy's sensor-data profile (best effort, keep last 5, volatile)."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
-    zero = QosTime(0, 0)
-    return Qos(
-        QosHistory.KEEP_LAST,
-        5,
-        QosReliability.BEST_EFFORT,
-        QosDurability.VOLATILE,
-        zero,
-        zero,
-        QosLiveliness.AUTOMATIC,
-        zero,
-        False,
-    )
-
-
-def reliable_qos(depth: int = 10, transient_local: bool = False):
-    """rosbags ``Qos``: reliable, keep last ``depth``; transient local for latched topics (``/tf_static``)."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
-    zero = QosTime(0, 0)
-    durability = QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE
-    return Qos(
-        QosHistory.KEEP_LAST,
-        depth,
-        QosReliability.RELIABLE,
-        durability,
-        zero,
-        zero,
-        QosLiveliness.AUTOMATIC,
-        zero,
-        False,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -375,211 +314,6 @@ def verify_bag(path: str | Path, decode: bool = True) -> BagSummary:
             f"the messages ({t_min}/{t_max - t_min} ns)"
         )
     return summary
-
-
-# ---------------------------------------------------------------------------------------------- builders
-def _header(stamp_ns: int, frame_id: str):
-    ts = typestore().types
-    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
-    return ts["std_msgs/msg/Header"](
-        stamp=ts["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec), frame_id=frame_id
-    )
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    """``builtin_interfaces/Time`` -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def header_stamp_ns(raw: bytes | memoryview) -> int:
-    """Stamp of a serialized message that starts with a ``std_msgs/Header`` (Image, PointCloud2, ...),
-    read from the CDR bytes without decoding the rest (a 1.4 MB image costs nothing)."""
-    if len(raw) < 12:
-        raise BagError(f"serialized message of {len(raw)} bytes is too short for a header")
-    little = raw[1] == 1  # CDR encapsulation: 0x0001 = little endian, 0x0000 = big endian
-    sec, nsec = struct.unpack_from("<iI" if little else ">iI", raw, 4)
-    return sec * 1_000_000_000 + nsec
-
-
-def image_msg(image: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8"):
-    """``sensor_msgs/Image`` from an H x W x 3 uint8 (``rgb8``/``bgr8``) or H x W float32 (``32FC1``) array."""
-    image = np.ascontiguousarray(image)
-    if image.ndim == 3:
-        channels = image.shape[2]
-    elif image.ndim == 2:
-        channels = 1
-    else:
-        raise DataFormatError(f"image must be H x W or H x W x C, got shape {image.shape}")
-    h, w = image.shape[:2]
-    return msg_class("sensor_msgs/msg/Image")(
-        header=_header(stamp_ns, frame_id),
-        height=h,
-        width=w,
-        encoding=encoding,
-        is_bigendian=0,
-        step=w * channels * image.dtype.itemsize,
-        data=image.view(np.uint8).reshape(-1),
-    )
-
-
-def camera_info_msg(K: np.ndarray, width: int, height: int, stamp_ns: int, frame_id: str, P=None, R=None):
-    """``sensor_msgs/CameraInfo`` of a rectified camera (no distortion: ``plumb_bob`` with D = 0).
-
-    ``P`` defaults to ``[K | 0]`` and ``R`` to identity: the image is already rectified and the frame's pose
-    (including any stereo baseline) is carried by TF, so consumers project with K alone.
-    """
-    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
-    P = np.hstack([K, np.zeros((3, 1))]) if P is None else np.asarray(P, np.float64).reshape(3, 4)
-    R = np.eye(3) if R is None else np.asarray(R, np.float64).reshape(3, 3)
-    ts = typestore().types
-    return ts["sensor_msgs/msg/CameraInfo"](
-        header=_header(stamp_ns, frame_id),
-        height=int(height),
-        width=int(width),
-        distortion_model="plumb_bob",
-        d=np.zeros(5),
-        k=K.reshape(-1),
-        r=R.reshape(-1),
-        p=P.reshape(-1),
-        binning_x=0,
-        binning_y=0,
-        roi=ts["sensor_msgs/msg/RegionOfInterest"](
-            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
-        ),
-    )
-
-
-def pointcloud_msg(points: np.ndarray, stamp_ns: int, frame_id: str, names=("x", "y", "z", "intensity")):
-    """Unorganized ``sensor_msgs/PointCloud2`` of N x len(names) float32 values (default x, y, z, intensity)."""
-    pts = np.ascontiguousarray(points, dtype=np.float32)
-    if pts.ndim != 2 or pts.shape[1] != len(names):
-        raise DataFormatError(f"points must be N x {len(names)} float32, got shape {pts.shape}")
-    Field = msg_class("sensor_msgs/msg/PointField")
-    fields = [Field(name=n, offset=4 * i, datatype=FLOAT32, count=1) for i, n in enumerate(names)]
-    step = 4 * len(names)
-    return msg_class("sensor_msgs/msg/PointCloud2")(
-        header=_header(stamp_ns, frame_id),
-        height=1,
-        width=pts.shape[0],
-        fields=fields,
-        is_bigendian=False,
-        point_step=step,
-        row_step=step * pts.shape[0],
-        data=pts.view(np.uint8).reshape(-1),
-        is_dense=bool(np.all(np.isfinite(pts))),
-    )
-
-
-def transform_stamped(T_parent_child: np.ndarray, stamp_ns: int, parent: str, child: str):
-    """``geometry_msgs/TransformStamped`` for the 4x4 ``T_parent_child`` (maps child-frame points to parent)."""
-    T = validate_transform(T_parent_child, f"{parent} <- {child}")
-    q = matrix_to_quaternion(T[:3, :3])
-    ts = typestore().types
-    return ts["geometry_msgs/msg/TransformStamped"](
-        header=_header(stamp_ns, parent),
-        child_frame_id=child,
-        transform=ts["geometry_msgs/msg/Transform"](
-            translation=ts["geometry_msgs/msg/Vector3"](x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
-            rotation=ts["geometry_msgs/msg/Quaternion"](
-                x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])
-            ),
-        ),
-    )
-
-
-def tf_message(transforms: list):
-    return msg_class("tf2_msgs/msg/TFMessage")(transforms=transforms)
-
-
-def clock_msg(stamp_ns: int):
-    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
-    ts = typestore().types
-    return ts["rosgraph_msgs/msg/Clock"](clock=ts["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec))
-
-
-# ---------------------------------------------------------------------------------------------- decoders
-def transform_to_matrix(tf: Any) -> np.ndarray:
-    """4x4 ``T_parent_child`` from a ``geometry_msgs/Transform``."""
-    from depth_nodes.core.transforms import quaternion_to_matrix
-
-    r, t = tf.rotation, tf.translation
-    T = np.eye(4)
-    T[:3, :3] = quaternion_to_matrix(np.array([r.x, r.y, r.z, r.w]))
-    T[:3, 3] = (t.x, t.y, t.z)
-    return T
-
-
-def image_from_msg(msg: Any) -> np.ndarray:
-    """H x W (x C) array of a rosbags Image in rgb8/bgr8 (-> RGB), mono8, 32FC1 or 16UC1 (-> metres)."""
-    enc = msg.encoding.lower()
-    layouts = {
-        "rgb8": ("u1", 3),
-        "bgr8": ("u1", 3),
-        "mono8": ("u1", 1),
-        "32fc1": ("f4", 1),
-        "16uc1": ("u2", 1),
-    }
-    if enc not in layouts:
-        raise DataFormatError(f"image encoding {msg.encoding!r} not supported here ({', '.join(layouts)})")
-    kind, ch = layouts[enc]
-    dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.asarray(msg.data, dtype=np.uint8)
-    row = w * ch * dtype.itemsize
-    if step < row or data.size < step * h:
-        raise DataFormatError(f"image {w}x{h} {msg.encoding}: step {step} / {data.size} bytes too small")
-    rows = data[: step * h].reshape(h, step)[:, :row]
-    img = (
-        np.ascontiguousarray(rows)
-        .view(dtype)
-        .reshape((h, w, ch) if ch > 1 else (h, w))
-        .astype(dtype.newbyteorder("="))
-    )
-    if enc == "bgr8":
-        img = img[..., ::-1]
-    if enc == "16uc1":
-        img = img.astype(np.float32) / 1000.0
-    return np.ascontiguousarray(img)
-
-
-def pointcloud_field_raw(msg: Any, name: str) -> np.ndarray:
-    """One PointCloud2 field in its own dtype (native byte order), e.g. a packed float32 ``rgb``."""
-    by_name = {f.name: f for f in msg.fields}
-    if name not in by_name:
-        raise DataFormatError(f"PointCloud2 lacks field {name!r}; has {sorted(by_name)}")
-    f = by_name[name]
-    dtype = np.dtype(POINTFIELD_DTYPES[f.datatype]).newbyteorder(">" if msg.is_bigendian else "<")
-    n, step = int(msg.width) * int(msg.height), int(msg.point_step)
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if data.size < n * step:
-        raise DataFormatError(f"PointCloud2 data holds {data.size} bytes, needs {n * step}")
-    rec = np.ndarray(
-        (n,), dtype=dtype, buffer=np.ascontiguousarray(data[: n * step]), offset=f.offset, strides=(step,)
-    )
-    return rec.astype(dtype.newbyteorder("="))
-
-
-def pointcloud_fields(msg: Any, names: Iterable[str]) -> np.ndarray:
-    """N x len(names) float32 array of the named fields of a PointCloud2 (any order/offsets/padding/endianness)."""
-    by_name = {f.name: f for f in msg.fields}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise DataFormatError(f"PointCloud2 lacks field(s) {missing}; has {sorted(by_name)}")
-    order = ">" if msg.is_bigendian else "<"
-    dtype = np.dtype(
-        {
-            "names": list(names),
-            "formats": [order + POINTFIELD_DTYPES[by_name[n].datatype] for n in names],
-            "offsets": [by_name[n].offset for n in names],
-            "itemsize": int(msg.point_step),
-        }
-    )
-    n = int(msg.width) * int(msg.height)
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if data.size < n * int(msg.point_step):
-        raise DataFormatError(f"PointCloud2 data holds {data.size} bytes, needs {n * int(msg.point_step)}")
-    rec = np.frombuffer(data[: n * int(msg.point_step)].tobytes(), dtype=dtype, count=n)
-    return np.stack([rec[name].astype(np.float32) for name in names], axis=1)
 
 
 # ---------------------------------------------------------------------------------------------- TF

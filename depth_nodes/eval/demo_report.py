@@ -21,13 +21,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from depth_nodes.core.camera import CameraModel  # noqa: E402
 from depth_nodes.core.projection import scan_to_depth  # noqa: E402
 from depth_nodes.data import rosbag_io as rb  # noqa: E402
 from depth_nodes.data.kitti_depth import crop_bottom_centre  # noqa: E402
-from depth_nodes.errors import DataFormatError  # noqa: E402
+from depth_nodes.errors import ConversionError  # noqa: E402
 from depth_nodes.eval.metrics import METRIC_UNITS, depth_metrics, mean_metrics  # noqa: E402
 from depth_nodes.eval.report import frame_figure  # noqa: E402
+from depth_nodes.msgs.camera_info import camera_info_to_model  # noqa: E402
+from depth_nodes.msgs.cloud import pointcloud2_to_arrays, pointcloud2_view, unpack_rgb  # noqa: E402
+from depth_nodes.msgs.image import image_to_depth, image_to_numpy, image_to_rgb  # noqa: E402
 
 DEPTH = "/depth/image"
 CONFIDENCE = "/depth/confidence"
@@ -53,6 +55,7 @@ class DemoInputs:
     published_ns: dict[int, int]  # image stamp -> wall time (ns) the player published it
     ground_truth: GroundTruth | None = None
     final_diagnostics: dict[str, str] = field(default_factory=dict)
+    camera_model: str = "auto"  # the node's camera_model parameter: how the input CameraInfo is read
 
 
 @dataclass
@@ -123,7 +126,7 @@ def evaluate(inp: DemoInputs, progress: bool = True) -> DemoResults:
                 continue
             received[stamp] = log_ns
             msg = rb.deserialize(raw, msgtype)
-            depth = rb.image_from_msg(msg)
+            depth = image_to_depth(msg)
             row: dict = {"stamp_ns": stamp, "frame": len(frames)}
             row["latency_ms"] = (log_ns - inp.published_ns[stamp]) / 1e6
             finite = np.isfinite(depth)
@@ -183,11 +186,15 @@ def _showcase(inp: DemoInputs, frames: list[dict]) -> dict:
             msg = rb.deserialize(raw, msgtype)
             if topic == CLOUD:
                 names = [f.name for f in msg.fields]
-                show["cloud_xyz"] = rb.pointcloud_fields(msg, ["x", "y", "z"])
+                xyz = pointcloud2_to_arrays(msg).xyz
+                finite = np.isfinite(xyz).all(axis=1)  # an organized cloud keeps NaN for "no depth"
+                show["cloud_xyz"] = xyz[finite]
                 if "rgb" in names:
-                    show["cloud_rgb"] = _unpack_rgb(rb.pointcloud_field_raw(msg, "rgb"))
+                    show["cloud_rgb"] = unpack_rgb(pointcloud2_view(msg)["rgb"].reshape(-1))[finite]
+            elif topic == DEPTH:
+                show[topic] = image_to_depth(msg)
             else:
-                show[topic] = rb.image_from_msg(msg)
+                show[topic] = image_to_numpy(msg).astype(np.float32)
     # Input side: the image with this stamp, its CameraInfo, and the scan nearest in time.
     scans: list[tuple[int, int]] = []
     wanted = [inp.image_topic, inp.info_topic, inp.points_topic]
@@ -204,16 +211,14 @@ def _showcase(inp: DemoInputs, frames: list[dict]) -> dict:
             s = rb.header_stamp_ns(raw)
             if topic == inp.image_topic and s == stamp:
                 try:
-                    show["image"] = rb.image_from_msg(rb.deserialize(raw, msgtype))
-                except DataFormatError:  # e.g. a Bayer or compressed camera: no image panel
+                    show["image"] = image_to_rgb(rb.deserialize(raw, msgtype))
+                except ConversionError:  # e.g. a depth-only camera: no image panel
                     show["image"] = None
             elif topic == inp.info_topic and s == stamp:
                 info = rb.deserialize(raw, msgtype)
-                show["camera"] = CameraModel.from_camera_info(
-                    info.width, info.height, info.k, info.d, info.distortion_model
-                )
+                show["camera"] = camera_info_to_model(info, inp.camera_model, inp.image_topic)
             elif topic == inp.points_topic and index == best:
-                show["scan"] = rb.pointcloud_fields(rb.deserialize(raw, msgtype), ["x", "y", "z"])
+                show["scan"] = pointcloud2_to_arrays(rb.deserialize(raw, msgtype)).xyz
             index += 1
     if "scan" in show and "camera" in show:
         show["sparse"] = scan_to_depth(
@@ -222,13 +227,6 @@ def _showcase(inp: DemoInputs, frames: list[dict]) -> dict:
     if inp.ground_truth is not None:
         show["gt"] = inp.ground_truth(stamp)
     return show
-
-
-def _unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    """Packed ``rgb`` field (PCL convention: float32 or uint32 holding 0x00RRGGBB) -> N x 3 uint8."""
-    packed = np.ascontiguousarray(packed)
-    u = packed.view(np.uint32) if packed.dtype.itemsize == 4 else packed.astype(np.uint32)
-    return np.stack([(u >> 16) & 255, (u >> 8) & 255, u & 255], axis=1).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------- figures

@@ -1,20 +1,8 @@
-"""``sensor_msgs/PointCloud2`` <-> numpy.
-
-Decoding builds a numpy structured dtype from the message's fields (names, offsets, datatypes, counts,
-``point_step`` as itemsize, the message's byte order) and views ``data`` through it with ``row_step`` as
-the row stride, so any field order, padding and endianness is handled by numpy without copies; only the
-requested columns are copied out.
-
-``sensor_msgs_py`` is deliberately not used even where importable: its ``read_points`` views the data as
-``width * height`` contiguous points (no ``row_step`` padding), byte-swaps big-endian data *in place in the
-message*, and ``create_cloud`` only builds unorganized clouds via ``tobytes``. For the layouts it does
-handle, results are identical (``test_cloud_matches_sensor_msgs_py_when_available``).
-"""
+"""``sensor_msgs/PointCloud2`` builders; the decoders live in :mod:`depth_nodes.msgs.cloud` (re-exported)."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -22,148 +10,21 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 from depth_nodes.errors import ConversionError
-from depth_nodes.ros.msg_buffer import data_view, set_data
-
-#: PointField datatype -> numpy type character (sensor_msgs/PointField constants 1..8).
-POINTFIELD_DTYPES = {
-    PointField.INT8: "i1",
-    PointField.UINT8: "u1",
-    PointField.INT16: "i2",
-    PointField.UINT16: "u2",
-    PointField.INT32: "i4",
-    PointField.UINT32: "u4",
-    PointField.FLOAT32: "f4",
-    PointField.FLOAT64: "f8",
-}
-
-#: Field names drivers use for the optional per-point channels, in order of preference.
-INTENSITY_NAMES = ("intensity", "i", "reflectivity")
-RING_NAMES = ("ring", "channel", "laser_id", "line")
-TIME_NAMES = ("time", "t", "timestamp", "time_stamp", "offset_time")
+from depth_nodes.msgs.cloud import (  # noqa: F401 - re-exported decoders
+    INTENSITY_NAMES,
+    POINTFIELD_DTYPES,
+    RING_NAMES,
+    TIME_NAMES,
+    CloudArrays,
+    cloud_dtype,
+    packed_rgb,
+    pointcloud2_to_arrays,
+    pointcloud2_view,
+    unpack_rgb,
+)
+from depth_nodes.ros.msg_buffer import set_data
 
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
-
-
-@dataclass
-class CloudArrays:
-    """Decoded point cloud: ``xyz`` N x 3 float32 (NaN rows kept), optional per-point channels.
-
-    ``height``/``width`` are the message's layout (organized when ``height > 1``; N = height*width).
-    ``time`` is float64 in the field's own unit (drivers differ: s relative, ns, or absolute s);
-    ``time_field`` names the field it came from.
-    """
-
-    xyz: np.ndarray
-    height: int
-    width: int
-    intensity: np.ndarray | None = None
-    ring: np.ndarray | None = None
-    time: np.ndarray | None = None
-    time_field: str | None = None
-
-    @property
-    def organized(self) -> bool:
-        return self.height > 1
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    def __len__(self) -> int:
-        return int(self.xyz.shape[0])
-
-
-def cloud_dtype(fields, point_step: int, big_endian: bool) -> np.dtype:
-    """Structured dtype (itemsize = ``point_step``) for a list of PointField."""
-    order = ">" if big_endian else "<"
-    names, formats, offsets = [], [], []
-    for f in fields:
-        if f.datatype not in POINTFIELD_DTYPES:
-            raise ConversionError(
-                f"point cloud: field {f.name!r} has unknown PointField datatype {f.datatype}"
-            )
-        base = np.dtype(order + POINTFIELD_DTYPES[f.datatype])
-        count = max(int(f.count), 1)
-        end = f.offset + base.itemsize * count
-        if end > point_step:
-            raise ConversionError(
-                f"point cloud: field {f.name!r} (offset {f.offset}, {count} x {base.itemsize} bytes) ends at "
-                f"byte {end}, beyond point_step {point_step}"
-            )
-        if f.name in names:
-            raise ConversionError(f"point cloud: field {f.name!r} appears twice")
-        names.append(f.name)
-        formats.append(base if count == 1 else (base, (count,)))
-        offsets.append(int(f.offset))
-    try:
-        return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(point_step)})
-    except (ValueError, TypeError) as exc:  # e.g. an empty or unusable field name
-        raise ConversionError(f"point cloud: invalid fields: {exc}") from exc
-
-
-def pointcloud2_view(msg: PointCloud2) -> np.ndarray:
-    """Zero-copy height x width structured view of a PointCloud2 (fields as the message declares them)."""
-    h, w = int(msg.height), int(msg.width)
-    if msg.point_step <= 0:
-        raise ConversionError(f"point cloud: point_step is {msg.point_step}")
-    dtype = cloud_dtype(msg.fields, msg.point_step, bool(msg.is_bigendian))
-    data = data_view(msg)
-    if h == 0 or w == 0:
-        if len(data):
-            raise ConversionError(f"point cloud: {h}x{w} points but {len(data)} bytes of data")
-        return np.zeros((h, w), dtype=dtype)
-    if msg.row_step < w * msg.point_step:
-        raise ConversionError(
-            f"point cloud: row_step {msg.row_step} is smaller than width*point_step = {w}*{msg.point_step}"
-        )
-    expected = msg.row_step * h
-    if len(data) != expected:
-        raise ConversionError(
-            f"point cloud: data has {len(data)} bytes, expected row_step*height = {msg.row_step}*{h} = {expected}"
-            f" (point_step {msg.point_step} x {w} x {h} points)"
-        )
-    return np.ndarray((h, w), dtype=dtype, buffer=data, strides=(msg.row_step, msg.point_step))
-
-
-def _find(names, candidates) -> str | None:
-    for name in candidates:
-        if name in names:
-            return name
-    return None
-
-
-def pointcloud2_to_arrays(msg: PointCloud2) -> CloudArrays:
-    """Decode x, y, z (+ intensity, ring, time when present) into flat arrays; NaN points are kept."""
-    names = [f.name for f in msg.fields]
-    missing = [c for c in "xyz" if c not in names]
-    if missing:
-        raise ConversionError(
-            f"point cloud: missing field(s) {', '.join(missing)} (fields: {names or 'none'})"
-        )
-    view = pointcloud2_view(msg)
-    n = view.size
-    flat = view.reshape(n)  # a view when rows are unpadded, else one copy
-    for c in "xyz":
-        if flat.dtype.fields[c][0].shape:
-            raise ConversionError(f"point cloud: field {c!r} has count > 1")
-    xyz = np.empty((n, 3), dtype=np.float32)
-    for i, c in enumerate("xyz"):
-        xyz[:, i] = flat[c]  # numpy casts float64 / integers and byte-swaps in the same pass
-    out = CloudArrays(xyz=xyz, height=int(msg.height), width=int(msg.width))
-    if (name := _find(names, INTENSITY_NAMES)) is not None:
-        out.intensity = _column(flat, name, np.float32)
-    if (name := _find(names, RING_NAMES)) is not None:
-        out.ring = _column(flat, name, np.int32)
-    if (name := _find(names, TIME_NAMES)) is not None:
-        out.time, out.time_field = _column(flat, name, np.float64), name
-    return out
-
-
-def _column(flat: np.ndarray, name: str, dtype) -> np.ndarray:
-    col = flat[name]
-    if col.ndim > 1:  # count > 1: take the first element
-        col = col[:, 0]
-    return col.astype(dtype)
 
 
 def xyzrgb_fields(with_rgb: bool = True) -> list[PointField]:
@@ -232,24 +93,3 @@ def xyzrgb_to_pointcloud2(
     msg.is_dense = dense
     set_data(msg, records)
     return msg
-
-
-def packed_rgb(rgb: np.ndarray) -> np.ndarray:
-    """uint32 0x00RRGGBB (PCL's packing of the float32 ``rgb`` field) from ... x 3 uint8 RGB."""
-    if _HOST_BIG_ENDIAN:
-        c = rgb.astype(np.uint32)
-        return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
-    # Little-endian 0x00RRGGBB is the byte sequence B, G, R, 0: OpenCV's BGRA with alpha masked off.
-    bgra = cv2.cvtColor(np.ascontiguousarray(rgb).reshape(1, -1, 3), cv2.COLOR_RGB2BGRA)
-    word = bgra.view(np.uint32)
-    word &= np.uint32(0x00FFFFFF)
-    return word.reshape(rgb.shape[:-1])
-
-
-def unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    """N x 3 uint8 RGB from a float32 (or uint32) packed ``rgb`` column (0x00RRGGBB)."""
-    if packed.dtype.kind == "f":  # reinterpret the float's bits (in native byte order)
-        u = np.ascontiguousarray(packed, dtype=np.float32).view(np.uint32)
-    else:
-        u = packed.astype(np.uint32)
-    return np.stack([(u >> 16) & 0xFF, (u >> 8) & 0xFF, u & 0xFF], axis=-1).astype(np.uint8)

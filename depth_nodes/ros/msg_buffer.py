@@ -16,7 +16,7 @@ import array
 
 import numpy as np
 
-from depth_nodes.errors import ConversionError
+from depth_nodes.msgs.buffer import data_view  # noqa: F401 - re-exported (the decoders' reader)
 
 
 def to_byte_array(arr: np.ndarray) -> array.array:
@@ -38,17 +38,3 @@ def set_data(msg, arr: np.ndarray) -> None:
         msg._data = data
     else:
         msg.data = data
-
-
-def data_view(msg) -> memoryview:
-    """A flat byte view of ``msg.data`` (array.array from rclpy, numpy from rosbags, bytes or a list)."""
-    data = msg.data
-    try:
-        return memoryview(data).cast("B")
-    except (TypeError, ValueError):  # a list of ints, or a non-contiguous buffer
-        try:
-            return memoryview(bytes(data))
-        except (TypeError, ValueError) as exc:
-            raise ConversionError(
-                f"message data is not a byte sequence ({type(data).__name__}): {exc}"
-            ) from exc

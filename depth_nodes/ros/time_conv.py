@@ -1,22 +1,14 @@
-"""ROS time stamps <-> integer nanoseconds."""
+"""ROS time stamps <-> integer nanoseconds (the reader lives in :mod:`depth_nodes.msgs.stamp`)."""
 
 from __future__ import annotations
 
 from builtin_interfaces.msg import Time
 
 from depth_nodes.errors import ConversionError
+from depth_nodes.msgs.stamp import stamp_to_ns  # noqa: F401 - re-exported
 
 _NS = 1_000_000_000
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-
-
-def stamp_to_ns(stamp) -> int:
-    """Nanoseconds of a ``builtin_interfaces/Time`` (or anything with ``sec``/``nanosec``, or an rclpy Time)."""
-    if hasattr(stamp, "sec"):
-        return int(stamp.sec) * _NS + int(stamp.nanosec)
-    if hasattr(stamp, "nanoseconds"):
-        return int(stamp.nanoseconds)
-    raise ConversionError(f"stamp_to_ns: not a time stamp: {type(stamp).__name__}")
 
 
 def ns_to_stamp(ns: int) -> Time:
