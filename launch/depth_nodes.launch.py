@@ -3,7 +3,9 @@
     ros2 launch depth_nodes depth_nodes.launch.py image:=/cam/image_raw camera_info:=/cam/camera_info \
         points:=/lidar/points extra_params_file:=$(ros2 pkg prefix depth_nodes)/share/depth_nodes/config/kitti.yaml
 
-Arguments: image, camera_info, points (input topics), params_file (defaults: config/depth_nodes.yaml),
+Arguments: image, camera_info, points (input topics), camera_model (how camera_info describes the image:
+raw = K + D, rectified = P; default auto = rectified when D is all zero or the image topic names a rectified
+image such as image_rect_color, else raw; overrides the parameter files), params_file (defaults: config/depth_nodes.yaml),
 extra_params_file (loaded after it, e.g. config/kitti.yaml), namespace, node_name, use_sim_time,
 use_shm (Fast DDS profile with a 64 MB shared-memory segment, config/fastdds_shm.xml), log_level.
 Outputs (relative to the namespace): depth/image, depth/camera_info, depth/confidence, depth/colorized,
@@ -37,6 +39,11 @@ def generate_launch_description() -> LaunchDescription:
             default_value=default_params,
             description="parameters loaded after params_file, e.g. config/kitti.yaml",
         ),
+        DeclareLaunchArgument(
+            "camera_model",
+            default_value="auto",
+            description="raw (K + D) | rectified (P, no distortion) | auto (D all zero or topic image_rect*)",
+        ),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and outputs"),
         DeclareLaunchArgument("node_name", default_value="depth_node", description="node name"),
         DeclareLaunchArgument(
@@ -64,7 +71,10 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[
             LaunchConfiguration("params_file"),
             LaunchConfiguration("extra_params_file"),
-            {"use_sim_time": LaunchConfiguration("use_sim_time")},
+            {
+                "use_sim_time": LaunchConfiguration("use_sim_time"),
+                "camera_model": LaunchConfiguration("camera_model"),
+            },
         ],
         remappings=[
             ("image", LaunchConfiguration("image")),

@@ -58,6 +58,7 @@ def generate_launch_description() -> LaunchDescription:
             "camera_info": CAMERA_INFO,
             "points": POINTS,
             "extra_params_file": PathJoinSubstitution([share, "config", "kitti.yaml"]),
+            "camera_model": "rectified",  # KITTI's images are rectified (P_rect_02)
             "use_sim_time": "true",
             "use_shm": LaunchConfiguration("use_shm"),
         }.items(),

@@ -214,3 +214,21 @@ def compressed_to_rgb(msg, bit_depth: int | None = None) -> np.ndarray:
     code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
     # "rgb8; jpeg compressed bgr8" (image_transport) means the JPEG holds BGR data, the OpenCV default.
     return cv2.cvtColor(img, code)
+
+
+class BitDepthTracker:
+    """The node's ``image_bit_depth`` rule: a fixed setting (8..16), or 0 = the highest bit depth detected
+    in the 16-bit images seen so far (it only grows, so one dark frame does not brighten the next ones)."""
+
+    def __init__(self) -> None:
+        self.detected = 0
+
+    def bit_depth(self, msg, setting: int = 0) -> int | None:
+        """Bit depth to decode ``msg`` with (None for 8-bit encodings: nothing to scale)."""
+        if setting:
+            return int(setting)
+        layout = ENCODINGS.get(msg.encoding)
+        if layout is None or layout[0] != np.uint16:
+            return None
+        self.detected = max(self.detected, detect_bit_depth(image_to_numpy(msg)))
+        return self.detected

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sensor_msgs.msg import CameraInfo, RegionOfInterest
 from std_msgs.msg import Header
@@ -62,3 +64,23 @@ def depth_camera_info(info: CameraInfo, kind: str, header: Header) -> CameraInfo
         ),
         **fields,
     )
+
+
+@dataclass(frozen=True)
+class CameraGeometry:
+    """What the node keeps per CameraInfo: the model it projects with, which geometry (raw / rectified) and
+    why, and the CameraInfo describing the depth image it publishes (a template; the header is replaced)."""
+
+    camera: CameraModel
+    kind: str
+    reason: str
+    depth_info: CameraInfo
+
+
+def camera_geometry(
+    msg: CameraInfo, camera_model: str = "auto", image_topic: str = "", max_incidence_deg: float | None = None
+) -> CameraGeometry:
+    """:class:`CameraGeometry` of a received CameraInfo (``ConversionError`` naming the problem)."""
+    kind, reason = resolve_camera_model(camera_model, msg, image_topic)
+    camera = camera_info_to_model(msg, kind, image_topic, max_incidence_deg)
+    return CameraGeometry(camera, kind, reason, depth_camera_info(msg, kind, msg.header))

@@ -8,6 +8,8 @@ the rclpy message classes, live here: images :mod:`image_conv`, point clouds :mo
 from depth_nodes.errors import ConversionError
 from depth_nodes.ros.camera_info_conv import (
     CAMERA_MODELS,
+    CameraGeometry,
+    camera_geometry,
     camera_info_to_model,
     depth_camera_info,
     model_to_camera_info,
@@ -22,6 +24,7 @@ from depth_nodes.ros.cloud_conv import (
 )
 from depth_nodes.ros.image_conv import (
     ENCODINGS,
+    BitDepthTracker,
     compressed_to_rgb,
     detect_bit_depth,
     image_to_depth,
@@ -33,9 +36,12 @@ from depth_nodes.ros.time_conv import ns_to_stamp, stamp_to_ns
 
 __all__ = [
     "CAMERA_MODELS",
+    "BitDepthTracker",
+    "CameraGeometry",
     "ENCODINGS",
     "CloudArrays",
     "ConversionError",
+    "camera_geometry",
     "camera_info_to_model",
     "compressed_to_rgb",
     "depth_camera_info",

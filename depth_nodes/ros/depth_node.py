@@ -281,6 +281,7 @@ class DepthNode(Node):
             "qos_incompatibilities": self.qos_problems,
             "last_transition": self.last_transition,
             "camera": f"{camera.width}x{camera.height}" if camera else "none yet",
+            "camera_model": inputs.camera_kind or "none yet",
         }
         for cause, n in snap.image_rejections.items():
             values[f"images_rejected_{cause.replace(' ', '_')}"] = n

@@ -14,6 +14,7 @@ from depth_nodes.msgs.image import (  # noqa: F401 - re-exported decoders
     COLOUR_ENCODINGS,
     DEPTH_SCALE,
     ENCODINGS,
+    BitDepthTracker,
     compressed_to_rgb,
     detect_bit_depth,
     image_to_depth,

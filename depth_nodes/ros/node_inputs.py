@@ -82,8 +82,11 @@ class NodeInputs:
         self.image_rate, self.images_received = pl.RateMeter(), pl.RateMeter()
         self.lidar_rate, self.info_rate = pl.RateMeter(), pl.RateMeter()
         self.camera: CameraModel | None = None
+        #: CameraInfo of the published depth image (raw geometry: the input's; rectified: K = P, D = 0, R = I)
         self.camera_info_msg = None
+        self.camera_kind = ""  # "raw" / "rectified": how the last CameraInfo was read (camera_model)
         self._info_key = None
+        self.bit_depth = conv.BitDepthTracker()
         self.last_camera_frame = ""  # optical frame of the last image (lidar_only outputs use it)
 
     @property
@@ -115,20 +118,25 @@ class NodeInputs:
     def on_camera_info(self, msg) -> None:
         node = self.node
         self.info_rate.tick()
-        key = (msg.width, msg.height, msg.distortion_model, tuple(msg.k), tuple(msg.d), tuple(msg.p),
-               msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width,
+        key = (msg.width, msg.height, msg.distortion_model, tuple(msg.k), tuple(msg.d), tuple(msg.r),
+               tuple(msg.p), msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width,
                msg.roi.height)  # fmt: skip
         if key == self._info_key:
-            self.camera_info_msg = msg
+            self.camera_info_msg = conv.depth_camera_info(msg, self.camera_kind, msg.header)
             return
+        p = node.p
         try:
-            camera = conv.camera_info_to_model(msg)
+            geometry = conv.camera_geometry(
+                msg, p.camera_model, node.resolve_topic_name(self.image_topic), p.max_incidence_deg or None
+            )
         except DepthNodesError as exc:
             node.warn(
                 problem_key("camera_info", exc), f"camera_info: {exc}; keeping the previous camera model"
             )
             return
-        old = self.camera
+        camera, old = geometry.camera, self.camera
+        if geometry.kind != self.camera_kind:
+            node.get_logger().info(f"camera model: {geometry.kind} ({geometry.reason})")
         if old is not None and old.shape != camera.shape:
             node.get_logger().info(
                 f"camera resolution changed {old.width}x{old.height} -> {camera.width}x{camera.height}: "
@@ -136,7 +144,8 @@ class NodeInputs:
             )
         elif old is not None:
             node.get_logger().info("camera intrinsics changed: re-initialising the camera model")
-        self.camera, self.camera_info_msg, self._info_key = camera, msg, key
+        self.camera, self.camera_info_msg, self._info_key = camera, geometry.depth_info, key
+        self.camera_kind = geometry.kind
 
     def on_image(self, msg) -> None:
         node = self.node
@@ -151,7 +160,17 @@ class NodeInputs:
         if problem:
             return self._reject_image("future stamp", f"{topic}: future stamp", problem)
         try:
-            rgb = conv.compressed_to_rgb(msg) if node.p.use_compressed_image else conv.image_to_rgb(msg)
+            bits = node.p.image_bit_depth
+            if node.p.use_compressed_image:
+                rgb = conv.compressed_to_rgb(msg, bits or None)
+            else:
+                seen = self.bit_depth.detected
+                rgb = conv.image_to_rgb(msg, self.bit_depth.bit_depth(msg, bits))
+                if self.bit_depth.detected > seen:
+                    node.get_logger().info(
+                        f"{topic}: 16-bit image data uses {self.bit_depth.detected} bits (detected; set "
+                        "image_bit_depth to fix it)"
+                    )
         except DepthNodesError as exc:
             return self._reject_image("undecodable", problem_key(topic, exc), str(exc))
         camera, info = self.camera, self.camera_info_msg

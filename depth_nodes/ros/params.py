@@ -44,6 +44,13 @@ SPECS: tuple[ParamSpec, ...] = (
               choices=("auto", "tensorrt", "onnxruntime", "torch")),
     # --- inputs and QoS
     ParamSpec("use_compressed_image", False, "subscribe to image/compressed (jpeg/png) instead of image", False),
+    ParamSpec("camera_model", "auto", "how camera_info describes the image: raw = K + D, rectified = P (no "
+              "distortion), auto = rectified when D is all zero or the image topic names a rectified image",
+              False, choices=("auto", "raw", "rectified")),
+    ParamSpec("max_incidence_deg", 0.0, "LiDAR points farther off the optical axis are never projected (deg); "
+              "0 = the image corner's angle + 5 deg for distorted cameras", False, 0.0, 89.9),
+    ParamSpec("image_bit_depth", 0, "bits used by 16-bit images (mono16, rgb16, bayer_*16, 16-bit png); "
+              "0 = the highest detected from the data so far", True, 0, 16),
     ParamSpec("image_qos_reliability", "best_effort", "image subscription reliability", False, choices=RELIABILITIES),
     ParamSpec("image_qos_depth", 2, "image subscription queue depth (messages)", False, 1, 100),
     ParamSpec("points_qos_reliability", "best_effort", "points subscription reliability", False, choices=RELIABILITIES),
@@ -103,6 +110,9 @@ class NodeParams:
     monocular_estimator: str
     backend: str
     use_compressed_image: bool
+    camera_model: str
+    max_incidence_deg: float
+    image_bit_depth: int
     image_qos_reliability: str
     image_qos_depth: int
     points_qos_reliability: str
@@ -190,6 +200,8 @@ def check_consistency(p: NodeParams) -> None:
             f"colorize_max_depth_m ({p.colorize_max_depth_m}) must exceed colorize_min_depth_m "
             f"({p.colorize_min_depth_m})"
         )
+    if p.image_bit_depth and not 8 <= p.image_bit_depth <= 16:
+        raise ParameterError(f"image_bit_depth must be 0 (detect) or 8..16, got {p.image_bit_depth}")
     if p.max_depth_m <= p.min_depth_m:
         raise ParameterError(f"max_depth_m ({p.max_depth_m}) must exceed min_depth_m ({p.min_depth_m})")
 
