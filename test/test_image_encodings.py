@@ -108,3 +108,15 @@ def test_bayer_two_colour_scene_demosaics_to_its_colours(pattern):
         out = image_to_rgb(image(data, enc))
         np.testing.assert_array_equal(out[2:-2, 2:6].reshape(-1, 3), np.tile([230, 140, 30], (32, 1)))
         np.testing.assert_array_equal(out[2:-2, 10:14].reshape(-1, 3), np.tile([20, 160, 200], (32, 1)))
+
+
+def test_bit_depth_tracker_only_grows_and_a_setting_wins():
+    from depth_nodes.msgs.image import BitDepthTracker
+
+    tracker = BitDepthTracker()
+    bright12, dark = np.array([[4000]], np.uint16), np.array([[900]], np.uint16)
+    assert tracker.bit_depth(image(dark, "mono16")) == 10
+    assert tracker.bit_depth(image(bright12, "mono16")) == 12
+    assert tracker.bit_depth(image(dark, "mono16")) == 12  # a dark frame after a bright one keeps 12 bits
+    assert tracker.bit_depth(image(dark, "mono16"), setting=14) == 14
+    assert tracker.bit_depth(image(np.zeros((1, 1, 3), np.uint8), "rgb8")) is None
