@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "depth_nodes.data.synth_cli",
         "generate a synthetic KITTI-like drive (raw + depth-completion layouts)",
     ),
+    "make-gt": (
+        "depth_nodes.data.make_gt",
+        "KITTI-DC-style accumulated ground truth for a real drive (KITTI raw or PandaSet)",
+    ),
     "complete": (
         "depth_nodes.completion.cli",
         "complete sparse depth PNGs (KITTI uint16, metres x 256) with a completer",
