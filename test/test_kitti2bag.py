@@ -5,16 +5,19 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 from _bag_fixtures import HEIGHT, WIDTH, make_raw_drive, scaled_p_rect
 
 from depth_nodes.cli import main
+from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.data import kitti2bag as k2b
 from depth_nodes.data import rosbag_io as rb
 from depth_nodes.data.kitti_calib import read_calib_file
 from depth_nodes.data.kitti_raw import read_timestamps
+from depth_nodes.msgs.camera_info import camera_info_to_model
 from depth_nodes.msgs.cloud import pointcloud2_to_arrays
 from depth_nodes.msgs.image import image_to_rgb
 
@@ -155,7 +158,29 @@ def test_extract_layout_unsynced_counts_and_distortion(tmp_path):
     calib = read_calib_file(drive.parent / "calib_cam_to_cam.txt")
     np.testing.assert_allclose(info.d, calib["D_02"])
     np.testing.assert_allclose(info.k, calib["K_02"])
-    np.testing.assert_allclose(info.p, calib["P_rect_02"])
+    np.testing.assert_allclose(info.r, calib["R_rect_02"])
+    P = calib["P_rect_02"].reshape(3, 4)
+    np.testing.assert_allclose(info.p.reshape(3, 4), np.hstack([P[:, :3], np.zeros((3, 1))]))
+    # CameraInfo read as image_geometry does (raw: K, D after R^T) + /tf_static = KITTI's raw camera 2
+    # projection: K_02, D_02 of [R_02 | T_02] T_cam0_velo X (OpenCV).
+    (tf_msg,) = _messages(out, k2b.TF_STATIC_TOPIC)
+    tf = {(t.header.frame_id, t.child_frame_id): t for t in tf_msg.transforms}
+    T_velo_cam = rb.transform_to_matrix(tf[("velo_link", "camera_color_left")].transform)
+    cam = camera_info_to_model(info, image_topic=k2b.IMAGE_TOPIC)
+    assert cam.distortion_model == "plumb_bob"
+    velo = read_calib_file(drive.parent / "calib_velo_to_cam.txt")
+    T_raw = k2b.rigid_from(calib["R_02"].reshape(3, 3), calib["T_02"]) @ k2b.rigid_from(
+        velo["R"].reshape(3, 3), velo["T"]
+    )
+    pts = np.array([[8.0, 1.0, -0.5], [15.0, -3.0, 0.2], [30.0, 4.0, 1.0]])
+    ref, _ = cv2.projectPoints(
+        pts.reshape(-1, 1, 3), cv2.Rodrigues(T_raw[:3, :3])[0], T_raw[:3, 3], calib["K_02"].reshape(3, 3),
+        calib["D_02"],
+    )  # fmt: skip
+    sparse = scan_to_depth(pts, np.linalg.inv(T_velo_cam), cam, occlusion=None).depth
+    ref = np.floor(ref.reshape(-1, 2) + 0.5).astype(int)
+    z_raw = (pts @ T_raw[:3, :3].T + T_raw[:3, 3])[:, 2]
+    np.testing.assert_allclose(sparse[ref[:, 1], ref[:, 0]], z_raw, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- bad input

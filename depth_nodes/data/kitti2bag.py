@@ -21,8 +21,9 @@ Camera geometry. Sync: the image is rectified, so CameraInfo is K = P_rect_02[:,
 P = [K | 0], and ``/tf_static`` carries the full velo -> camera 2 transform
 ``T_cam2_velo = T_cam2_rect0 * R_rect_00 * T_cam0_velo`` (``T_cam2_rect0`` is the stereo baseline from
 P_rect_02). The projection ``P_rect_02 R_rect_00 T_cam0_velo X`` of the KITTI devkit is reproduced exactly.
-Extract: the image is raw, so CameraInfo is K_02 / D_02 (plumb_bob) with R = R_rect_02, P = P_rect_02 and
-``T_cam2_velo = [R_02 | T_02] T_cam0_velo``.
+Extract: the image is raw, so CameraInfo is K_02 / D_02 (plumb_bob) with R = R_rect_02 and
+P = [P_rect_02[:, :3] | 0]; as image_geometry expects, TF goes to the rectified camera 2 frame,
+``T_cam2_velo = R_rect_02 [R_02 | T_02] T_cam0_velo``, so ``K, D (R^T X)`` gives the raw pixels.
 """
 
 from __future__ import annotations
@@ -170,8 +171,12 @@ def load_drive(drive_dir: str | Path, layout: str = "auto", frames: int | None =
             if key not in c2c:
                 raise CalibrationError(f"{c2c_path}: missing key {key!r} (needed for unrectified images)")
         width, height = (int(round(v)) for v in c2c["S_02"])
-        K, D, R, P = c2c["K_02"], c2c["D_02"], c2c["R_rect_02"], c2c["P_rect_02"]
-        T_cam_velo = rigid_from(c2c["R_02"], c2c["T_02"]) @ rigid_from(*read_velo_to_cam(v2c_path))
+        K, D, R = c2c["K_02"], c2c["D_02"], c2c["R_rect_02"]
+        # image_geometry's convention: the TF frame is the camera's *rectified* frame (raw pixels come from
+        # K, D applied to R^T X), and P carries no baseline because TF already holds the camera's position.
+        P = np.hstack([c2c["P_rect_02"][:, :3], np.zeros((3, 1))])
+        T_raw_velo = rigid_from(c2c["R_02"], c2c["T_02"]) @ rigid_from(*read_velo_to_cam(v2c_path))
+        T_cam_velo = rigid_from(c2c["R_rect_02"], np.zeros(3)) @ T_raw_velo
     oxts = None
     T_velo_imu = _imu_to_velo(raw)
     if raw.has_oxts and T_velo_imu is not None:
