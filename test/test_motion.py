@@ -119,6 +119,8 @@ STAMP = 1_700_000_000_123_456_789
         ("robosense timestamp float64 absolute s", "timestamp",
          np.array([STAMP * 1e-9 - 0.1, STAMP * 1e-9 - 0.02]), [-100_000_000, -20_000_000]),
         ("uint64 absolute ns", "timestamp", np.array([STAMP, STAMP + 7], np.uint64), [0, 7]),
+        ("livox_ros_driver2 timestamp float64 absolute ns", "timestamp",
+         np.array([STAMP, STAMP + 30_000_000], np.float64), [0, 30_000_000]),
         ("float64 relative s", "time_stamp", np.array([0.0, 0.0999]), [0, 99_900_000]),
     ],
 )  # fmt: skip

@@ -32,6 +32,7 @@ STATUS_NONE = "no motion compensation"
 MAX_SWEEP_S = 0.5
 _NS_ABSOLUTE = 1e15  # 11.6 days in ns: larger integer times are epoch stamps, not offsets
 _S_ABSOLUTE = 1e6  # 11.6 days in s
+_S_IS_NS = 1e15  # a floating "seconds" value this large is epoch nanoseconds (livox_ros_driver2)
 
 
 class MotionError(DepthNodesError):
@@ -189,8 +190,9 @@ def normalise_point_times(
     (Ouster ``t`` uint32 ns since the scan's first column; Livox ``offset_time`` uint32 ns since the
     frame's time base; ``timestamp`` uint64 ns absolute in some drivers), floating fields are seconds
     (Velodyne ``time`` float32 s relative to the header stamp; Hesai ``timestamp`` and RoboSense
-    ``timestamp`` float64 s absolute, epoch). Absolute vs relative is told by magnitude: more than
-    ~11.6 days (1e6 s / 1e15 ns) is an epoch stamp and the message stamp is subtracted. Raises
+    ``timestamp`` float64 s absolute, epoch), except floating values beyond 1e15, which are epoch
+    nanoseconds (livox_ros_driver2 ``timestamp`` float64). Absolute vs relative is told by magnitude: more
+    than ~11.6 days (1e6 s / 1e15 ns) is an epoch stamp and the message stamp is subtracted. Raises
     :class:`MotionError` for times a sweep cannot have (non-finite, absolute float32, span > ``max_sweep_s``).
     """
     v = np.asarray(values)
@@ -203,7 +205,10 @@ def normalise_point_times(
     elif v.dtype.kind == "f":
         if not np.isfinite(v).all():
             raise MotionError(f"per-point time field {field!r} has non-finite values")
-        if float(np.max(np.abs(v))) > _S_ABSOLUTE:
+        peak = float(np.max(np.abs(v)))
+        if peak > _S_IS_NS and v.dtype.itemsize == 8:
+            rel = np.rint(v - float(stamp_ns)).astype(np.int64)  # float64 epoch ns: ~0.3 us resolution
+        elif peak > _S_ABSOLUTE:
             if v.dtype.itemsize < 8:
                 raise MotionError(
                     f"per-point time field {field!r} holds absolute seconds in {v.dtype} "

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from depth_nodes.core.motion import MotionError, normalise_point_times
 from depth_nodes.errors import ConversionError
 from depth_nodes.msgs.buffer import data_view
 
@@ -29,7 +30,11 @@ FLOAT32 = 7
 #: Field names drivers use for the optional per-point channels, in order of preference.
 INTENSITY_NAMES = ("intensity", "i", "reflectivity")
 RING_NAMES = ("ring", "channel", "laser_id", "line")
-TIME_NAMES = ("time", "t", "timestamp", "time_stamp", "offset_time")
+#: Per-point time fields (core.motion.normalise_point_times has each driver's unit and origin): Velodyne
+#: ``time`` float32 s relative to the header; Ouster ``t`` uint32 ns from the scan's first column; Hesai and
+#: RoboSense ``timestamp`` float64 epoch s (livox_ros_driver2: float64 epoch ns); Livox ``offset_time`` uint32
+#: ns from the frame's time base; others ``time_stamp``, ``ts``, ``time_offset``.
+TIME_NAMES = ("time", "t", "timestamp", "time_stamp", "offset_time", "ts", "time_offset")
 
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
 
@@ -40,7 +45,8 @@ class CloudArrays:
 
     ``height``/``width`` are the message's layout (organized when ``height > 1``; N = height*width).
     ``time`` is float64 in the field's own unit (drivers differ: s relative, ns, or absolute s);
-    ``time_field`` names the field it came from.
+    ``time_field`` names the field it came from. ``point_time_ns`` is the same normalised to int64 ns
+    relative to the message stamp (None when absent or unusable; ``time_error`` then says why).
     """
 
     xyz: np.ndarray
@@ -50,6 +56,8 @@ class CloudArrays:
     ring: np.ndarray | None = None
     time: np.ndarray | None = None
     time_field: str | None = None
+    point_time_ns: np.ndarray | None = None
+    time_error: str | None = None
 
     @property
     def organized(self) -> bool:
@@ -145,15 +153,24 @@ def pointcloud2_to_arrays(msg) -> CloudArrays:
     if (name := _find(names, RING_NAMES)) is not None:
         out.ring = _column(flat, name, np.int32)
     if (name := _find(names, TIME_NAMES)) is not None:
-        out.time, out.time_field = _column(flat, name, np.float64), name
+        native = _column(flat, name, None)
+        out.time, out.time_field = native.astype(np.float64), name
+        stamp = msg.header.stamp
+        try:
+            out.point_time_ns = normalise_point_times(
+                native, int(stamp.sec) * 10**9 + int(stamp.nanosec), name
+            )
+        except MotionError as exc:
+            out.time_error = str(exc)
     return out
 
 
 def _column(flat: np.ndarray, name: str, dtype) -> np.ndarray:
+    """One field as a contiguous native-endian column (``dtype`` None: keep the field's type)."""
     col = flat[name]
     if col.ndim > 1:  # count > 1: take the first element
         col = col[:, 0]
-    return col.astype(dtype)
+    return col.astype(col.dtype.newbyteorder("=") if dtype is None else dtype)
 
 
 def packed_rgb(rgb: np.ndarray) -> np.ndarray:
