@@ -119,3 +119,16 @@ def stop_node(proc, client) -> None:
     out = proc.output()
     proc.cleanup()
     assert code == 0 and "Traceback" not in out, out[-4000:]
+
+
+def feed_until(client, feed, pred, timeout: float = 8.0, period_s: float = 0.1) -> dict:
+    """Call ``feed()`` every ``period_s`` until the latest diagnostics satisfy ``pred``; returns them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if feed is not None:
+            feed()
+        time.sleep(period_s)  # pacing of the inputs (a 10 Hz sensor), not a wait for the node
+        d = client.latest_diagnostics()
+        if d and pred(d):
+            return d
+    raise AssertionError(f"diagnostics never got there; last: {client.latest_diagnostics()}")

@@ -50,7 +50,11 @@ def test_use_fastdds_profile_sets_the_environment_it_is_given() -> None:
 def _tracked_copy(dst: Path) -> Path:
     """The repository's files that git tracks or would (what a clean clone of the commit holds) copied to ``dst``."""
     files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split("\0")
     for rel in filter(None, files):
         src = ROOT / rel

@@ -113,7 +113,9 @@ def test_referenced_files_exist(infos) -> None:
             )
             # Installed by setup.py's data_files (the install tests check a real install space too).
             if folder == "config":
-                assert any(fnmatch.fnmatch(fname, g) for g in config_globs), f"setup.py does not install {fname}"
+                assert any(fnmatch.fnmatch(fname, g) for g in config_globs), (
+                    f"setup.py does not install {fname}"
+                )
             else:
                 assert re.search(r'glob\("launch/\*\.launch\.py', setup), f"setup.py does not install {fname}"
 

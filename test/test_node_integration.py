@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import node_scene as scene
 import numpy as np
 import pytest
-from node_io import CAMERA_FRAME, depth_array, ros_env, start_node, stop_node
+from node_io import CAMERA_FRAME, depth_array, feed_until, ros_env, start_node, stop_node
 
 from depth_nodes.pipeline import colorize_depth
 from depth_nodes.ros import conversions as conv
@@ -37,18 +36,6 @@ def ensure_guided(client, sender, tries: int = 6) -> int:
         if client.latest_diagnostics().get("mode") == "guided":
             return stamp
     raise AssertionError(f"node never published in guided mode: {client.latest_diagnostics()}")
-
-
-def keep_sending_until(client, sender, pred, timeout: float, period_s: float = 0.1) -> dict:
-    """Send good frames every ``period_s`` until the latest diagnostics satisfy ``pred``; returns them."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sender.send()
-        time.sleep(period_s)
-        d = client.latest_diagnostics()
-        if pred(d):
-            return d
-    raise AssertionError(f"diagnostics never satisfied the condition: {client.latest_diagnostics()}")
 
 
 def diag_counter(client, key: str) -> int:
@@ -149,7 +136,7 @@ def test_lidar_stops_leaves_guided_within_hysteresis_and_returns(node) -> None:
         published.append(stamp in client.stamps("depth/image"))
     assert published == [False, False, True]
     # The level tells what was published in the last window (1 s): OK only once it holds no unpublished frame.
-    d = keep_sending_until(client, sender, lambda d: d.get("mode") == "guided" and d.get("level") == "0", 5.0)
+    d = feed_until(client, sender.send, lambda d: d.get("mode") == "guided" and d.get("level") == "0", 5.0)
     assert d["published_mode"] == "guided" and "not published" not in d["message"], d
     assert "mode guided -> monocular" in proc.output() and "mode monocular -> guided" in proc.output()
 

@@ -292,7 +292,7 @@ class DepthNode(Node):
     def _publish_diagnostics(self) -> None:
         stamp = TimeMsg()
         stamp.sec, stamp.nanosec = divmod(self.now_ns(), 10**9)
-        self.diag_pub.publish(build_diagnostics(self.report(), self.get_name(), stamp))
+        self.diag_pub.publish(build_diagnostics(self.report(), self.get_fully_qualified_name(), stamp))
 
     def shutdown(self) -> None:
         self.worker.stop()
