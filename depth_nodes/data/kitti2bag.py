@@ -6,10 +6,19 @@ Topics (frames as in the common ``kitti2bag`` tool):
 ``/kitti/camera_color_left/image_raw``     ``sensor_msgs/Image`` rgb8    ``camera_color_left``
 ``/kitti/camera_color_left/camera_info``   ``sensor_msgs/CameraInfo``    ``camera_color_left``
 ``/kitti/velo/pointcloud``                 ``sensor_msgs/PointCloud2``   ``velo_link``
-                                           (x, y, z, intensity float32)
+                                           (x, y, z, intensity float32;
+                                           + ``time`` float32 s, see below)
 ``/tf_static``                             velo_link -> camera_color_left (+ imu_link -> velo_link)
 ``/tf``                                    world -> imu_link from OXTS (when ``oxts/`` exists)
 =========================================  ============================  =====================
+
+Odometry and sweep timing. ``/tf`` carries the OXTS poses relative to the first (the devkit's Mercator
+conversion) at their own stamps, ``world -> imu_link`` (``calib_imu_to_velo.txt`` is needed for the chain to
+``velo_link``): a node compensating motion uses ``world`` as its fixed frame. When the drive has the
+per-point time sidecar ``velodyne_points/time_ns/*.npy`` (int64 ns relative to the scan stamp, as
+``depth-nodes synth --motion`` writes), the cloud gets a ``time`` field: float32 seconds relative to the
+header stamp, negative for points fired before it (the ``velodyne_pointcloud`` convention). Real KITTI
+drives have no per-point times.
 
 Layouts: ``*_sync`` drives (rectified images, ``.bin`` scans, same frame count everywhere) and
 ``*_extract`` drives (unrectified images with distortion, ``.txt`` scans, each sensor with its own count
@@ -199,6 +208,21 @@ def load_drive(drive_dir: str | Path, layout: str = "auto", frames: int | None =
 
 
 # ---------------------------------------------------------------------------------------------- convert
+CLOUD_FIELDS = ("x", "y", "z", "intensity")
+TIME_SIDECAR = "time_ns"
+
+
+def point_times_ns(raw: RawDrive, i: int, n_points: int) -> np.ndarray | None:
+    """Per-point times of scan ``i`` (int64 ns relative to its stamp) from the sidecar, None without one."""
+    path = raw.velo_dir / TIME_SIDECAR / (raw.scan_files[i].stem + ".npy")
+    if not path.is_file():
+        return None
+    times = np.load(path, allow_pickle=False)
+    if times.shape != (n_points,) or times.dtype.kind not in "iu":
+        raise DataFormatError(f"{path}: {times.dtype} {times.shape} times for a scan of {n_points} points")
+    return times.astype(np.int64)
+
+
 def convert(
     drive: KittiDrive, out: str | Path, storage: str = "mcap", overwrite: bool = False, progress=True
 ) -> Path:
@@ -229,7 +253,13 @@ def convert(
         for t_ns, kind, i in tqdm(events, desc="kitti2bag", unit="msg", disable=not progress):
             if kind == 0:
                 pts = drive.raw.scan(i)
-                bag.write(POINTS_TOPIC, t_ns, rb.pointcloud_msg(pts, t_ns, VELO_FRAME))
+                dt_ns = point_times_ns(drive.raw, i, pts.shape[0])
+                if dt_ns is None:
+                    msg = rb.pointcloud_msg(pts, t_ns, VELO_FRAME)
+                else:
+                    cols = np.column_stack([pts, (dt_ns * 1e-9).astype(np.float32)])
+                    msg = rb.pointcloud_msg(cols, t_ns, VELO_FRAME, names=(*CLOUD_FIELDS, "time"))
+                bag.write(POINTS_TOPIC, t_ns, msg)
             elif kind == 1:
                 rgb = drive.raw.image(i)
                 if rgb.shape[:2] != (drive.height, drive.width):

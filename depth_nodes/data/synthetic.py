@@ -102,7 +102,7 @@ class SynthFrame:
     depth_gt: np.ndarray  # H x W float32 metres, 0 where no surface (sky)
     T_world_velo: np.ndarray | None = None  # 4x4 ego pose at stamp_ns (for OXTS-like output)
     points_measured: np.ndarray | None = None  # N x 4 float32 (sensor frame at each point's time)
-    point_time_ns: np.ndarray | None = None  # N int64 firing time relative to stamp_ns
+    point_time_ns: np.ndarray | None = None  # N int64 firing time relative to stamp_ns (0 without motion)
     pattern: str = DEFAULT_PATTERN
 
 
@@ -140,10 +140,12 @@ def render_frame(
         return ego.pose(t_s + dt_ns * 1e-9) if motion else T_world_velo
 
     ret = measure(scan, cast_sweep(scan, pose_at, prims, LIDAR_MAX_RANGE_M), table, rng)
-    points = ret.points
+    points, times = ret.points, ret.time_ns
     if motion:
         points = ret.points.copy()
         points[:, :3] = transform_points(invert(T_world_velo), ret.world)
+    else:  # measured from the stamp's pose: an instantaneous scan, every point at the stamp
+        times = np.zeros_like(ret.time_ns)
     return SynthFrame(
         index,
         BASE_STAMP_NS + index * FRAME_PERIOD_NS,
@@ -153,7 +155,7 @@ def render_frame(
         depth,
         T_world_velo,
         ret.points,
-        ret.time_ns,
+        times,
         pattern,
     )
 
@@ -317,7 +319,8 @@ def write_drive(
 
     - ``OUT/raw/<date>/<drive>/``: raw layout (+ calib files in ``OUT/raw/<date>/``, OXTS records, a
       ``velodyne_points/rings/*.npy`` sidecar with the ring id of every point for ring patterns, and
-      ``velodyne_points/time_ns/*.npy``: int64 firing time of every point relative to its scan stamp). The
+      with ``motion``, ``velodyne_points/time_ns/*.npy``: int64 firing time of every point relative to its
+      scan stamp; ``calib_imu_to_velo.txt`` = identity, the OXTS records being taken at the LiDAR). The
       ``.bin`` scans are the points as measured (``SynthFrame.points_measured``).
     - ``OUT/val_selection_cropped/``: depth-completion layout, 1216 x 352 bottom-centre crop;
       ``velodyne_raw`` = the scan at the frame stamp (``SynthFrame.points``, exactly motion-compensated)
@@ -350,17 +353,21 @@ def write_drive(
     raw_dir.mkdir(parents=True)
     write_cam_to_cam(raw_dir.parent / "calib_cam_to_cam.txt", cam_to_cam_dict())
     write_velo_to_cam(raw_dir.parent / "calib_velo_to_cam.txt", VELO_R, VELO_T)
+    # The OXTS records are taken at the LiDAR: identity, so kitti2bag writes the odometry TF.
+    write_velo_to_cam(raw_dir.parent / "calib_imu_to_velo.txt", np.eye(3), np.zeros(3))
     camera, T_cam_velo = synthetic_calib(width, height)
     x0, y0 = crop_bottom_centre(camera.shape)
     crop_cam = camera.crop(x0, y0, 1216, 352)
     ego = S.EgoPath.from_seed(seed)
     stamps = []
     frames = generate_drive(seed, n_frames, **kw)
-    (raw_dir / "velodyne_points" / TIME_DIR).mkdir(parents=True)
+    if motion:
+        (raw_dir / "velodyne_points" / TIME_DIR).mkdir(parents=True)
     for f in tqdm(frames, total=n_frames, desc=f"synth seed {seed}", unit="frame", disable=not progress):
         oxts = oxts_record(f.T_world_velo, ego.speed_mps)
         write_raw_frame(raw_dir, f.index, f.image, f.points_measured, f.rings, oxts)
-        np.save(raw_dir / "velodyne_points" / TIME_DIR / f"{f.index:010d}.npy", f.point_time_ns)
+        if motion:
+            np.save(raw_dir / "velodyne_points" / TIME_DIR / f"{f.index:010d}.npy", f.point_time_ns)
         stamps.append(f.stamp_ns)
         sparse = scan_to_depth(f.points, T_cam_velo, camera).depth
         gt = lidar_visible_gt(f.depth_gt, camera, T_cam_velo, pattern)
