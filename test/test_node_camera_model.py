@@ -1,7 +1,7 @@
 """The node reads CameraInfo as image_geometry does (real processes): with ``camera_model: rectified`` a
 CameraInfo whose K/D describe the raw image and P the rectified one projects the scan with P, and
 ``depth/camera_info`` describes the published (rectified) depth image; with the default ``auto`` on a raw
-``image`` topic the same message projects with K + D."""
+``image`` topic the same message projects with K + D, and a 12-bit mono16 image is scaled by its bit depth."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from depth_nodes.core.projection import scan_to_depth  # noqa: E402
 from depth_nodes.msgs.camera_info import camera_info_to_model  # noqa: E402
+from depth_nodes.ros import conversions as conv  # noqa: E402
 
 K_RAW = np.array([[214.0, 0.0, 166.0], [0.0, 213.0, 45.0], [0.0, 0.0, 1.0]])
 D_RAW = [-0.25, 0.08, 0.001, -0.0005, 0.0]
@@ -83,5 +84,20 @@ def test_auto_on_a_raw_topic_projects_with_k_and_d() -> None:
         np.testing.assert_allclose(np.reshape(info.k, (3, 3)), K_RAW)  # raw: the calibration unchanged
         np.testing.assert_allclose(list(info.d), D_RAW)
         client.wait_for(lambda: client.latest_diagnostics().get("camera_model") == "raw", 5.0, "diag")
+        # A 12-bit mono16 camera: the cloud's colours are the image scaled by its detected bit depth
+        grey12 = sender.rgb[..., 0].astype(np.uint16) * 16  # <= 3520: detected as 12 bits
+        mono16 = conv.numpy_to_image(grey12, "mono16", Header(frame_id=CAMERA_FRAME))
+        sender.image = lambda stamp, rgb=None: _stamped(mono16, stamp)
+        stamp, _, _ = first_frame(client, sender)
+        cloud = client.wait_stamp("depth/points", stamp)
+        rgb = conv.unpack_rgb(conv.pointcloud2_view(cloud)["rgb"].reshape(-1)).reshape(
+            scene.HEIGHT, scene.WIDTH, 3
+        )
+        np.testing.assert_array_equal(rgb[..., 1], np.round(grey12 * 255.0 / 4095).astype(np.uint8))
     finally:
         stop_node(proc, client)
+
+
+def _stamped(msg, stamp):
+    msg.header.stamp = stamp
+    return msg
