@@ -39,7 +39,6 @@ setup(
             "ros-jazzy-rclpy[fastrtps]",
             "ros-jazzy-sensor-msgs",
             "ros-jazzy-std-msgs",
-            "ros-jazzy-geometry-msgs",
             "ros-jazzy-diagnostic-msgs",
         ],
         "bag": [],  # kept for compatibility: rosbags is a core dependency now

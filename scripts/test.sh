@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Install everything the tests need (ROS 2 Jazzy rclpy + messages from PyPI, rosbags, dev tools) and run them.
 # Usage: bash scripts/test.sh [pytest args...]
+# Python: the active virtual environment, else python3 -- unless that one is "externally managed" (Debian's
+# /usr/bin/python3, PEP 668), then a .venv here is created and used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e ".[ros,dev]"
-python3 -m ruff check .
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+PY=python3
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')/EXTERNALLY-MANAGED" ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  PY=$PWD/.venv/bin/python
+fi
+"$PY" -m pip install --quiet -e ".[ros,dev]"
+# (further installs go here, e.g. extras for optional backends: "$PY" -m pip install --quiet ...)
+"$PY" -m ruff check .
 set +e
-python3 -m pytest -q -p no:cacheprovider "$@"
+"$PY" -m pytest -q -p no:cacheprovider -rs "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

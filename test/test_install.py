@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from install_tools import tracked_copy
 
 from depth_nodes import resources
 
@@ -47,28 +48,11 @@ def test_use_fastdds_profile_sets_the_environment_it_is_given() -> None:
     assert env["RMW_FASTRTPS_USE_QOS_FROM_XML"] == "0"
 
 
-def _tracked_copy(dst: Path) -> Path:
-    """The repository's files that git tracks or would (what a clean clone of the commit holds) copied to ``dst``."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
-    return dst
-
-
 def test_wheel_install_finds_config_without_the_source_tree(tmp_path: Path) -> None:
     """Builds a wheel (setuptools, no network; ~3 s) and imports the package from its install target."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout (to copy the tracked files)")
-    src = _tracked_copy(tmp_path / "src")
+    src = tracked_copy(tmp_path / "src")
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), "."],
@@ -111,3 +95,58 @@ def test_resources_cli_prints_installed_paths(capsys) -> None:
     assert Path(capsys.readouterr().out.strip()) == resources.config_path("kitti.yaml")
     assert resources.main(["nope.yaml"]) == 1
     assert "nope.yaml" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- package.xml
+#: rosdep key of each third-party Python library the code imports (ROS packages: the module name is the key).
+PYTHON_KEYS = {
+    "numpy": "python3-numpy",
+    "scipy": "python3-scipy",
+    "cv2": "python3-opencv",
+    "yaml": "python3-yaml",
+    "matplotlib": "python3-matplotlib",
+    "tqdm": "python3-tqdm",
+    "psutil": "python3-psutil",
+    "rosbags": "python3-rosbags-pip",
+}
+#: Learned-model backends: imported lazily, only by the optional estimators (pip extras), never required.
+OPTIONAL = {"torch", "onnx", "onnxruntime", "onnxscript", "transformers", "tensorrt", "safetensors", "kiss_icp",
+            "pycuda", "cuda", "huggingface_hub"}  # fmt: skip
+#: Dependencies that are used without an import statement, with the text that shows the use.
+USED_WITHOUT_IMPORT = {
+    "tf2_msgs": (ROOT / "depth_nodes", '"tf2_msgs/msg/TFMessage"'),  # msg class imported by name for play
+    "ros2bag": (ROOT / "launch", '["ros2", "bag", "play"'),
+    "rosbag2_storage_mcap": (ROOT / "depth_nodes" / "data" / "kitti2bag.py", '"mcap"'),  # the default storage
+    "rviz2": (ROOT / "launch", 'executable="rviz2"'),
+}
+
+
+def _imported_top_level_modules() -> set[str]:
+    import ast
+
+    mods: set[str] = set()
+    for path in [*(ROOT / "depth_nodes").rglob("*.py"), *(ROOT / "launch").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                mods |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods.add(node.module.split(".")[0])
+    return mods - set(sys.stdlib_module_names) - {"depth_nodes"}
+
+
+def test_package_xml_lists_exactly_what_the_code_imports() -> None:
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(ROOT / "package.xml").getroot()
+    declared = [e.text for e in root.iter("exec_depend")]
+    assert len(declared) == len(set(declared)), "duplicate exec_depend"
+    assert [e.text for e in root.iter("depend")] == [], "use exec_depend (ament_python: nothing to build)"
+    imported = _imported_top_level_modules() - OPTIONAL
+    needed = {PYTHON_KEYS.get(m, m) for m in imported}
+    for key, (where, text) in USED_WITHOUT_IMPORT.items():
+        files = [where] if where.is_file() else [*where.rglob("*.py")]
+        assert any(text in f.read_text() for f in files), f"{key} is declared but {text} is not in {where}"
+        needed.add(key)
+    assert set(declared) == needed, (
+        f"package.xml lacks {sorted(needed - set(declared))} and lists unused {sorted(set(declared) - needed)}"
+    )
