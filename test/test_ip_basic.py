@@ -144,7 +144,12 @@ def test_multiscale_equals_the_published_sequence(extrapolate, blur, max_depth):
 
 def test_registered_settings_are_the_published_demo_ones():
     fast, ms = create("ip_basic"), create("ip_basic_multiscale")
-    assert (fast.mode, fast.extrapolate, fast.blur_type, fast.max_depth_m) == ("fast", True, "gaussian", 100.0)
+    assert (fast.mode, fast.extrapolate, fast.blur_type, fast.max_depth_m) == (
+        "fast",
+        True,
+        "gaussian",
+        100.0,
+    )
     assert (ms.mode, ms.extrapolate, ms.blur_type) == ("multiscale", False, "bilateral")
     d = scan_like(1)
     ref = ref_fast(d, 100.0, True, "gaussian")

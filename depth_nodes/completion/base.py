@@ -12,10 +12,16 @@ from depth_nodes.errors import InputShapeError
 
 @dataclass
 class Completion:
-    """Output of a completer: ``depth`` H x W float32 metres (NaN = no estimate), ``confidence`` 0..1."""
+    """Output of a completer: ``depth`` H x W float32 metres (NaN = no estimate), ``confidence`` 0..1.
+
+    ``kept_returns`` (bool H x W or None): the input returns the completer keeps as measurements; a
+    return outside it was dropped on purpose (a see-through or parallax return) and must not be written
+    back by the node. None: the completer says nothing (the node keeps every return it was given).
+    """
 
     depth: np.ndarray
     confidence: np.ndarray
+    kept_returns: np.ndarray | None = None
 
 
 class Completer(ABC):
@@ -28,10 +34,16 @@ class Completer(ABC):
     name: str = "base"
     #: True when the completer uses the RGB image (guided); False for LiDAR-only completers.
     uses_image: bool = False
+    #: True when every return the completer keeps is in its output depth exactly, so that a return whose
+    #: output differs was dropped on purpose (see :func:`returns_kept`). False: it smooths its returns.
+    keeps_returns: bool = False
+    #: Farthest depth used (m): returns beyond it are ignored and no estimate exceeds it. Subclasses take
+    #: it as a constructor parameter; the node sets it from its ``max_depth_m`` (attribute, per frame).
+    max_depth_m: float = 200.0
 
     def complete(self, sparse: np.ndarray, image: np.ndarray | None = None) -> Completion:
         """Complete ``sparse`` (H x W float32 metres, 0 or NaN = no return) guided by ``image`` (H x W x 3 uint8 RGB)."""
-        sparse = validate_sparse(sparse)
+        sparse = validate_sparse(sparse, self.max_depth_m)
         if image is not None:
             image = validate_image(image, sparse.shape)
         out = self._complete(sparse, image if self.uses_image else None)
@@ -42,8 +54,8 @@ class Completer(ABC):
         """Complete a validated sparse map (float32, 0 = no return)."""
 
 
-def validate_sparse(sparse: np.ndarray) -> np.ndarray:
-    """Return ``sparse`` as contiguous float32 with 0 for missing (NaN/inf/negative -> 0)."""
+def validate_sparse(sparse: np.ndarray, max_depth_m: float = np.inf) -> np.ndarray:
+    """Return ``sparse`` as contiguous float32 with 0 for missing (NaN/inf/negative/beyond ``max_depth_m`` -> 0)."""
     arr = np.asarray(sparse)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
@@ -52,11 +64,18 @@ def validate_sparse(sparse: np.ndarray) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.floating):
         raise InputShapeError(f"sparse depth must be floating-point metres, got dtype {arr.dtype}")
     out = np.ascontiguousarray(arr, dtype=np.float32)
-    bad = ~np.isfinite(out) | (out < 0)
+    bad = ~np.isfinite(out) | (out < 0) | (out > max_depth_m)
     if bad.any():
         out = out.copy() if out is arr else out
         out[bad] = 0.0
     return out
+
+
+def returns_kept(out: Completion, sparse: np.ndarray, rel_tol: float = 1e-5) -> np.ndarray:
+    """Input returns a :attr:`Completer.keeps_returns` completer kept: its depth equals the return there."""
+    hit = sparse > 0
+    with np.errstate(invalid="ignore"):
+        return hit & (np.abs(out.depth - sparse) <= rel_tol * sparse)
 
 
 def validate_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -30,12 +30,16 @@ class NearestCompleter(Completer):
 
     name = "nearest"
     uses_image = False
+    keeps_returns = True
 
-    def __init__(self, confidence_scale_px: float = 4.0) -> None:
+    def __init__(self, confidence_scale_px: float = 4.0, max_depth_m: float = 200.0) -> None:
         if confidence_scale_px <= 0:
             raise ValueError("confidence_scale_px must be > 0")
+        if not max_depth_m > 0:
+            raise ValueError(f"max_depth_m must be > 0, got {max_depth_m}")
         self.confidence_scale_px = confidence_scale_px
+        self.max_depth_m = float(max_depth_m)
 
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
-        depth, dist = nearest_fill(sparse)
+        depth, dist = nearest_fill(sparse)  # returns beyond max_depth_m were removed by complete()
         return Completion(depth, distance_confidence(dist, self.confidence_scale_px))

@@ -97,6 +97,7 @@ class GuidedCompleter(Completer):
 
     name = "guided"
     uses_image = True
+    keeps_returns = True  # returns are written exactly; a changed one was dropped (see-through)
 
     def __init__(
         self,

@@ -169,9 +169,13 @@ class IPBasicCompleter(Completer):
 
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
         if self.mode == "fast":
-            out = fill_in_fast(sparse.copy(), self.max_depth_m, extrapolate=self.extrapolate, blur_type=self.blur_type)
+            out = fill_in_fast(
+                sparse.copy(), self.max_depth_m, extrapolate=self.extrapolate, blur_type=self.blur_type
+            )
         else:
-            out = fill_in_multiscale(sparse, self.max_depth_m, extrapolate=self.extrapolate, blur_type=self.blur_type)
+            out = fill_in_multiscale(
+                sparse, self.max_depth_m, extrapolate=self.extrapolate, blur_type=self.blur_type
+            )
         empty = ~(out > 0.1)
         np.putmask(out, empty, np.float32(np.nan))
         return Completion(out, self._confidence(sparse, empty))

@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from depth_nodes import completion
-from depth_nodes.completion.base import Completion
+from depth_nodes.completion.base import Completion, returns_kept
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.projection import SparseDepth
 from depth_nodes.errors import EmptyInputError
@@ -29,6 +29,8 @@ class FrameInputs:
     frame_id: str
     rgb: np.ndarray | None = None
     sparse: SparseDepth | None = None
+    #: The node's ``max_depth_m`` (m): completers follow it (IP-Basic's inversion constant); None = theirs.
+    max_depth_m: float | None = None
 
 
 class Estimator(Protocol):
@@ -54,7 +56,13 @@ class CompleterEstimator:
     def estimate(self, inputs: FrameInputs) -> Completion:
         if inputs.sparse is None:
             raise EmptyInputError("no LiDAR depth for a LiDAR-based estimator")
-        return self.completer.complete(inputs.sparse.depth, inputs.rgb if self.completer.uses_image else None)
+        comp = self.completer
+        if inputs.max_depth_m is not None and comp.max_depth_m != inputs.max_depth_m:
+            comp.max_depth_m = float(inputs.max_depth_m)
+        out = comp.complete(inputs.sparse.depth, inputs.rgb if comp.uses_image else None)
+        if out.kept_returns is None and comp.keeps_returns:
+            out.kept_returns = returns_kept(out, inputs.sparse.depth)
+        return out
 
 
 #: Estimators that are not plain completers (monocular, learned end-to-end) by name; their modules call

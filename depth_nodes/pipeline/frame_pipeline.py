@@ -56,8 +56,11 @@ class FrameResult:
 
 
 def keep_returns(out: Completion, sparse: np.ndarray) -> Completion:
-    """``out`` with the LiDAR depth (``sparse`` > 0) written back at its pixels, confidence 1 there."""
+    """``out`` with the LiDAR depth (``sparse`` > 0) written back at its pixels, confidence 1 there:
+    only the returns the completer kept (``out.kept_returns``; all of them when it says nothing)."""
     hit = sparse > 0
+    if out.kept_returns is not None:
+        hit &= out.kept_returns
     depth = np.array(out.depth, dtype=np.float32)
     conf = np.array(out.confidence, dtype=np.float32)
     np.copyto(depth, sparse, where=hit)
@@ -190,7 +193,7 @@ class FramePipeline:
         if estimator.needs_image and rgb is None:
             result.reason = f"mode {mode} needs the camera image but {why_no_image}"
             return result
-        out = estimator.estimate(FrameInputs(camera, stamp_ns, frame_id, rgb, sparse))
+        out = estimator.estimate(FrameInputs(camera, stamp_ns, frame_id, rgb, sparse, criteria.max_depth_m))
         if sparse is not None and criteria.keep_lidar_returns:
             out = keep_returns(out, sparse.depth)
         clock.lap("estimate")
