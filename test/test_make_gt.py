@@ -11,7 +11,7 @@ from depth_nodes.core.transforms import invert, transform_points
 from depth_nodes.data.gt_sources import Drive, DriveFrame, kiss_icp_poses, open_drive, rings_from_scan_order
 from depth_nodes.data.kitti_depth import crop_bottom_centre, list_frames
 from depth_nodes.data.make_gt import GTParams, frame_ground_truth, make_gt, parse_frames
-from depth_nodes.data.synthetic import generate_drive, lidar_directions, synthetic_calib
+from depth_nodes.data.synthetic import generate_drive, lidar_elevations_deg, synthetic_calib
 from depth_nodes.errors import DataFormatError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -68,7 +68,11 @@ def test_make_gt_recovers_the_exact_dense_depth_where_scans_cover_it(synth, tmp_
 
 def _with_moving_patch(scan: np.ndarray, x_m: float) -> tuple[np.ndarray, np.ndarray]:
     """``scan`` with a 1.8 x 1.4 m plate facing the LiDAR at ``x_m`` ahead (what it hides removed)."""
-    dirs = lidar_directions().reshape(-1, 3)
+    el = np.radians(lidar_elevations_deg())[:, None]
+    az = np.linspace(-np.pi, np.pi, 2118, endpoint=False)[None, :]
+    dirs = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el) + 0 * az], -1).reshape(
+        -1, 3
+    )
     dirs = dirs[dirs[:, 0] > 0.1]
     hit = dirs * (x_m / dirs[:, 0])[:, None]
     on = (np.abs(hit[:, 1]) <= 0.9) & (hit[:, 2] >= -1.2) & (hit[:, 2] <= 0.2)
