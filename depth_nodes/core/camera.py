@@ -86,15 +86,6 @@ class CameraModel:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_camera_info(
-        cls, width: int, height: int, k, d=(), distortion_model: str = "plumb_bob"
-    ) -> CameraModel:
-        """From the fields of a ``sensor_msgs/CameraInfo`` (``k`` row-major 9 values, ``d`` coefficients)."""
-        d = np.asarray(d, dtype=np.float64).reshape(-1)
-        model = distortion_model or ("plumb_bob" if d.size else "none")
-        return cls(width, height, np.asarray(k, dtype=np.float64).reshape(3, 3), d, model)
-
-    @classmethod
     def from_kitti_projection(
         cls, P_rect: np.ndarray, width: int, height: int
     ) -> tuple[CameraModel, np.ndarray]:
