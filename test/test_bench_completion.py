@@ -227,12 +227,13 @@ def test_kitti_dc_protocol(tmp_path: Path, capsys) -> None:
     )
     frames = list(bc.prepare_kitti_dc(tmp_path / "dc", 5, seed=0))
     f = frames[0]
-    inp, held = f.inputs["kitti_dc"], f.gts["kitti_dc"]["held_out"]
+    inp, held = f.inputs["held_out"], f.gts["held_out"]["held_out"]
     n_all = (frame.inputs["full"] > 0).sum()
     assert not ((inp > 0) & (held > 0)).any()
     assert (held > 0).sum() == pytest.approx(0.2 * n_all, rel=0.1)
     assert (inp > 0).sum() + (held > 0).sum() == n_all
-    assert "groundtruth" in f.gts["kitti_dc"]
+    np.testing.assert_array_equal(f.inputs["scan"] > 0, frame.inputs["full"] > 0)
+    assert set(f.gts["scan"]) == {"accumulated"} and "16beam" not in f.inputs  # no ring sidecar
     out = tmp_path / "dc.json"
     assert (
         main(
@@ -250,7 +251,10 @@ def test_kitti_dc_protocol(tmp_path: Path, capsys) -> None:
         == 0
     )
     data = json.loads(out.read_text())
-    assert {r["gt"] for r in data["results"]} == {"held_out", "groundtruth"}
+    assert {(r["input"], r["gt"]) for r in data["results"]} == {
+        ("scan", "accumulated"),
+        ("held_out", "held_out"),
+    }
 
 
 def test_errors(tmp_path: Path, capsys) -> None:
@@ -311,8 +315,53 @@ def test_bench_frames_match_the_written_data_set(written_drive: Path) -> None:
 def test_data_dir_with_ring_sidecar_adds_16beam(written_drive: Path) -> None:
     dc = list(bc.prepare_kitti_dc(written_drive / "val_selection_cropped", 1, seed=0))[0]
     ref = next(bc.synthetic_frames(5, 1))
-    assert set(dc.inputs) == {"kitti_dc", "16beam"}
-    assert set(dc.gts["16beam"]) == {"held_out", "groundtruth"}
+    assert set(dc.inputs) == {"scan", "held_out", "16beam"}
+    assert set(dc.gts["16beam"]) == {"rings_48of64", "rings_16of32", "accumulated"}
     # same thinning as the in-memory protocol (up to PNG quantisation)
     np.testing.assert_array_equal(dc.inputs["16beam"] > 0, ref.inputs["16beam"] > 0)
-    np.testing.assert_array_equal(dc.gts["16beam"]["held_out"] > 0, ref.gts["16beam"]["held_out"] > 0)
+    np.testing.assert_array_equal(dc.gts["16beam"]["rings_48of64"] > 0, ref.gts["16beam"]["held_out"] > 0)
+    # 16 of 32: the rings half-way between the kept ones (ring % 4 == 2), a subset of the 48
+    from depth_nodes.data.kitti_depth import list_frames
+    from depth_nodes.data.synthetic import read_ring_png
+
+    rings = read_ring_png(list_frames(written_drive / "val_selection_cropped")[0].velodyne_raw)
+    r32 = dc.gts["16beam"]["rings_16of32"] > 0
+    assert r32.any() and np.all(rings[r32] % 4 == 2) and np.all(dc.gts["16beam"]["rings_48of64"][r32] > 0)
+
+
+def test_ring_protocol_by_ring_count() -> None:
+    from depth_nodes.eval.bench_frames import ring_protocol
+
+    sparse = np.zeros((64, 8), np.float32)
+    sparse[:, ::2] = 10.0
+    rings64 = np.repeat(np.arange(64, dtype=np.int16)[:, None], 8, axis=1)
+    inp, gts = ring_protocol(sparse, rings64)
+    assert np.all((inp > 0).any(axis=1) == (np.arange(64) % 4 == 0))
+    assert np.all((gts["rings_16of32"] > 0).any(axis=1) == (np.arange(64) % 4 == 2))
+    assert np.all((gts["rings_48of64"] > 0).any(axis=1) == (np.arange(64) % 4 != 0))
+    inp32, gts32 = ring_protocol(sparse[:32], rings64[:32])  # a 32-ring sensor: even rings in, odd are GT
+    assert set(gts32) == {"rings_16of32"}
+    assert np.all((inp32 > 0).any(axis=1) == (np.arange(32) % 2 == 0))
+    assert ring_protocol(sparse[:16], rings64[:16]) is None
+
+
+def test_folder_of_layouts_and_real_docs_section(tmp_path: Path) -> None:
+    camera, T = fake_calib()
+    frame = next(bc.prepare_synthetic([next(fake_drive(2, 1))], camera, T))
+    K = camera.crop(13, 23, 1216, 352).K
+    for name in ("pandar64", "pandargt"):
+        write_frame(
+            tmp_path / "ps" / name, "d", 0, frame.image, frame.inputs["full"], frame.gts["full"]["dense"], K
+        )
+    (f,) = list(bc.prepare_dc(tmp_path / "ps"))[:1]
+    assert {"pandar64/scan", "pandar64/held_out"} == set(f.inputs)
+    assert len(list(bc.prepare_dc(tmp_path / "ps"))) == 2
+    with pytest.raises(bc.DepthNodesError, match="no KITTI depth-completion layout"):
+        list(bc.prepare_dc(tmp_path))  # no layout below tmp_path/ (ps/ holds them one level deeper)
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# Benchmarks\n\nintro\n\n## Completion\n\n{bc.DOCS_START}\nsynthetic\n{bc.DOCS_END}\n")
+    bc.update_docs(docs, "real rows v1", "kitti")
+    bc.update_docs(docs, "real rows v2", "kitti")
+    text = docs.read_text()
+    assert text.index("real rows v2") < text.index("## Completion\n") and "v1" not in text
+    assert text.count("## Completion on real data: kitti") == 1 and "synthetic" in text
