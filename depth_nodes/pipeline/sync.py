@@ -13,11 +13,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Scan:
-    """A LiDAR scan: N x 3 float32 points in ``frame_id`` at ``stamp_ns`` (finite rows only)."""
+    """A LiDAR scan: N x 3 float32 points in ``frame_id`` at ``stamp_ns`` (finite rows only).
+
+    ``point_time_ns``: optional N int64 firing times relative to ``stamp_ns`` (``core.motion``).
+    """
 
     points: np.ndarray
     stamp_ns: int
     frame_id: str
+    point_time_ns: np.ndarray | None = None
 
 
 class ScanCache:

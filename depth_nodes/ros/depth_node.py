@@ -28,7 +28,7 @@ from depth_nodes.ros import conversions as conv
 from depth_nodes.ros import params as P
 from depth_nodes.ros import qos as Q
 from depth_nodes.ros.diagnostics import NodeReport, RateLimitedLog, assess, build_diagnostics
-from depth_nodes.ros.extrinsics import make_extrinsics
+from depth_nodes.ros.extrinsics import make_compensator, make_extrinsics
 from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
 from depth_nodes.ros.node_main import NODE_NAME, TOPICS, main  # noqa: F401 - main: console script target
 from depth_nodes.ros.node_stats import NodeStats
@@ -84,6 +84,8 @@ class DepthNode(Node):
         )
         self.extrinsics = make_extrinsics(self, self.p)
         log.info(f"extrinsics source: {self.extrinsics.source}")
+        self.motion = make_compensator(self.p, self.extrinsics)
+        log.info(f"motion compensation: {self.motion.mode} (requested {self.p.motion_compensation})")
         names = self.selector.active_names
         log.info(
             f"estimators: guided={names[pl.GUIDED]}, lidar_only={names[pl.LIDAR_ONLY]}, "
@@ -256,6 +258,7 @@ class DepthNode(Node):
             "estimator_guided": self.selector.active_names[pl.GUIDED],
             "estimator_lidar_only": self.selector.active_names[pl.LIDAR_ONLY],
             "extrinsics_source": self.extrinsics.source,
+            "motion_compensation": self.motion.status,
             "image_age_s": inputs.image_rate.age_s(),
             "lidar_age_s": inputs.lidar_rate.age_s(),
             "camera_info_age_s": inputs.info_rate.age_s(),

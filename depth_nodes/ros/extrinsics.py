@@ -105,6 +105,55 @@ class TfExtrinsics:
             ) from None
         return transform_msg_to_matrix(tf.transform)
 
+    # ------------------------------------------------------------------ motion compensation
+    def lookup_full(
+        self, camera_frame: str, t_image_ns: int, lidar_frame: str, t_scan_ns: int, fixed_frame: str
+    ) -> np.ndarray:
+        """``camera(t_image) <- lidar(t_scan)`` through ``fixed_frame`` (tf2's time-travel lookup).
+
+        ``Buffer.lookup_transform_full(target_frame, target_time, source_frame, source_time, fixed_frame,
+        timeout)``: the LiDAR frame at ``t_scan`` into the fixed frame, then out of it into the camera frame
+        at ``t_image`` - the robot's motion between the two stamps is in the transform.
+        """
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        try:
+            tf = self.buffer.lookup_transform_full(
+                camera_frame,
+                Time(nanoseconds=t_image_ns),
+                lidar_frame,
+                Time(nanoseconds=t_scan_ns),
+                fixed_frame,
+                timeout=Duration(seconds=self.timeout_s),
+            )
+        except self._errors() as exc:
+            raise ExtrinsicsError(
+                f"no TF {camera_frame!r} at the image stamp <- {lidar_frame!r} at the scan stamp through "
+                f"{fixed_frame!r}: {exc}"
+            ) from None
+        return transform_msg_to_matrix(tf.transform)
+
+    def lookup_pose(self, fixed_frame: str, lidar_frame: str, stamp_ns: int) -> np.ndarray:
+        """``T_fixed_lidar`` at ``stamp_ns`` (the odometry pose of the LiDAR)."""
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        try:
+            tf = self.buffer.lookup_transform(
+                fixed_frame, lidar_frame, Time(nanoseconds=stamp_ns), timeout=Duration(seconds=self.timeout_s)
+            )
+        except self._errors() as exc:
+            raise ExtrinsicsError(
+                f"no TF {fixed_frame!r} <- {lidar_frame!r} at {stamp_ns} ns: {exc}"
+            ) from None
+        return transform_msg_to_matrix(tf.transform)
+
+    def _errors(self) -> tuple[type[Exception], ...]:
+        """tf2's lookup failures (``TransformException`` is their base in tf2_ros: timeouts included)."""
+        names = ("TransformException", "LookupException", "ConnectivityException", "ExtrapolationException")
+        return tuple(getattr(self._tf2, n) for n in names if hasattr(self._tf2, n))
+
 
 def make_extrinsics(node, params) -> StaticExtrinsics | TfExtrinsics:
     """The extrinsics source chosen by ``params.extrinsics_source`` (``auto``: tf2 if importable)."""
@@ -117,3 +166,18 @@ def make_extrinsics(node, params) -> StaticExtrinsics | TfExtrinsics:
         params.lidar_to_camera_xyz, params.lidar_to_camera_quat_xyzw, params.lidar_to_camera_matrix
     )
     return StaticExtrinsics(T, description, params.lidar_frame)
+
+
+def make_compensator(params, extrinsics):
+    """The :class:`core.compensation.ScanCompensator` for ``params.motion_compensation``.
+
+    ``lidar_odometry`` builds KISS-ICP (lazily imported; max range = ``max_depth_m``).
+    """
+    from depth_nodes.core.compensation import ScanCompensator, resolve_mode
+
+    odometry = None
+    if resolve_mode(params.motion_compensation, extrinsics) == "lidar_odometry":
+        from depth_nodes.core.lidar_odometry import LidarOdometry
+
+        odometry = LidarOdometry(max_range_m=params.max_depth_m)
+    return ScanCompensator(params.motion_compensation, extrinsics, odometry)

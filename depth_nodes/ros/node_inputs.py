@@ -203,10 +203,13 @@ class NodeInputs:
             if problem:
                 node.warn(f"{topic}: future stamp", f"{topic}: {problem}; scan dropped")
                 return
-            xyz = conv.pointcloud2_to_arrays(msg).xyz
+            cloud = conv.pointcloud2_to_arrays(msg)
         except DepthNodesError as exc:
             node.warn(problem_key(topic, exc), f"{topic}: {exc}; scan dropped")
             return
+        xyz, times = cloud.xyz, cloud.point_time_ns
+        if cloud.time_error:
+            node.warn(f"{topic}: point times", f"{topic}: {cloud.time_error}; scan used without deskewing")
         if not msg.header.frame_id:
             node.warn(f"{topic}: no frame", f"{topic}: empty frame_id; scan dropped (unknown frame)")
             return
@@ -218,12 +221,14 @@ class NodeInputs:
             )
             return
         if xyz.size and not np.isfinite(xyz.sum()):
-            xyz = xyz[np.isfinite(xyz).all(axis=1)]
+            finite = np.isfinite(xyz).all(axis=1)
+            xyz = xyz[finite]
+            times = None if times is None else times[finite]
         if xyz.shape[0] == 0:
             node.warn(f"{topic}: empty", f"{topic}: scan has no finite points; dropped")
             return
         self.lidar_rate.tick()
-        scan = pl.Scan(np.ascontiguousarray(xyz, dtype=np.float32), stamp_ns, msg.header.frame_id)
+        scan = pl.Scan(np.ascontiguousarray(xyz, dtype=np.float32), stamp_ns, msg.header.frame_id, times)
         self.cache.add(scan)
         node.worker.scan_arrived(stamp_ns)
         camera, info = self.camera, self.camera_info_msg

@@ -100,14 +100,24 @@ class FrameWorker:
             self._pending, self._pending_deadline = frame, deadline
         return True
 
-    def _lookup(self, camera_frame: str, scan: pl.Scan) -> tuple[np.ndarray | None, str]:
+    def _lookup(
+        self, camera_frame: str, scan: pl.Scan, t_image_ns: int, p
+    ) -> tuple[pl.Scan, np.ndarray | None, str]:
+        """Extrinsics + motion compensation: the scan's points (deskewed) and ``camera(t_image) <- lidar``."""
         try:
-            return self.node.extrinsics.lookup(camera_frame, scan.frame_id, scan.stamp_ns), ""
+            c = self.node.motion.apply(
+                scan.points, scan.point_time_ns, scan.frame_id, scan.stamp_ns, camera_frame, t_image_ns,
+                p.fixed_frame, p.deskew, p.twist_window_s,
+            )  # fmt: skip
+            if c.deskewed:
+                scan = pl.Scan(c.points, scan.stamp_ns, scan.frame_id, scan.point_time_ns)
+            return scan, c.T_cam_lidar, ""
         except (ExtrinsicsError, DepthNodesError) as exc:
             self.node.warn("extrinsics", f"extrinsics: {exc}")
-            return None, f"no extrinsics: {exc}"
+            return scan, None, f"no extrinsics: {exc}"
 
-    def _pair(self, frame: ImageFrame, max_age_s: float) -> tuple[pl.Scan | None, np.ndarray | None, str]:
+    def _pair(self, frame: ImageFrame, p) -> tuple[pl.Scan | None, np.ndarray | None, str]:
+        max_age_s = p.max_lidar_age_s
         scan = self.inputs.cache.nearest(frame.stamp_ns, max_age_s)
         if scan is None:
             newest = self.inputs.cache.newest()
@@ -115,7 +125,7 @@ class FrameWorker:
                 return None, None, "no LiDAR scan received yet"
             gap = abs(newest.stamp_ns - frame.stamp_ns) * 1e-9
             return None, None, f"no LiDAR scan within max_lidar_age_s={max_age_s} s (newest {gap:.3f} s away)"
-        T, why = self._lookup(frame.frame_id, scan)
+        scan, T, why = self._lookup(frame.frame_id, scan, frame.stamp_ns, p)
         return (scan, T, "") if T is not None else (None, None, why)
 
     def _process(self, frame: ImageFrame | LidarFrame, may_wait: bool = False) -> None:
@@ -125,7 +135,7 @@ class FrameWorker:
         why_no_image = "camera stale"
         if isinstance(frame, ImageFrame):
             self.inputs.last_camera_frame = frame.frame_id
-            scan, T, why = self._pair(frame, p.max_lidar_age_s)
+            scan, T, why = self._pair(frame, p)
             if (
                 scan is None
                 and may_wait
@@ -139,7 +149,7 @@ class FrameWorker:
                 return  # the camera came back while this scan waited
             scan, rgb, stamp_ns = frame.scan, None, frame.scan.stamp_ns
             why_no_image = self.inputs.camera_stale_reason(p.max_image_age_s)
-            T, why = self._lookup(frame.frame_id, scan)
+            scan, T, why = self._lookup(frame.frame_id, scan, scan.stamp_ns, p)
             if T is None:
                 scan = None
         options = node.output_options(settings)

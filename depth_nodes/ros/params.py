@@ -93,6 +93,16 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("lidar_to_camera_matrix", [0.0] * 16,
               "T_camera_lidar row-major 4x4; all zeros = use xyz + quaternion", False, length=16),
     ParamSpec("tf_timeout_s", 0.05, "how long a TF lookup may wait for the transform (s)", True, 0.0, 5.0),
+    # --- motion compensation (the scan brought to the image's time)
+    ParamSpec("motion_compensation", "auto",
+              "auto = tf when tf2 is in use (extrinsics from TF), else off; tf = odometry TF in fixed_frame; "
+              "lidar_odometry = KISS-ICP twist from the last scans; off = scans at their own stamp", False,
+              choices=("auto", "tf", "lidar_odometry", "off")),
+    ParamSpec("fixed_frame", "odom", "frame constant in time for TF motion compensation (odom; world in KITTI bags)",
+              True),
+    ParamSpec("deskew", True, "undo the motion during a sweep when points carry per-point times", True),
+    ParamSpec("twist_window_s", 0.1, "the odometry twist comes from poses this far apart, ending at the scan (s)",
+              True, 0.01, 1.0),
     # --- housekeeping
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics (s)", False, 0.05, 60.0),
     ParamSpec("warning_period_s", 5.0, "the same warning is logged at most once per this period (s)", True, 0.0, 3600.0),
@@ -144,6 +154,10 @@ class NodeParams:
     lidar_to_camera_quat_xyzw: list
     lidar_to_camera_matrix: list
     tf_timeout_s: float
+    motion_compensation: str
+    fixed_frame: str
+    deskew: bool
+    twist_window_s: float
     diagnostics_period_s: float
     warning_period_s: float
 
