@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -312,7 +313,10 @@ def test_bench_node_smoke(tmp_path) -> None:
     cmd = [sys.executable, "-m", "depth_nodes.cli", "bench", "node", "--rate", "10", "--seconds", "2",
            "--warmup", "0.5", "--frames", "2", "--width", "320", "--height", "96", "--transport", "shm",
            "--param", "min_lidar_points:=100", "--json", str(out)]  # fmt: skip
-    res = subprocess.run(cmd, env=ros_env(), capture_output=True, text=True, timeout=120)
+    # Its own DDS domain: this module's node is still running, and the bench client would otherwise match
+    # that node's endpoints and start sending before the bench's node is up.
+    env = {**ros_env(), "ROS_DOMAIN_ID": str(200 + os.getpid() % 30)}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     run = json.loads(out.read_text())["runs"][0]
     assert run["transport"] == "shm" and run["frames_sent"] == 20, run

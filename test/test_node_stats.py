@@ -89,3 +89,20 @@ def test_image_rejections_have_fixed_causes() -> None:
     assert snap.recent_image_rejection == "size mismatch: image is 10x10 but CameraInfo says 20x20"
     with pytest.raises(ValueError, match="unknown image rejection cause"):
         stats.image_rejected("made up", "x")
+
+
+def test_guarded_callback_logs_instead_of_raising() -> None:
+    """An executor callback that raises ends spin() and the node: guarded() turns any exception into a warning."""
+    pytest.importorskip("rclpy")
+    from depth_nodes.ros.node_inputs import guarded
+
+    lines = []
+
+    class Node:
+        warn = RateLimitedLog(lines.append, period_s=60.0)
+
+    def callback(msg):
+        raise KeyError(msg)
+
+    assert guarded(Node(), "image", callback)("boom") is None
+    assert lines == ["image: unexpected KeyError: 'boom'"] and Node.warn.total == 1

@@ -301,7 +301,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         node_not_published=int(diag.get("frames_not_published", 0)) - before.get("frames_not_published", 0),
         latency_ms=_percentiles(lat),
         cloud_latency_ms=_percentiles(cloud_lat),
-        node_latency_ms={q: float(diag.get(f"latency_{q}_ms", "nan")) for q in ("p50", "p90", "p99")},
+        node_latency_ms={q: float(diag.get(f"latency_stamp_to_publish_{q}_ms", "nan")) for q in ("p50", "p90", "p99")},
         stage_p50_ms=stages,
         cpu_percent=cpu,
         peak_rss_mb=rss,

@@ -95,7 +95,7 @@ class NodeInputs:
 
     def camera_stale_reason(self, max_image_age_s: float) -> str:
         """Why the camera counts as stale (for mode reasons): the rejection cause when images are rejected."""
-        rejected = self.node.stats.snapshot(max(1.0, 2 * max_image_age_s)).recent_image_rejection
+        rejected = self.node.stats.recent_image_rejection(max(1.0, 2 * max_image_age_s))
         if rejected:
             return f"camera stale (images rejected: {rejected})"
         return f"camera stale (no image for > max_image_age_s={max_image_age_s} s)"

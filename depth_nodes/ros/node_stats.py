@@ -87,7 +87,13 @@ class NodeStats:
             self._rejections[cause] += 1
             self._last_rejection = (time.monotonic(), f"{cause}: {text}")
 
-    # ---------------------------------------------------------------- reader
+    # ---------------------------------------------------------------- readers
+    def recent_image_rejection(self, window_s: float) -> str:
+        """``"cause: text"`` of the last image rejection within ``window_s``, else "" (cheap: per frame)."""
+        with self._lock:
+            t, text = self._last_rejection
+        return text if time.monotonic() - t <= window_s else ""
+
     def snapshot(self, window_s: float) -> StatsSnapshot:
         now = time.monotonic()
         with self._lock:
