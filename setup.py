@@ -44,7 +44,9 @@ setup(
         "bag": [],  # kept for compatibility: rosbags is a core dependency now
         # Learned models (torch, onnxruntime, transformers, tensorrt) come with their own issue; torch must then
         # be pinned to the wheel installed first, never an unpinned requirement (that pulls a CUDA build).
-        "dev": ["pytest>=7", "ruff>=0.5"],
+        # LiDAR odometry for `depth-nodes make-gt` on drives without poses (KITTI raw).
+        "gt": ["kiss-icp>=1.0"],
+        "dev": ["pytest>=7", "ruff>=0.5", "kiss-icp>=1.0"],
     },
     zip_safe=False,
     maintainer="depth_nodes maintainers",
