@@ -202,15 +202,14 @@ def pipeline_figure(path: Path, seed: int = 0, frame: int = 1) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from depth_nodes.completion.guided_rings import link_rings, row_edge_cost
+    from depth_nodes.completion.guided_fill import envelopes, inverse_depth
     from depth_nodes.eval.metrics import fill_background
 
     cases = [c for c in synth_cases([seed], frame + 1) if c.name.startswith(f"s{seed}/{frame}/")]
     full = next(c for c in cases if c.name.endswith("/full"))
     beam16 = next(c for c in cases if c.name.endswith("/16beam"))
     g = create("guided")
-    inv = np.where(beam16.sparse > 0, 1.0 / np.maximum(beam16.sparse, 1e-6), 0).astype(np.float32)
-    linked, _ = link_rings(inv, row_edge_cost(beam16.image, g._lut))
+    near, far, _ = envelopes(inverse_depth(full.sparse), g.hole_kernels_px)
     out16 = g.complete(beam16.sparse, beam16.image)
     outf = g.complete(full.sparse, full.image)
     ipf = create("ip_basic").complete(full.sparse, full.image)
@@ -218,18 +217,10 @@ def pipeline_figure(path: Path, seed: int = 0, frame: int = 1) -> None:
     x0, x1 = 250, 850  # a central window, readable at page width
     panels = [
         ("camera image (synthetic)", full.image, None),
-        (
-            "16-beam input (returns dilated for display)",
-            cv2.dilate(beam16.sparse, np.ones((3, 3), np.uint8)),
-            "turbo",
-        ),
-        (
-            "1. ring linking: returns joined along each ring",
-            cv2.dilate(np.where(linked > 0, 1 / np.maximum(linked, 1e-6), 0), np.ones((2, 1), np.uint8)),
-            "turbo",
-        ),
-        ("2.-3. column pass + odd columns + top band: 16-beam result", out16.depth, "turbo"),
-        ("guided on the full 64-beam input", outf.depth, "turbo"),
+        ("1. near envelope (full input)", np.where(near > 0, 1 / np.maximum(near, 1e-6), 0), "turbo"),
+        ("1. far envelope (full input)", np.where(far > 0, 1 / np.maximum(far, 1e-6), 0), "turbo"),
+        ("2.-3. guided on the full 64-beam input (mean, top NaN)", outf.depth, "turbo"),
+        ("guided on the 16-beam input", out16.depth, "turbo"),
         ("confidence (full input)", outf.confidence, "gray"),
         (
             "|error| guided, full input (0..3 m)",

@@ -1,4 +1,5 @@
-"""Guided completer (``guided`` / ``lidar_only``): analytic scenes, the top rule, error paths, and a
+"""Guided completer (``guided`` / ``lidar_only``): planes, ring-free scan patterns against nearest
+neighbour, the top rule and ``extrapolate``, the opt-in colour refinement, invariants, error paths, and a
 synthetic KITTI-like frame against IP-Basic."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import pytest
 from depth_nodes.completion import create
 from depth_nodes.completion.guided import GuidedCompleter
 from depth_nodes.errors import InputShapeError
+from depth_nodes.eval.metrics import fill_background
 
 H, W = 120, 240
 
@@ -24,8 +26,28 @@ def ring_mask(
     cols = np.arange(0, w, col_step)
     for r in range(first_row, h, ring_step):
         drift = np.rint(jitter * np.sin(cols / w * np.pi + rng.uniform(0, 3))).astype(int)
-        rows = np.clip(r + drift, 0, h - 1)
-        mask[rows, cols] = True
+        mask[np.clip(r + drift, 0, h - 1), cols] = True
+    return mask
+
+
+def raster_mask(shape=(H, W), first_row: int = 20, step: int = 4, offset: int = 0) -> np.ndarray:
+    """A solid-state raster: a regular grid of returns, every ``step`` px in both directions."""
+    mask = np.zeros(shape, bool)
+    mask[first_row::step, offset::step] = True
+    return mask
+
+
+def rosette_mask(shape=(H, W), first_row: int = 20, n_points: int = 6000) -> np.ndarray:
+    """A non-repetitive rosette (Livox-like): points along a rose curve r = cos(k t) over the image,
+    denser at the centre, no rows or columns."""
+    h, w = shape
+    t = np.linspace(0, 40 * np.pi, n_points)
+    r = np.cos(7.0 / 3.0 * t)
+    u = np.rint(w / 2 + 0.55 * w * r * np.cos(t)).astype(int)
+    v = np.rint(h / 2 + 0.55 * h * r * np.sin(t)).astype(int)
+    ok = (u >= 0) & (u < w) & (v >= first_row) & (v < h)
+    mask = np.zeros(shape, bool)
+    mask[v[ok], u[ok]] = True
     return mask
 
 
@@ -36,93 +58,90 @@ def plane_depth(shape=(H, W)) -> np.ndarray:
     return (1.0 / inv).astype(np.float32)
 
 
-def test_planar_scene_is_recovered_exactly():
+def street_scene(shape=(H, W)) -> tuple[np.ndarray, np.ndarray]:
+    """Road plane, a far wall (40 m) above the horizon, two boxes (cars/poles) in front: depth and a
+    matching image (each surface its own grey level)."""
+    h, w = shape
+    v, u = np.mgrid[0:h, 0:w]
+    road = plane_depth(shape)
+    depth = np.where(v < 0.45 * h, 40.0, np.minimum(road, 40.0)).astype(np.float32)
+    image = np.where(v < 0.45 * h, 200, 90).astype(np.uint8)
+    car = (v >= 0.35 * h) & (v < 0.7 * h) & (u >= 0.2 * w) & (u < 0.45 * w)
+    pole = (v >= 0.1 * h) & (v < 0.8 * h) & (u >= 0.7 * w) & (u < 0.74 * w)
+    depth[car], image[car] = 8.0, 40
+    depth[pole], image[pole] = 5.0, 150
+    return depth, np.repeat(image[..., None], 3, axis=2)
+
+
+def devkit_errors(name: str, sparse: np.ndarray, image: np.ndarray, gt: np.ndarray, **params) -> np.ndarray:
+    out = create(name, **params).complete(sparse, image)
+    m = gt > 0
+    return np.abs(fill_background(out.depth)[m] - gt[m])
+
+
+def rmse(err: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(err**2)))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "bound"),
+    [(ring_mask(jitter=2), 0.02), (raster_mask(), 0.01), (rosette_mask(), 0.07)],
+    ids=["rings", "raster", "rosette"],
+)
+def test_plane_is_interpolated_whatever_the_scan_pattern(pattern, bound):
     depth = plane_depth()
-    mask = ring_mask(jitter=2)
-    sparse = np.where(mask, depth, 0).astype(np.float32)
+    sparse = np.where(pattern, depth, 0).astype(np.float32)
     image = np.full((H, W, 3), 128, np.uint8)
+    rows = np.flatnonzero(pattern.any(axis=1))
+    inside = (np.arange(H) >= rows[0] + 3) & (np.arange(H) <= rows[-1] - 3)  # between the scan's ends
+    gt = np.where(inside[:, None], depth, 0).astype(np.float32)
+    err = devkit_errors("guided", sparse, image, gt) / gt[gt > 0]
+    near = devkit_errors("nearest", sparse, image, gt) / gt[gt > 0]
+    ipb = devkit_errors("ip_basic", sparse, image, gt) / gt[gt > 0]
+    # The mean of the near/far envelopes is a midrange, not an exact interpolator: on this steep plane
+    # (4..60 m within 120 rows) 1.5 % (rings), 0.75 % (raster), 5.5 % (sparse rosette), measured;
+    # below the nearest return's error and within 1.25x IP-Basic's.
+    assert err.mean() < bound, err.mean()
+    assert err.mean() < 0.8 * near.mean(), (err.mean(), near.mean())
+    assert err.mean() < 1.25 * ipb.mean(), (err.mean(), ipb.mean())
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        ring_mask(ring_step=5, col_step=2, jitter=2),
+        pytest.param(
+            ring_mask(ring_step=20, col_step=2),
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known limit: 20-row gaps between sparse rings on this scene give 7.9 vs 6.8 m RMSE "
+                "(the hole passes hedge between surfaces); on real KITTI 16-beam input guided is below "
+                "nearest (docs/guided_completion.md)",
+            ),
+        ),
+        raster_mask(step=4),
+        raster_mask(step=7, offset=3),
+        pytest.param(
+            rosette_mask(),
+            marks=pytest.mark.xfail(
+                strict=True, reason="known limit: sparse rosette, RMSE 7.68 vs nearest 7.67 m on this scene"
+            ),
+        ),
+        np.random.default_rng(3).random((H, W)) < 0.06,  # random (e.g. a shuffled, sparse scan)
+    ],
+    ids=["rings64", "rings16", "raster4", "raster7", "rosette", "random"],
+)
+def test_ring_free_patterns_rmse_not_above_nearest(pattern):
+    """Any scan pattern on a street-like scene with depth edges: RMSE <= the nearest return's (and the
+    same result whatever order the returns came in: the input is an image)."""
+    depth, image = street_scene()
+    sparse = np.where(pattern, depth, 0).astype(np.float32)
+    first = int(np.argmax(pattern.any(axis=1)))
+    gt = np.where(np.arange(H)[:, None] >= first, depth, 0).astype(np.float32)
     for name in ("guided", "lidar_only"):
-        out = create(name).complete(sparse, image)
-        est = np.isfinite(out.depth)
-        assert est[20 + 3 :].all(), name  # dense below the top ring (row 20 +- 2)
-        err = np.abs(out.depth[est] - depth[est])
-        assert err.max() < 0.01, (name, float(err.max()))  # < 1 cm everywhere (up to 60 m)
-
-
-def test_planar_scene_every_column_variant():
-    # (Straight rings: a ring link drawn through a column rounds its row, which on a curved ring costs
-    # up to half a pixel of the plane's vertical gradient; the default stride-2 path averages instead.)
-    depth = plane_depth()
-    sparse = np.where(ring_mask(), depth, 0).astype(np.float32)
-    out = create("guided", column_stride=1).complete(sparse, np.full((H, W, 3), 90, np.uint8))
-    assert np.isfinite(out.depth[20:]).all()
-    assert np.abs(out.depth[20:] - depth[20:]).max() < 0.01
-
-
-def test_planar_scene_sparse_beams_and_missing_returns():
-    """16-beam-like spacing (24 rows between rings) and 30 % of the returns missing: still exact."""
-    depth = plane_depth()
-    mask = ring_mask(first_row=10, ring_step=24, col_step=2)
-    mask &= np.random.default_rng(1).random(mask.shape) > 0.3
-    sparse = np.where(mask, depth, 0).astype(np.float32)
-    out = create("guided").complete(sparse, np.zeros((H, W, 3), np.uint8))
-    assert np.isfinite(out.depth[10:]).all()
-    # (The last columns are excluded: above a missing top return at the border the row fill has only
-    # a left neighbour and copies it.)
-    inner = (slice(10, None), slice(0, W - 4))
-    assert np.abs(out.depth[inner] - depth[inner]).max() < 0.01
-    # Strict default: nothing above the top ring (a flat row), confidence 0 there.
-    assert np.isnan(out.depth[:10]).all() and (out.confidence[:10] == 0).all()
-    # Opt-in: a margin of 8 px above it, continuing the receding plane (within 1 %).
-    opt = create("guided", top_margin_px=8, top_plane_extension=True).complete(
-        sparse, np.zeros((H, W, 3), np.uint8)
-    )
-    assert np.isnan(opt.depth[:2]).all() and np.isfinite(opt.depth[2:10]).all()
-    assert np.abs(opt.depth[2:10] / depth[2:10] - 1).max() < 0.01
-
-
-def edge_scene(horizontal: bool):
-    """Foreground 5 m (dark) in front of background 20 m (bright); the image edge is the depth edge.
-
-    ``horizontal``: the boundary runs along a row between two rings (a car roof); else along a column
-    (a pole's side), between two returns of each ring."""
-    v, u = np.mgrid[0:H, 0:W]
-    fg = v >= 55 if horizontal else u >= 121
-    depth = np.where(fg, 5.0, 20.0).astype(np.float32)
-    image = np.where(fg[..., None], 40, 200).astype(np.uint8).repeat(3, axis=2)
-    mask = ring_mask(first_row=4, ring_step=7, col_step=3 if not horizontal else 2)
-    sparse = np.where(mask, depth, 0).astype(np.float32)
-    dist = np.abs(v - 54.5) if horizontal else np.abs(u - 120.5)  # distance to the boundary (px)
-    return sparse, image, depth, dist
-
-
-@pytest.mark.parametrize("horizontal", [True, False])
-def test_depth_edge_on_image_edge_stays_sharp(horizontal):
-    sparse, image, depth, dist = edge_scene(horizontal)
-    if horizontal:  # rings at rows 53 and 60: the edge (54.5) is 2 px from the midpoint split (56.5)
-        assert (sparse[53] > 0).any() and not (sparse[54:60] > 0).any()
-    out = create("guided").complete(sparse, image)
-    est = np.isfinite(out.depth)
-    far = est & (dist > 1.0)  # beyond one pixel of the boundary
-    assert far.sum() > 0.9 * (dist > 1.0)[np.argmax(sparse > 0, axis=0).min() :].size
-    wrong = np.abs(out.depth - depth) > 0.01 * depth
-    assert not wrong[far].any(), np.argwhere(wrong & far)[:5]
-    # Only the two surface depths appear: no mixed (interpolated) values anywhere.
-    vals = out.depth[est]
-    assert np.all(np.isclose(vals, 5.0, rtol=1e-3) | np.isclose(vals, 20.0, rtol=1e-3))
-
-
-def test_lidar_only_ignores_the_image_and_splits_at_midpoints():
-    sparse, image, depth, dist = edge_scene(horizontal=True)
-    lo = create("lidar_only")
-    assert lo.uses_image is False and create("guided").uses_image is True
-    a = lo.complete(sparse, image)
-    b = lo.complete(sparse, None)
-    np.testing.assert_array_equal(a.depth, b.depth)
-    guided = create("guided").complete(sparse, image)
-    err_lo = np.nanmean(np.abs(a.depth - depth))
-    err_g = np.nanmean(np.abs(guided.depth - depth))
-    assert err_g < err_lo  # the image moves the split onto the true edge
+        err = devkit_errors(name, sparse, image, gt)
+        near = devkit_errors("nearest", sparse, image, gt)
+        assert rmse(err) <= rmse(near), (name, rmse(err), rmse(near))
 
 
 def silhouette_scene():
@@ -136,83 +155,75 @@ def silhouette_scene():
     return sparse, image
 
 
-def test_nothing_above_the_highest_return_per_column_when_strict():
+def test_top_is_nan_by_default_and_extrapolate_is_opt_in():
     sparse, image = silhouette_scene()
     highest = np.argmax(sparse > 0, axis=0)
-    above = np.arange(H)[:, None] < highest[None, :]
     for name in ("guided", "lidar_only"):
-        out = create(name, top_window_px=0, top_margin_px=0).complete(sparse, image)
-        assert np.isnan(out.depth[above]).all(), name
-        assert (out.confidence[above] == 0).all(), name
-        assert np.isfinite(out.depth[~above]).mean() > 0.99, name
+        out = create(name).complete(sparse, image)
+        # Nothing above the highest return within +-top_window_px (4) columns, confidence 0 there.
+        envelope = np.array([highest[max(0, x - 4) : x + 5].min() for x in range(W)])
+        sky = np.arange(H)[:, None] < envelope[None, :]
+        assert sky.sum() > 1000
+        assert np.isnan(out.depth[sky]).all() and (out.confidence[sky] == 0).all(), name
+        assert np.isfinite(out.depth[~sky]).mean() > 0.99, name
+        assert np.allclose(out.depth[~sky & np.isfinite(out.depth)], 10.0, rtol=1e-3)
+        strict = create(name, top_window_px=0).complete(sparse, image)
+        above_own = np.arange(H)[:, None] < highest[None, :]
+        assert np.isnan(strict.depth[above_own]).all(), name
+        ext = create(name, extrapolate=True).complete(sparse, image)
+        assert np.isfinite(ext.depth).all(), name
+        assert np.allclose(ext.depth, 10.0, rtol=1e-3)
+        assert ext.confidence[sky].max() < 0.5 * ext.confidence[~sky].min(), name
 
 
-def test_default_is_strict_above_the_local_top_envelope_and_extrapolation_is_opt_in():
-    sparse, image = silhouette_scene()
-    highest = np.argmax(sparse > 0, axis=0)
-    out = create("guided").complete(sparse, image)  # default parameters
-    # Nothing above the highest return within +-top_window_px (32) columns (+-2 px: the window is
-    # applied on every other column), confidence 0 there.
-    envelope = np.array([highest[max(0, x - 34) : x + 35].min() for x in range(W)])
-    sky = np.arange(H)[:, None] < envelope[None, :]
-    assert sky.any()
-    assert np.isnan(out.depth[sky]).all() and (out.confidence[sky] == 0).all()
-    # A column whose own top return is lower than its neighbours' is filled up to their top.
-    between = ~sky & (np.arange(H)[:, None] < highest[None, :])
-    assert between.sum() > 100 and np.isfinite(out.depth[between]).mean() > 0.9
-    assert np.allclose(out.depth[between & np.isfinite(out.depth)], 10.0, rtol=1e-3)
-    ext = create("guided", extrapolate_top=True).complete(sparse, image)
-    assert np.isfinite(ext.depth).all()
-    assert np.allclose(ext.depth, 10.0, rtol=1e-3)
-    assert ext.confidence[sky].mean() < 0.5 * ext.confidence[~sky].mean()
-
-
-def test_far_spikes_are_dropped_near_ones_kept():
-    """A return far behind its ring neighbours (see-through / parallax leak) is replaced by the surface;
-    a return in front of them (a thin pole) is kept."""
-    depth = plane_depth()
-    sparse = np.where(ring_mask(), depth, 0).astype(np.float32)
-    sparse[50, 100] = depth[50, 100] * 3.0  # far spike
-    sparse[62, 140] = depth[62, 140] * 0.3  # near spike (thin obstacle)
-    out = create("guided").complete(sparse, np.zeros((H, W, 3), np.uint8))
-    assert out.depth[50, 100] == pytest.approx(depth[50, 100], rel=1e-3)
-    assert out.depth[62, 140] == pytest.approx(sparse[62, 140], rel=1e-5)
-    kept = create("guided", drop_far_spikes=False).complete(sparse, np.zeros((H, W, 3), np.uint8))
-    assert kept.depth[50, 100] == pytest.approx(sparse[50, 100], rel=1e-5)
-
-
-def test_parallax_see_through_return_takes_the_near_surface():
-    """A far return just past a dark car's roofline (the LiDAR, mounted apart from the camera, sees
-    over the roof where the camera sees the car): the car's pixels below the image edge get the car's
-    depth; with the filter off the far return is kept."""
+def edge_scene():
+    """Foreground 5 m (dark) below background 20 m (bright); the boundary runs along a row between two
+    rings (a car roof), at 1 px above the lower ring: the LiDAR alone cannot place it."""
     v, u = np.mgrid[0:H, 0:W]
-    car = (v >= 50) & (u >= 60) & (u < 180)
-    depth = np.where(car, 10.0, 40.0).astype(np.float32)
-    image = np.where(car, 30, 200).astype(np.uint8)[..., None].repeat(3, axis=2)
-    mask = ring_mask(first_row=4, ring_step=6, col_step=2)  # rings at rows ..., 46, 52, 58, ...
-    sparse = np.where(mask, depth, 0).astype(np.float32)
-    sparse[50, 70:170:2] = 40.0  # the see-through ring just below the roof edge (row 49 -> 50)
-    out = create("guided").complete(sparse, image)
-    roof = (slice(50, 52), slice(70, 170))
-    assert np.abs(out.depth[roof] - 10.0).max() < 0.01
-    assert np.abs(out.depth[40:50, 70:170] - 40.0).max() < 0.01  # the background above is untouched
-    kept = create("guided", see_through_edge=0.0).complete(sparse, image)
-    assert np.allclose(kept.depth[50, 70:170:2], 40.0)
-    # Without an image there is nothing to tell: lidar_only keeps the return.
-    assert np.allclose(create("lidar_only").complete(sparse, None).depth[50, 70:170:2], 40.0)
+    fg = v >= 58
+    depth = np.where(fg, 5.0, 20.0).astype(np.float32)
+    image = np.where(fg[..., None], 40, 200).astype(np.uint8).repeat(3, axis=2)
+    sparse = np.where(ring_mask(first_row=4, ring_step=7, col_step=2), depth, 0).astype(np.float32)
+    return sparse, image, depth
 
 
-def test_confidence_range_and_nan_handling():
-    depth = plane_depth()
+def test_colour_refinement_opt_in_takes_the_side_of_matching_colour():
+    sparse, image, depth = edge_scene()
+    assert (sparse[53] > 0).any() and (sparse[60] > 0).any() and not (sparse[54:60] > 0).any()
+    band = (slice(54, 60), slice(4, W - 4))  # between the two rings around the edge
+    lo = create("lidar_only")
+    assert lo.uses_image is False and create("guided").uses_image is True
+    a = lo.complete(sparse, image)
+    np.testing.assert_array_equal(a.depth, lo.complete(sparse, None).depth)  # no image used
+    # Defaults: the colour refinement is off (it did not pay on real accumulated GT): guided = lidar_only.
+    np.testing.assert_array_equal(create("guided").complete(sparse, image).depth, a.depth)
+    col = create("guided", colour_margin=0.25, colour_window_px=31).complete(sparse, image)
+    err_lo = np.abs(a.depth[band] - depth[band]).mean()
+    err_col = np.abs(col.depth[band] - depth[band]).mean()
+    assert err_col < 0.5 * err_lo, (err_col, err_lo)  # the image pays on a clean colour edge
+    # The hedged pixels (neither surface) carry a far lower confidence than the surfaces.
+    hedged = (
+        np.isfinite(a.depth) & ~np.isclose(a.depth, 5.0, rtol=0.01) & ~np.isclose(a.depth, 20.0, rtol=0.01)
+    )
+    assert hedged.sum() > W
+    assert a.confidence[hedged].max() < 0.35 * a.confidence[30:45].min()
+
+
+def test_returns_kept_confidence_range_and_nan_handling():
+    depth, image = street_scene()
     sparse = np.where(ring_mask(), depth, 0).astype(np.float32)
-    out = create("guided").complete(sparse, np.zeros((H, W, 3), np.uint8))
+    sparse[60, 100] = 300.0  # a return beyond the clip range is still kept as measured
+    out = create("guided").complete(sparse, image)
     assert out.depth.dtype == np.float32 and out.confidence.dtype == np.float32
     assert out.depth.shape == out.confidence.shape == (H, W)
     assert ((out.confidence >= 0) & (out.confidence <= 1)).all()
     assert (out.confidence[np.isnan(out.depth)] == 0).all()
-    # LiDAR returns are kept exactly.
     m = sparse > 0
-    np.testing.assert_allclose(out.depth[m], sparse[m], rtol=1e-5)
+    np.testing.assert_array_equal(out.depth[m], sparse[m])
+    # Returns: only the noise floor, confidence 1 / (1 + d**2 * noise_inv) (> 0.8 within 10 m).
+    near_m = m & (sparse < 10)
+    assert out.confidence[near_m].min() > 0.8
+    assert out.confidence[m].min() == pytest.approx(1 / (1 + 300.0**2 * 0.002), rel=1e-3)
 
 
 def test_empty_and_degenerate_inputs():
@@ -223,6 +234,7 @@ def test_empty_and_degenerate_inputs():
     one[60, 100] = 7.0
     out = g.complete(one, None)
     assert out.depth[60, 100] == pytest.approx(7.0)
+    assert np.allclose(out.depth[np.isfinite(out.depth)], 7.0)
     nan_in = np.where(ring_mask(), np.nan, 0).astype(np.float32)
     assert np.isnan(g.complete(nan_in).depth).all()  # NaN returns count as missing, no crash
     odd = np.where(ring_mask((50, 33)), 3.0, 0).astype(np.float32)  # odd width, small image
@@ -235,12 +247,14 @@ def test_bad_input_and_parameters_give_clear_errors():
         g.complete(np.zeros((4, 5, 6), np.float32))
     with pytest.raises(InputShapeError, match="does not match"):
         g.complete(np.zeros((H, W), np.float32), np.zeros((H, W + 1, 3), np.uint8))
-    with pytest.raises(ValueError, match="column_stride"):
-        GuidedCompleter(column_stride=3)
     with pytest.raises(ValueError, match="min_depth_m"):
         GuidedCompleter(min_depth_m=5.0, max_depth_m=1.0)
-    with pytest.raises(ValueError, match="max_link_gap_px"):
-        GuidedCompleter(max_link_gap_px=0)
+    with pytest.raises(ValueError, match="hole_kernels_px"):
+        GuidedCompleter(hole_kernels_px=(4,))
+    with pytest.raises(ValueError, match="top_window_px"):
+        GuidedCompleter(top_window_px=-1)
+    with pytest.raises(ValueError, match="colour_margin"):
+        GuidedCompleter(colour_margin=-0.1)
     with pytest.raises(ValueError, match="confidence_scale_m"):
         GuidedCompleter(confidence_scale_m=0)
 
@@ -258,25 +272,30 @@ def synthetic_frame():
     sl = (slice(y0, y0 + 352), slice(x0, x0 + 1216))
     sparse = scan_to_depth(frame.points, T, cam).depth
     gt = lidar_visible_gt(frame.depth_gt, cam, T)
-    return sparse[sl].copy(), np.ascontiguousarray(frame.image[sl]), gt[sl].copy()
+    sixteen = np.zeros_like(sparse)
+    rings = scan_to_depth(frame.points[frame.rings % 4 == 0], T, cam, occlusion=None).depth
+    same = (rings > 0) & (np.abs(rings - sparse) <= 1e-5 * sparse)
+    sixteen[same] = sparse[same]
+    return sparse[sl].copy(), sixteen[sl].copy(), np.ascontiguousarray(frame.image[sl]), gt[sl].copy()
 
 
-def test_synthetic_frame_beats_ip_basic_and_confidence_ranks_errors(synthetic_frame):
-    from depth_nodes.eval.metrics import fill_background
+def test_synthetic_frame_against_ip_basic_and_confidence_ranks_errors(synthetic_frame):
     from depth_nodes.eval.sparsification import sparsification
 
-    sparse, image, gt = synthetic_frame
+    sparse, sixteen, image, gt = synthetic_frame
     m = gt > 0
-    errs = {}
-    for name in ("ip_basic", "guided"):
-        out = create(name).complete(sparse, image)
-        err = np.abs(fill_background(out.depth)[m] - gt[m])
-        errs[name] = err
-        if name == "guided":
-            ause = sparsification(err, out.confidence[m], metric="rmse").ause
-            rand = sparsification(err, np.random.default_rng(0).random(err.size), metric="rmse").ause
-            assert ause < 0.5 * rand, (ause, rand)
-    assert errs["guided"].mean() < 0.9 * errs["ip_basic"].mean()
+    err = {n: devkit_errors(n, sparse, image, gt) for n in ("ip_basic", "guided")}
+    # (Synthetic scenes are planar boxes: IP-Basic's near-biased copy is hard to beat on the full input
+    # here; real accumulated GT is the judge, docs/guided_completion.md.)
+    assert rmse(err["guided"]) < 1.05 * rmse(err["ip_basic"])
+    assert err["guided"].mean() < 1.1 * err["ip_basic"].mean()
+    err16 = {n: devkit_errors(n, sixteen, image, gt) for n in ("ip_basic", "guided")}
+    assert err16["guided"].mean() < 0.5 * err16["ip_basic"].mean()
+    out = create("guided").complete(sparse, image)
+    e = np.abs(fill_background(out.depth)[m] - gt[m])
+    ause = sparsification(e, out.confidence[m], metric="rmse").ause
+    rand = sparsification(e, np.random.default_rng(0).random(e.size), metric="rmse").ause
+    assert ause < 0.7 * rand, (ause, rand)
 
 
 @pytest.mark.parametrize("name", ["guided", "lidar_only"])
@@ -284,18 +303,17 @@ def test_synthetic_frame_beats_ip_basic_and_confidence_ranks_errors(synthetic_fr
     "params",
     [
         {},
-        {"top_margin_px": 0, "top_window_px": 0},
-        {"top_margin_px": 8, "top_plane_extension": True},
-        {"extrapolate_top": True},
-        {"column_stride": 1},
+        {"top_window_px": 0},
+        {"extrapolate": True},
+        {"near_reach_px": 1},
+        {"colour_margin": 0.25},
+        {"hole_kernels_px": ()},
     ],
 )
 def test_random_inputs_keep_returns_and_invariants(name, params):
     """Odd/small sizes and random densities: no crash, returns kept, confidence in 0..1, 0 where NaN."""
     rng = np.random.default_rng(5)
-    # Random depths are full of "spikes" and "see-through" returns: both artefact filters off.
-    g = create(name, drop_far_spikes=False, see_through_edge=0.0, **params)
-
+    g = create(name, **params)
     for h, w in [(2, 2), (3, 5), (5, 3), (9, 2), (17, 33), (48, 64)]:
         for density in (0.0, 0.01, 0.3, 1.0):
             sparse = np.where(rng.random((h, w)) < density, rng.uniform(1, 80, (h, w)), 0).astype(np.float32)
@@ -305,23 +323,4 @@ def test_random_inputs_keep_returns_and_invariants(name, params):
             assert (out.confidence[np.isnan(out.depth)] == 0).all()
             assert (np.isnan(out.depth) | (out.depth > 0)).all()
             m = sparse > 0
-            np.testing.assert_allclose(out.depth[m], sparse[m], rtol=1e-4)
-
-
-def test_top_ring_dropout_over_a_near_object_takes_the_object():
-    """The top ring returns from a far wall left and right but not over a dark near object whose top
-    is just below it (a dropout): the rows between take the object's depth (its top carried up), not
-    the far wall's row interpolation."""
-    v, u = np.mgrid[0:H, 0:W]
-    obj = (v >= 22) & (u >= 90) & (u < 150)
-    depth = np.where(obj, 10.0, 50.0).astype(np.float32)
-    mask = ring_mask(first_row=20, ring_step=4, col_step=1)  # rings at rows 20, 24, 28, ...
-    sparse = np.where(mask, depth, 0).astype(np.float32)
-    sparse[20, 90:150] = 0.0  # the top ring's returns over the object are missing
-    image = np.full((H, W, 3), 120, np.uint8)  # no image edge to help
-    for name in ("guided", "lidar_only"):
-        out = create(name).complete(sparse, image if name == "guided" else None)
-        hole = out.depth[22:24, 100:140]  # the object's rows above its top return (row 24)
-        assert np.isfinite(hole).all()
-        assert np.abs(hole - 10.0).max() < 0.01, name
-        assert np.abs(out.depth[20, 40:80] - 50.0).max() < 0.01  # the wall's ring itself is untouched
+            np.testing.assert_array_equal(out.depth[m], sparse[m])
