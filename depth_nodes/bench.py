@@ -9,6 +9,10 @@ BENCHES = {
         "depth_nodes.eval.bench_completion",
         "completers' accuracy + latency on the same frames, projection timing",
     ),
+    "deskew": (
+        "depth_nodes.eval.bench_deskew",
+        "a moving spinning LiDAR's sweep: error at object edges uncompensated vs deskewed",
+    ),
     "node": (
         "depth_nodes.ros.bench_node",
         "the depth node in its own process fed at 10/30 Hz: latency, drops, CPU, RSS",

@@ -106,6 +106,16 @@ def _series(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _cross_const(k: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``k x p_i`` for one vector ``k`` and N x 3 ``p``."""
+    out = np.empty_like(p)
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    out[:, 0] = k[1] * z - k[2] * y
+    out[:, 1] = k[2] * x - k[0] * z
+    out[:, 2] = k[0] * y - k[1] * x
+    return out
+
+
 def velocity_from_poses(T_a: np.ndarray, t_a_ns: int, T_b: np.ndarray, t_b_ns: int) -> Velocity:
     """Constant body twist that moves the LiDAR from pose ``T_a`` (at ``t_a_ns``) to ``T_b`` (at ``t_b_ns``).
 
@@ -139,9 +149,10 @@ def deskew(points: np.ndarray, dt_s: np.ndarray, velocity: Velocity) -> np.ndarr
     k = w / speed if speed > 0 else np.zeros(3)
     th = speed * dt
     xyz = pts[:, :3].astype(np.float64)
-    K = _hat(k)
-    moved = xyz + np.sin(th)[:, None] * (xyz @ K.T) + (1.0 - np.cos(th))[:, None] * (xyz @ (K @ K).T)
+    kp = _cross_const(k, xyz)  # elementwise, not BLAS: (N, 3) @ (3, 3) threads badly on a busy machine
+    moved = xyz + np.sin(th)[:, None] * kp + (1.0 - np.cos(th))[:, None] * _cross_const(k, kp)
     a, b = _series(th)
+    K = _hat(k)
     kv, kkv = K @ v, K @ (K @ v)  # v is constant: the translation is v dt + a k x (v dt) + b k x k x (v dt)
     moved += dt[:, None] * (v + a[:, None] * kv + b[:, None] * kkv)
     out = pts.copy()

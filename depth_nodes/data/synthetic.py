@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -114,15 +114,17 @@ def render_frame(
     *,
     pattern: str = DEFAULT_PATTERN,
     motion: bool = DEFAULT_MOTION,
+    ego_speed_mps: float | None = None,
 ) -> SynthFrame:
     """Render frame ``index`` of the drive of ``seed`` (deterministic).
 
     ``pattern``: a :data:`synthetic_lidar.PATTERNS` name. ``motion``: cast each firing slice from the ego
     pose at its own time (a moving sensor's skewed sweep) instead of from the pose at the stamp.
+    ``ego_speed_mps``: drive at this speed instead of the seed's (8-10 m/s).
     """
     camera, T_cam_velo = synthetic_calib(width, height)
     scan = scan_pattern(pattern, index)
-    ego = S.EgoPath.from_seed(seed)
+    ego = ego_path(seed, ego_speed_mps)
     t_s = index * FRAME_PERIOD_NS * 1e-9
     T_world_velo = ego.pose(t_s)
     x = T_world_velo[0, 3]
@@ -158,6 +160,12 @@ def render_frame(
         times,
         pattern,
     )
+
+
+def ego_path(seed: int, speed_mps: float | None = None) -> S.EgoPath:
+    """The ego trajectory of ``seed`` (optionally at another speed)."""
+    ego = S.EgoPath.from_seed(seed)
+    return ego if speed_mps is None else replace(ego, speed_mps=float(speed_mps))
 
 
 def generate_drive(
