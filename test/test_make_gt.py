@@ -165,3 +165,14 @@ def test_cli_reports_a_bad_drive_directory(tmp_path, capsys) -> None:
 
     assert main(["make-gt", str(tmp_path), "-o", str(tmp_path / "out")]) == 1
     assert "neither a KITTI raw drive" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (SHARED / "nuscenes_frame").is_dir(), reason="../shared/data/nuscenes_frame absent")
+def test_nuscenes_frame_gives_inputs_and_rings_but_no_accumulated_gt(tmp_path) -> None:
+    drive = open_drive(SHARED / "nuscenes_frame")
+    assert drive.single_sweep and len(drive.frames) == 6
+    assert drive.frames[0].rings.min() == 0 and drive.frames[0].rings.max() == 31
+    make_gt(drive, tmp_path, frames=[0], progress=False)
+    (frame,) = list_frames(tmp_path)
+    assert frame.groundtruth is None and np.count_nonzero(frame.load()["sparse"]) > 1000
+    assert (tmp_path / "velodyne_raw_rings").is_dir()

@@ -41,6 +41,8 @@ class Drive:
     #: (width, height) crop written to the KITTI DC layout (bottom centre), None = full image.
     crop: tuple[int, int] | None = None
     pose_source: str = "LiDAR odometry (KISS-ICP)"
+    #: One sweep seen by several cameras (frames = cameras): nothing to accumulate, no GT layout written.
+    single_sweep: bool = False
 
 
 def rings_from_scan_order(points: np.ndarray, n_rings: int = 64) -> np.ndarray | None:
@@ -99,8 +101,38 @@ def pandaset_drive(path: str | Path) -> Drive:
     return Drive(f"pandaset_{Path(path).name}", frames, ps.T_world_lidar.copy(), None, "dataset poses")
 
 
+def nuscenes_frame(path: str | Path) -> Drive:
+    """The shared nuScenes frame (``lidar_top.bin`` x, y, z, intensity, ring + ``calib.json``): one
+    HDL-32E sweep, one frame per camera (index = camera order in ``calib.json``)."""
+    import json
+
+    from depth_nodes.data.kitti_depth import read_rgb
+
+    p = Path(path)
+    try:
+        calib = json.loads((p / "calib.json").read_text())
+        lidar = np.fromfile(p / calib["lidar"]["file"], dtype="<f4").reshape(-1, 5)
+        frames = [
+            DriveFrame(
+                i,
+                read_rgb(p / cam["image"]),
+                np.ascontiguousarray(lidar[:, :3]),
+                CameraModel(int(cam["width"]), int(cam["height"]), np.asarray(cam["K"])),
+                np.asarray(cam["T_cam_lidar"], np.float64),
+                lidar[:, 4].astype(np.int16),
+            )  # fmt: skip
+            for i, cam in enumerate(calib["cameras"].values())
+        ]
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise DataFormatError(
+            f"{p}: not the nuScenes frame layout (calib.json + lidar_top.bin): {exc}"
+        ) from exc
+    poses = np.repeat(np.eye(4)[None], len(frames), axis=0)
+    return Drive("nuscenes", frames, poses, None, "one sweep", single_sweep=True)
+
+
 def open_drive(path: str | Path, crop: tuple[int, int] | None = (1216, 352)) -> Drive:
-    """PandaSet folder or KITTI raw drive by its layout (``crop`` applies to KITTI only)."""
+    """PandaSet folder, nuScenes frame or KITTI raw drive by its layout (``crop``: KITTI only)."""
     from depth_nodes.data.pandaset import is_pandaset_dir
 
     p = Path(path)
@@ -108,6 +140,8 @@ def open_drive(path: str | Path, crop: tuple[int, int] | None = (1216, 352)) -> 
         raise DataFormatError(f"drive directory not found: {p}")
     if is_pandaset_dir(p):
         return pandaset_drive(p)
+    if (p / "calib.json").is_file() and (p / "lidar_top.bin").is_file():
+        return nuscenes_frame(p)
     if (p / "velodyne_points").is_dir():
         return kitti_raw_drive(p, crop)
     raise DataFormatError(

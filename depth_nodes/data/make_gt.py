@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -201,7 +201,12 @@ def ring_image(frame: DriveFrame, points: np.ndarray, sparse: np.ndarray) -> np.
 
 
 def write_layout_frame(
-    root: Path, drive: Drive, frame: DriveFrame, sparse: np.ndarray, gt: np.ndarray, rings: np.ndarray | None
+    root: Path,
+    drive: Drive,
+    frame: DriveFrame,
+    sparse: np.ndarray,
+    gt: np.ndarray | None,
+    rings: np.ndarray | None,
 ) -> None:
     """One frame into ``root`` (KITTI DC layout), bottom-centre cropped when ``drive.crop`` is set."""
     cam = frame.camera
@@ -210,7 +215,9 @@ def write_layout_frame(
         w, h = drive.crop
         x0, y0 = crop_bottom_centre(cam.shape, w, h)
         win, K = (slice(y0, y0 + h), slice(x0, x0 + w)), cam.crop(x0, y0, w, h).K
-    write_frame(root, drive.name, frame.index, frame.image[win], sparse[win], gt[win], K)
+    write_frame(
+        root, drive.name, frame.index, frame.image[win], sparse[win], None if gt is None else gt[win], K
+    )
     if rings is not None:
         name = frame_filename(drive.name, frame.index, RINGS_DIR)
         (root / RINGS_DIR).mkdir(parents=True, exist_ok=True)
@@ -234,8 +241,12 @@ def make_gt(
     per_frame = []
     for k in tqdm(wanted, desc=f"make-gt {drive.name}", unit="frame", disable=not progress):
         f = drive.frames[k]
+        if drive.single_sweep:  # nothing to accumulate: input + rings only (held-out / ring protocols)
+            params = replace(params, neighbours=0)
         sparse, gt, stats = frame_ground_truth(drive, poses, k, params)
-        write_layout_frame(main_dir, drive, f, sparse, gt, ring_image(f, f.points, sparse))
+        write_layout_frame(
+            main_dir, drive, f, sparse, None if drive.single_sweep else gt, ring_image(f, f.points, sparse)
+        )
         for name, pts in f.extra_points.items():
             extra = scan_to_depth(
                 pts, f.T_cam_lidar, f.camera, max_depth_m=params.max_depth_m, on_nonfinite="drop"
@@ -258,7 +269,11 @@ def make_gt(
 
 # --------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("drive", type=Path, help="KITTI raw *_sync drive directory or PandaSet folder")
+    parser.add_argument(
+        "drive",
+        type=Path,
+        help="KITTI raw *_sync drive, PandaSet folder or the nuScenes frame (no GT: one sweep)",
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, help="output directory (KITTI DC layout)")
     parser.add_argument(
         "--neighbours", type=int, default=GTParams.neighbours, help="scans each side (default 5)"
@@ -291,6 +306,11 @@ def run(args: argparse.Namespace) -> int:
     summary = make_gt(
         drive, args.output, GTParams(neighbours=args.neighbours), parse_frames(args.frames, len(drive.frames))
     )
+    if drive.single_sweep:
+        print(
+            f"{len(summary['frames'])} views of {summary['drive']}: one sweep, no accumulated GT -> {args.output}"
+        )
+        return 0
     px = [f["gt_pixels"] for f in summary["frames"]]
     inp = [f["input_pixels"] for f in summary["frames"]]
     print(
