@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from depth_nodes import resources
 from depth_nodes.data import kitti2bag as k2b
 from depth_nodes.data import rosbag_io as rb
 from depth_nodes.demo_run import DemoError, _log, run_pipeline
@@ -136,10 +137,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(and the demo then fails, naming them)",
     )
     parser.add_argument(
-        "--no-shm",
-        action="store_true",
-        help="use Fast DDS's default UDP loopback instead of the shipped shared-memory profile (depth_nodes/config/fastdds_shm.xml)",
+        "--transport",
+        choices=[*sorted(resources.FASTDDS_PROFILES), "default"],
+        default="shm",
+        help="Fast DDS profile of the node, recorder and player: shm (64 MB shared-memory segment, default), "
+        "udp (the multi-host UDPv4 profile), default (Fast DDS's built-ins)",
     )
+    parser.add_argument("--no-shm", action="store_true", help="same as --transport default")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,12 +156,12 @@ def run(args: argparse.Namespace) -> int:
         raise DepthNodesError(f"--rate must be > 0, got {args.rate}")
     out: Path = args.output
     out.mkdir(parents=True, exist_ok=True)
-    transport = "UDP loopback (Fast DDS default)"
-    if not args.no_shm:
-        from depth_nodes.ros.node_main import use_shm_transport
-
+    choice = "default" if args.no_shm else args.transport
+    transport = "Fast DDS built-in transports (default)"
+    if choice != "default":
         # Before any rclpy.init in this process; the node and the recorder inherit the environment.
-        transport = f"Fast DDS shared memory ({use_shm_transport()})"
+        name = {"shm": "Fast DDS shared memory", "udp": "Fast DDS UDPv4"}.get(choice, choice)
+        transport = f"{name} ({resources.use_fastdds_profile(choice)})"
     topics = {"image": args.image_topic, "info": args.camera_info_topic, "points": args.points_topic}
     ground_truth = None
     if args.bag is None:

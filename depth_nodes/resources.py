@@ -23,8 +23,9 @@ CONFIG_DIR = "config"
 PARAMS_FILE = "depth_nodes.yaml"  # the node's shipped defaults
 KITTI_PARAMS_FILE = "kitti.yaml"  # KITTI preset, loaded after PARAMS_FILE
 RVIZ_FILE = "depth_nodes.rviz"
-#: Fast DDS profile per transport: ``shm`` = 64 MB shared-memory segment + UDPv4 (one host, large messages).
-FASTDDS_PROFILES = {"shm": "fastdds_shm.xml"}
+#: Fast DDS profile per transport: ``shm`` = 64 MB shared-memory segment + UDPv4 (one host, large messages),
+#: ``udp`` = UDPv4 only with 32 MB socket buffers (several hosts; needs the sysctl in docs/robot.md).
+FASTDDS_PROFILES = {"shm": "fastdds_shm.xml", "udp": "fastdds_udp.xml"}
 PROFILES_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"
 
 # Files extracted from a zipped install live until the process exits (see config_path).

@@ -7,7 +7,9 @@ Arguments: image, camera_info, points (input topics), camera_model (how camera_i
 raw = K + D, rectified = P; default auto = rectified when D is all zero or the image topic names a rectified
 image such as image_rect_color, else raw; overrides the parameter files), params_file (defaults: config/depth_nodes.yaml),
 extra_params_file (loaded after it, e.g. config/kitti.yaml), namespace, node_name, use_sim_time,
-use_shm (Fast DDS profile with a 64 MB shared-memory segment, config/fastdds_shm.xml), log_level.
+transport (Fast DDS profile: shm = 64 MB shared-memory segment + UDPv4, config/fastdds_shm.xml, for one
+host; udp = UDPv4 with 32 MB socket buffers and fast reliable repair, config/fastdds_udp.xml, for several
+hosts, needs the sysctl in docs/robot.md; default = Fast DDS's built-ins), log_level.
 Outputs (relative to the namespace): depth/image, depth/camera_info, depth/confidence, depth/colorized,
 depth/points; and /diagnostics.
 """
@@ -15,7 +17,7 @@ depth/points; and /diagnostics.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
@@ -50,17 +52,26 @@ def generate_launch_description() -> LaunchDescription:
             "use_sim_time", default_value="false", description="follow /clock (bag playback)"
         ),
         DeclareLaunchArgument(
-            "use_shm",
-            default_value="true",
-            description="Fast DDS with a 64 MB shared-memory segment (config/fastdds_shm.xml) for large messages",
+            "transport",
+            default_value="shm",
+            choices=["shm", "udp", "default"],
+            description="Fast DDS profile: shm (one host, large messages) | udp (several hosts) | default",
         ),
         DeclareLaunchArgument("log_level", default_value="info", description="debug | info | warn | error"),
     ]
-    shm = SetEnvironmentVariable(
-        "FASTRTPS_DEFAULT_PROFILES_FILE",
-        PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),
-        condition=IfCondition(LaunchConfiguration("use_shm")),
-    )
+    transport = LaunchConfiguration("transport")
+    profiles = [
+        SetEnvironmentVariable(
+            "FASTRTPS_DEFAULT_PROFILES_FILE",
+            PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),
+            condition=IfCondition(PythonExpression(["'", transport, "' == 'shm'"])),
+        ),
+        SetEnvironmentVariable(
+            "FASTRTPS_DEFAULT_PROFILES_FILE",
+            PathJoinSubstitution([share, "config", "fastdds_udp.xml"]),
+            condition=IfCondition(PythonExpression(["'", transport, "' == 'udp'"])),
+        ),
+    ]
     node = Node(
         package=PACKAGE,
         executable="depth_node",
@@ -83,4 +94,4 @@ def generate_launch_description() -> LaunchDescription:
         ],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
     )
-    return LaunchDescription([*args, shm, node])
+    return LaunchDescription([*args, *profiles, node])

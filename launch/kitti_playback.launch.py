@@ -4,7 +4,8 @@
 
 Topics are kitti2bag's: /kitti/camera_color_left/image_raw, /kitti/camera_color_left/camera_info,
 /kitti/velo/pointcloud and /tf_static (velo_link -> camera_color_left). The bag is played with --clock
-and the node follows it (use_sim_time). Arguments: bag (required), rate, loop, rviz, use_shm.
+and the node follows it (use_sim_time). Arguments: bag (required), rate, loop, rviz, transport (shm | udp | default: the Fast DDS profile of every
+process started here, see depth_nodes.launch.py).
 """
 
 from launch import LaunchDescription
@@ -16,7 +17,7 @@ from launch.actions import (
 )
 from launch.conditions import IfCondition, UnlessCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
@@ -37,13 +38,23 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "rviz", default_value="true", description="start rviz2 with config/depth_nodes.rviz"
         ),
-        DeclareLaunchArgument("use_shm", default_value="true", description="Fast DDS shared-memory profile"),
+        DeclareLaunchArgument(
+            "transport", default_value="shm", choices=["shm", "udp", "default"], description="Fast DDS profile"
+        ),
     ]
-    shm = SetEnvironmentVariable(
-        "FASTRTPS_DEFAULT_PROFILES_FILE",
-        PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),
-        condition=IfCondition(LaunchConfiguration("use_shm")),
-    )
+    transport = LaunchConfiguration("transport")
+    profiles = [
+        SetEnvironmentVariable(
+            "FASTRTPS_DEFAULT_PROFILES_FILE",
+            PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),
+            condition=IfCondition(PythonExpression(["'", transport, "' == 'shm'"])),
+        ),
+        SetEnvironmentVariable(
+            "FASTRTPS_DEFAULT_PROFILES_FILE",
+            PathJoinSubstitution([share, "config", "fastdds_udp.xml"]),
+            condition=IfCondition(PythonExpression(["'", transport, "' == 'udp'"])),
+        ),
+    ]
     play_cmd = ["ros2", "bag", "play", bag, "--clock", "--rate", rate]
     play = ExecuteProcess(
         cmd=play_cmd, output="screen", condition=UnlessCondition(LaunchConfiguration("loop"))
@@ -60,7 +71,7 @@ def generate_launch_description() -> LaunchDescription:
             "extra_params_file": PathJoinSubstitution([share, "config", "kitti.yaml"]),
             "camera_model": "rectified",  # KITTI's images are rectified (P_rect_02)
             "use_sim_time": "true",
-            "use_shm": LaunchConfiguration("use_shm"),
+            "transport": transport,
         }.items(),
     )
     rviz = Node(
@@ -72,4 +83,4 @@ def generate_launch_description() -> LaunchDescription:
         condition=IfCondition(LaunchConfiguration("rviz")),
         output="screen",
     )
-    return LaunchDescription([*args, shm, depth, play, play_loop, rviz])
+    return LaunchDescription([*args, *profiles, depth, play, play_loop, rviz])

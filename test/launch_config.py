@@ -37,7 +37,8 @@ class _Reader:
         self.defaults = {}
         for call in self.calls("DeclareLaunchArgument"):
             kw = {k.arg: k.value for k in call.keywords}
-            self.defaults[self.value(call.args[0])] = kw["default_value"]
+            if "default_value" in kw:  # a required argument (e.g. kitti_playback's bag) has none
+                self.defaults[self.value(call.args[0])] = kw["default_value"]
 
     def calls(self, name: str) -> list[ast.Call]:
         return [
@@ -61,6 +62,9 @@ class _Reader:
                     return resources.config_path(parts[1])
             if fn == "FindPackageShare":
                 return "<share>"
+            if fn == "PythonExpression":  # e.g. ["'", LaunchConfiguration("transport"), "' == 'shm'"]
+                expr = "".join(str(self.value(e)) for e in node.args[0].elts)
+                return eval(expr, {"__builtins__": {}})  # noqa: S307 - our own launch file's expression
         raise ValueError(f"launch_config does not understand {ast.dump(node)[:200]}")
 
 
@@ -83,7 +87,7 @@ def launched_node(path: Path = LAUNCH_FILE) -> LaunchedNode:
     for action in r.calls("SetEnvironmentVariable"):
         cond = {k.arg: k.value for k in action.keywords}.get("condition")
         if cond is not None:
-            (arg,) = cond.args  # IfCondition(LaunchConfiguration(...))
+            (arg,) = cond.args  # IfCondition(LaunchConfiguration(...) | PythonExpression([...]))
             if not yaml.safe_load(str(r.value(arg))):
                 continue
         out.env[r.value(action.args[0])] = str(r.value(action.args[1]))

@@ -150,3 +150,29 @@ def test_package_xml_lists_exactly_what_the_code_imports() -> None:
     assert set(declared) == needed, (
         f"package.xml lacks {sorted(needed - set(declared))} and lists unused {sorted(set(declared) - needed)}"
     )
+
+
+# ---------------------------------------------------------------------------------------------- transport option
+def test_node_transport_option_selects_the_shipped_profile(monkeypatch, capsys) -> None:
+    import argparse
+
+    from depth_nodes.errors import DepthNodesError
+    from depth_nodes.ros import node_main
+
+    monkeypatch.delenv(resources.PROFILES_ENV, raising=False)  # restored after the test
+    monkeypatch.delenv("RMW_FASTRTPS_USE_QOS_FROM_XML", raising=False)
+    assert node_main.main(["depth_node", "--transport"]) == 1
+    assert "--transport needs one of ['shm', 'udp']" in capsys.readouterr().err
+    assert node_main.main(["depth_node", "--transport", "carrier_pigeon"]) == 1
+    assert "carrier_pigeon" in capsys.readouterr().err
+    parser = argparse.ArgumentParser()
+    node_main.add_arguments(parser)
+    with pytest.raises(DepthNodesError, match="contradict"):
+        node_main.run(parser.parse_args(["--shm", "--transport", "udp"]))
+    spun = []
+    monkeypatch.setattr(node_main, "spin_node", lambda argv: spun.append(argv) or 0)
+    assert node_main.main(["depth_node", "--transport", "udp", "--ros-args", "-p", "x:=1"]) == 0
+    assert spun[-1] == ["depth_node", "--ros-args", "-p", "x:=1"]
+    assert os.environ[resources.PROFILES_ENV] == str(resources.fastdds_profile("udp"))
+    assert node_main.run(parser.parse_args(["--transport", "shm"])) == 0
+    assert os.environ[resources.PROFILES_ENV] == str(resources.fastdds_profile("shm"))

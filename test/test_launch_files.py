@@ -228,3 +228,44 @@ def test_node_starts_with_both_parameter_files_and_remaps() -> None:
         assert proc.alive(), proc.output()
         assert "extrinsics source: parameters (lidar_to_camera_matrix)" in proc.output()
     proc.cleanup()
+
+
+def test_fastdds_udp_profile_is_udp_only_with_large_buffers_and_fast_repair() -> None:
+    """What the UDP loss measurements (docs/node_bench.md) rest on: UDPv4 only (what crosses hosts), large
+    socket buffers, and a heartbeat period far below Fast DDS's 3 s default (a lost fragment of a reliable
+    1-2 MB message is repaired only after the writer's next heartbeat)."""
+    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ET.parse(CONFIG / "fastdds_udp.xml").getroot()
+    (desc,) = root.iterfind(".//f:transport_descriptor", ns)
+    assert desc.findtext("f:type", namespaces=ns) == "UDPv4"
+    for tag in ("sendBufferSize", "receiveBufferSize"):
+        assert int(desc.findtext(f"f:{tag}", namespaces=ns)) >= 16 * 2**20, tag
+    part = root.find(".//f:participant", ns)
+    assert part.get("is_default_profile") == "true"
+    assert part.findtext(".//f:useBuiltinTransports", namespaces=ns) == "false"
+    ids = [e.text for e in part.iterfind(".//f:userTransports/f:transport_id", ns)]
+    assert ids == [desc.findtext("f:transport_id", namespaces=ns)]
+    for tag in ("sendSocketBufferSize", "listenSocketBufferSize"):
+        assert int(part.findtext(f".//f:{tag}", namespaces=ns)) >= 16 * 2**20, tag
+    writer = root.find(".//f:data_writer", ns)
+    assert writer.get("is_default_profile") == "true"
+    hb = writer.find(".//f:times/f:heartbeatPeriod", ns)
+    period_s = int(hb.findtext("f:sec", namespaces=ns)) + int(hb.findtext("f:nanosec", namespaces=ns)) * 1e-9
+    assert 0 < period_s <= 0.1
+
+
+def test_launch_transport_argument_selects_each_shipped_profile() -> None:
+    from launch_config import _Reader
+
+    for name in LAUNCH_FILES:
+        r = _Reader(LAUNCH / name)
+        assert r.value(r.defaults["transport"]) == "shm", name
+        chosen = {}
+        for choice in ("shm", "udp", "default"):
+            r.defaults["transport"] = ast.Constant(choice)
+            chosen[choice] = [
+                Path(str(r.value(a.args[1]))).name
+                for a in r.calls("SetEnvironmentVariable")
+                if r.value({k.arg: k.value for k in a.keywords}["condition"].args[0])
+            ]
+        assert chosen == {"shm": ["fastdds_shm.xml"], "udp": ["fastdds_udp.xml"], "default": []}, name

@@ -73,12 +73,26 @@ def spin_node(args: list[str] | None) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console script ``depth_node`` (and ``ros2 run depth_nodes depth_node``)."""
-    argv = sys.argv if args is None else args
-    if "--shm" in argv:
-        argv = [a for a in argv if a != "--shm"]
+    """Console script ``depth_node`` (and ``ros2 run depth_nodes depth_node``): ``--shm`` or
+    ``--transport shm|udp`` (before ``--ros-args``) select a shipped Fast DDS profile."""
+    argv = list(sys.argv if args is None else args)
+    ros = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
+    own, rest = argv[:ros], argv[ros:]
+    if "--shm" in own:
+        own.remove("--shm")
         use_shm_transport()
-    return spin_node(argv)
+    if "--transport" in own:
+        i = own.index("--transport")
+        if i + 1 >= len(own):
+            print(f"{NODE_NAME}: error: --transport needs one of {sorted(resources.FASTDDS_PROFILES)}", file=sys.stderr)
+            return 1
+        try:
+            resources.use_fastdds_profile(own[i + 1])
+        except resources.ConfigNotFoundError as exc:
+            print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
+            return 1
+        del own[i : i + 2]
+    return spin_node(own + rest)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,13 +108,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (depth_nodes/config/fastdds_shm.xml)",
     )
     parser.add_argument(
+        "--transport",
+        choices=sorted(resources.FASTDDS_PROFILES),
+        default=None,
+        help="shipped Fast DDS profile: shm (= --shm) for one host, udp (UDPv4, 32 MB socket buffers, fast "
+        "reliable repair; needs the sysctl in docs/robot.md) for several hosts; default: Fast DDS's own",
+    )
+    parser.add_argument(
         "--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[], help="passed to rclpy unchanged"
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.shm and args.transport not in (None, "shm"):
+        raise DepthNodesError(f"--shm and --transport {args.transport} contradict each other")
     if args.shm:
         use_shm_transport()
+    elif args.transport:
+        resources.use_fastdds_profile(args.transport)
     return spin_node([NODE_NAME, "--ros-args", *args.ros_args] if args.ros_args else [NODE_NAME])
 
 
