@@ -70,9 +70,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("mode_hysteresis_frames", 3, "consecutive frames (or 1 s diagnostics ticks) before a mode switch",
               True, 1, 1000),
     ParamSpec("min_depth_m", 0.1, "nearest LiDAR depth used (m)", True, 0.0, 1000.0),
-    ParamSpec("max_depth_m", 120.0, "farthest LiDAR depth used (m)", True, 0.01, 10000.0),
+    ParamSpec("max_depth_m", 120.0, "farthest LiDAR depth used (m); every completer follows it (IP-Basic inversion constant)", True, 0.01, 10000.0),
     ParamSpec("occlusion_filter", True, "remove LiDAR returns hidden from the camera (parallax)", True),
-    ParamSpec("keep_lidar_returns", True, "publish measured LiDAR depth at its own pixels (confidence 1)", True),
+    ParamSpec("keep_lidar_returns", True, "publish measured LiDAR depth at the pixels of the returns the completer kept (confidence 1)", True),
     # --- outputs (safe)
     ParamSpec("colorize_min_depth_m", 0.0, "depth drawn red in depth/colorized (m)", True, 0.0, 10000.0),
     ParamSpec("colorize_max_depth_m", 80.0, "depth drawn dark blue in depth/colorized (m)", True, 0.01, 10000.0),
