@@ -121,7 +121,7 @@ def stop_node(proc, client) -> None:
     assert code == 0 and "Traceback" not in out, out[-4000:]
 
 
-def feed_until(client, feed, pred, timeout: float = 8.0, period_s: float = 0.1) -> dict:
+def feed_until(client, feed, pred, timeout: float = 15.0, period_s: float = 0.1) -> dict:
     """Call ``feed()`` every ``period_s`` until the latest diagnostics satisfy ``pred``; returns them."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
