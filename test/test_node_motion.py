@@ -117,3 +117,4 @@ def test_skewed_sweep_with_point_times_is_deskewed(moving_node):
     assert abs(got - scene.BOX["z"]) < 0.1, got
     d = feed_until(client, None, lambda d: "deskew on" in d.get("motion_compensation", ""))
     assert d["motion_compensation"] == "motion compensation: tf (odom), deskew on"
+    assert float(d["stage_motion_p50_ms"]) > 0  # the compensation's time is reported with the stages

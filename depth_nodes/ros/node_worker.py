@@ -31,6 +31,7 @@ class FrameWorker:
         self._pending: ImageFrame | None = None
         self._pending_deadline = 0.0
         self._pending_lock = threading.Lock()
+        self._motion_ms: float | None = None  # worker thread only
         self._running = False
         self.thread = threading.Thread(target=self._work, name="depth_worker", daemon=True)
 
@@ -104,6 +105,7 @@ class FrameWorker:
         self, camera_frame: str, scan: pl.Scan, t_image_ns: int, p
     ) -> tuple[pl.Scan, np.ndarray | None, str]:
         """Extrinsics + motion compensation: the scan's points (deskewed) and ``camera(t_image) <- lidar``."""
+        t0 = time.perf_counter()
         try:
             c = self.node.motion.apply(
                 scan.points, scan.point_time_ns, scan.frame_id, scan.stamp_ns, camera_frame, t_image_ns,
@@ -111,6 +113,7 @@ class FrameWorker:
             )  # fmt: skip
             if c.deskewed:
                 scan = pl.Scan(c.points, scan.stamp_ns, scan.frame_id, scan.point_time_ns)
+            self._motion_ms = (time.perf_counter() - t0) * 1e3
             return scan, c.T_cam_lidar, ""
         except (ExtrinsicsError, DepthNodesError) as exc:
             self.node.warn("extrinsics", f"extrinsics: {exc}")
@@ -133,6 +136,7 @@ class FrameWorker:
         settings = node.settings  # one immutable snapshot for the whole frame
         p = settings.params
         why_no_image = "camera stale"
+        self._motion_ms: float | None = None
         if isinstance(frame, ImageFrame):
             self.inputs.last_camera_frame = frame.frame_id
             scan, T, why = self._pair(frame, p)
@@ -163,6 +167,8 @@ class FrameWorker:
         t0 = time.perf_counter()
         node.publish(result, frame)
         result.timings_ms["publish"] = (time.perf_counter() - t0) * 1e3
+        if self._motion_ms is not None:  # extrinsics + motion compensation of this frame's scan
+            result.timings_ms["motion"] = self._motion_ms
         done = time.perf_counter()
         gap_ms = (node.now_ns() - stamp_ns) * 1e-6
         on_clock = node.use_sim_time or -p.max_future_stamp_s * 1e3 <= gap_ms <= CLOCK_AGREEMENT_S * 1e3
