@@ -118,6 +118,17 @@ def test_missing_odometry_falls_back_and_says_why():
     c = ScanCompensator("tf", FakeTf(fixed="map")).apply(pts, dt, "lidar", t_img, "cam", t_img, "odom")
     assert c.status.startswith("no motion compensation (no odometry TF: no odom at")
     np.testing.assert_array_equal(c.T_cam_lidar, T_CAM_LIDAR)
+    # The next frames do not wait for the missing frame again (a TF timeout each) until the retry time.
+    comp = ScanCompensator("tf", FakeTf(fixed="map"))
+    comp.apply(pts, dt, "lidar", t_img, "cam", t_img, "odom")
+    n_calls = len(comp.extrinsics.calls)
+    again = comp.apply(pts, dt, "lidar", t_img, "cam", t_img, "odom")
+    assert len(comp.extrinsics.calls) == n_calls and again.status.startswith(
+        "no motion compensation (no odometry"
+    )
+    comp._tf_retry_at = 0.0  # retry time reached
+    comp.apply(pts, dt, "lidar", t_img, "cam", t_img, "odom")
+    assert len(comp.extrinsics.calls) > n_calls
     # Odometry only from the scan stamp on (first frame): scan-level yes, twist no.
     c = ScanCompensator("tf", FakeTf(t_from_ns=t_img)).apply(pts, dt, "lidar", t_img, "cam", t_img)
     assert not c.deskewed and c.status.startswith("motion compensation: tf (odom), deskew off (no twist:")

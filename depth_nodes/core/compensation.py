@@ -18,6 +18,7 @@ failures raise :class:`~depth_nodes.errors.DepthNodesError` subclasses.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,9 @@ from depth_nodes.core import motion as M
 from depth_nodes.errors import DepthNodesError
 
 MODES = ("auto", "tf", "lidar_odometry", "off")
+#: After a failed odometry lookup, frames skip it this long (a missing fixed frame must not cost every frame
+#: the TF timeout); the status keeps the reason.
+TF_RETRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class ScanCompensator:
         self.extrinsics = extrinsics
         self.odometry = odometry
         self.status = M.status("off" if self.mode == "off" else self.mode, detail="no frame yet")
+        self._tf_retry_at = 0.0
+        self._tf_failure = ""
 
     def apply(
         self,
@@ -93,11 +99,16 @@ class ScanCompensator:
 
     def _tf(self, points, times, lidar, t_scan, camera, t_image, fixed, window_s) -> Compensated:
         ext = self.extrinsics
+        if time.monotonic() < self._tf_retry_at:
+            T = ext.lookup(camera, lidar, t_scan)
+            return Compensated(points, T, M.status("off", detail=self._tf_failure), False)
         try:
             T = ext.lookup_full(camera, t_image, lidar, t_scan, fixed)
         except DepthNodesError as exc:
             T = ext.lookup(camera, lidar, t_scan)  # raises when there are no extrinsics at all
-            return Compensated(points, T, M.status("off", detail=f"no odometry TF: {exc}"), False)
+            self._tf_retry_at = time.monotonic() + TF_RETRY_S
+            self._tf_failure = f"no odometry TF: {exc}"
+            return Compensated(points, T, M.status("off", detail=self._tf_failure), False)
         if times is None:
             return Compensated(points, T, M.status("tf", fixed, False), False)
         window_ns = int(round(window_s * 1e9))
