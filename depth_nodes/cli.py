@@ -38,6 +38,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "depth_nodes.bench",
         "benchmarks: completion accuracy/latency, projection, node latency (JSON out)",
     ),
+    "export": ("depth_nodes.runtime.cli_export", "export a learned model to ONNX (named I/O, metadata, parity check)"),
+    "build-engine": (
+        "depth_nodes.runtime.cli_build_engine",
+        "build (or find in the cache) a TensorRT engine from an ONNX (CUDA GPU + TensorRT)",
+    ),
+    "check-engine": (
+        "depth_nodes.runtime.cli_check_engine",
+        "compare a TensorRT engine with ONNX Runtime on frames; FPS per precision (CUDA GPU + TensorRT)",
+    ),
     "kitti2bag": ("depth_nodes.data.kitti2bag", "convert a KITTI raw drive to a rosbag2 (mcap or sqlite3)"),
     "play": ("depth_nodes.ros.bag_play", "play a rosbag2 with rclpy (no ROS CLI needed)"),
     "record": (

@@ -1,0 +1,146 @@
+"""What ``depth-nodes build-engine`` and ``depth-nodes check-engine`` do: TensorRT engines from ONNX, for GPU users.
+
+build-engine builds (or finds in the cache) the engine of an ONNX for a precision and resolutions;
+check-engine also compares the engine with ONNX Runtime on saved frames (max / mean |difference|) and prints
+FPS per precision. Without a CUDA GPU + tensorrt both say so and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def _res(text: str) -> tuple[int, int]:
+    h, w = text.lower().split("x")
+    return int(h), int(w)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("onnx", help="ONNX file (from depth-nodes export)")
+    p.add_argument("--resolution", "-r", action="append", type=_res, metavar="HxW",
+                   help="profile resolution, repeatable (default 352x1216)")  # fmt: skip
+    p.add_argument("--engine-cache-dir", default="~/.cache/depth_nodes/engines", help="engine cache directory")
+    p.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT workspace pool limit (MiB)")
+    p.add_argument("--force-engine-update", action="store_true", help="rebuild even when a cached engine matches")
+    p.add_argument("--calib-dir", help="directory of .npz frames for INT8 calibration (and check frames)")
+
+
+def add_build_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+
+
+def add_check_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--engine", help="use this engine file instead of the cache")
+    p.add_argument("--precision", action="append", choices=("fp32", "fp16", "int8"),
+                   help="precision(s) to check (default fp32 and fp16)")  # fmt: skip
+    p.add_argument("--frames", help="directory of saved .npz frames (default: procedural street frames)")
+    p.add_argument("--iterations", type=int, default=50, help="timed inferences per precision")
+
+
+def _no_gpu() -> str:
+    from depth_nodes.runtime.factory import _has, cuda_gpu
+
+    if not cuda_gpu():
+        return "no CUDA GPU is visible (TensorRT engines are built and run on NVIDIA GPUs only)"
+    if not _has("tensorrt"):
+        return "tensorrt is not importable: JetPack's TensorRT on a Jetson, else pip install 'depth_nodes[trt]'"
+    return ""
+
+
+def _feeds(info, frames, res):
+    from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
+
+    norm = Normalisation.from_contract(info.json_meta("inputs"))
+    return [to_inputs_numpy(i, s, norm, info.stride, size=res) for i, s in frames]
+
+
+def _frames(args, res, n=4):
+    from depth_nodes.runtime.frames import load_frames, street_frames
+
+    d = getattr(args, "frames", None) or args.calib_dir
+    return load_frames(d, limit=n) if d else street_frames(n, *res)
+
+
+def _backend(args, precision, info, res, frames, engine=None):
+    from depth_nodes.runtime.trt_backend import TensorRTBackend
+
+    feeds = _feeds(info, frames, res)
+    calib = None
+    if precision == "int8":
+        if not args.calib_dir:
+            raise SystemExit("int8 needs --calib-dir FRAMES (a directory of real frames, .npz)")
+        from depth_nodes.runtime.frames import load_frames
+
+        calib = _feeds(info, load_frames(args.calib_dir, limit=64), res)
+    return TensorRTBackend(
+        args.onnx, precision, "cuda:0", args.engine_cache_dir, args.resolution or [(352, 1216)],
+        args.workspace_mb, args.force_engine_update, engine, calib, feeds[:2], on_line=print,
+    )  # fmt: skip
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from depth_nodes.runtime.onnx_io import read_onnx
+
+    why = _no_gpu()
+    if why:
+        print(f"build-engine: cannot build here: {why}")
+        return 2
+    info = read_onnx(args.onnx)
+    res = (args.resolution or [(352, 1216)])[0]
+    b = _backend(args, args.precision, info, res, _frames(args, res, 2))
+    b.ensure_loaded()
+    for k, v in b.describe().items():
+        print(f"  {k}: {v}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from depth_nodes.runtime.onnx_io import read_onnx
+    from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
+
+    why = _no_gpu()
+    if why:
+        print(f"check-engine: cannot check here: {why}")
+        return 2
+    info = read_onnx(args.onnx)
+    res = (args.resolution or [(352, 1216)])[0]
+    frames = _frames(args, res)
+    feeds = _feeds(info, frames, res)
+    ref = OnnxRuntimeBackend(args.onnx)
+    ref_out = [ref.infer(f) for f in feeds]
+    print(f"{args.onnx}: {len(feeds)} frames at {res[0]}x{res[1]}, reference ONNX Runtime CPU fp32")
+    worst = 0.0
+    for prec in args.precision or (["fp32"] if args.engine else ["fp32", "fp16"]):
+        b = _backend(args, prec, info, res, frames, args.engine)
+        b.ensure_loaded()
+        diffs = {n: [] for n in b.output_names}
+        for f, r in zip(feeds, ref_out, strict=True):
+            got = b.infer(f)
+            for n in diffs:
+                diffs[n].append(np.abs(got[n] - r[n]))
+        fps = _fps(b, feeds[0], args.iterations)
+        print(f"[{prec} -> engine {b.precision}] {b.build_path or b.cache_event}; {fps:.1f} FPS")
+        for n, ds in diffs.items():
+            d = np.concatenate([x.ravel() for x in ds])
+            print(f"   {n:<12} max|diff| {d.max():.3g}  mean|diff| {d.mean():.3g}")
+            if b.precision == "fp32":
+                worst = max(worst, float(d.max()))
+    return 0 if worst <= 1e-3 else 1
+
+
+def _fps(backend, feed, iterations: int) -> float:
+    import torch
+
+    t = {n: torch.from_numpy(v).cuda() for n, v in feed.items()}
+    backend.warmup(t, 3)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        backend.infer(t)
+    torch.cuda.synchronize()
+    return iterations / (time.perf_counter() - t0)

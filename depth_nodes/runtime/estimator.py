@@ -1,0 +1,185 @@
+"""The learned estimator of the pipeline, guarded by the classical completer.
+
+``completer: learned`` (node parameter) makes the guided mode run the model of ``model_dir`` (a model
+directory or an ``.onnx``) on ``backend`` / ``precision`` / ``device``. :class:`GuardedLearnedEstimator` loads
+it in the background (a TensorRT build takes minutes on a Jetson) and serves the classical completer until it
+is ready; a missing, corrupt or mismatched model, ONNX or engine -- at load or on any later frame -- switches
+it to the classical completer for good, with the reason in :meth:`diagnostics` (the node reports WARN).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from depth_nodes import completion
+from depth_nodes.completion.base import Completion
+from depth_nodes.errors import DepthNodesError, EmptyInputError
+from depth_nodes.runtime.base import Backend
+from depth_nodes.runtime.errors import ModelError
+from depth_nodes.runtime.factory import create_backend
+from depth_nodes.runtime.frames import street_frame
+from depth_nodes.runtime.preprocess import Normalisation, crop_outputs, to_inputs_numpy, to_inputs_torch
+
+log = logging.getLogger(__name__)
+LEARNED = "learned"
+
+
+@dataclass
+class LearnedOptions:
+    """Runtime settings of a learned estimator (the node parameters of the same names)."""
+
+    model_dir: str = ""
+    backend: str = "auto"
+    precision: str = "fp32"
+    device: str = "auto"
+    engine_cache_dir: str = "~/.cache/depth_nodes/engines"
+    force_engine_update: bool = False
+    resolutions: list[tuple[int, int]] = field(default_factory=lambda: [(352, 1216)])
+
+
+class LearnedEstimator:
+    """A loaded backend + its I/O contract (normalisation, stride, fixed size) as a pipeline estimator."""
+
+    needs_image = True
+    needs_lidar = True
+
+    def __init__(self, backend: Backend, norm: Normalisation, stride: int, fixed: tuple[int, int] | None) -> None:
+        self.backend = backend
+        self.norm = norm
+        self.stride = max(1, int(stride))
+        self.fixed = fixed
+        self.name = f"{LEARNED}:{backend.model_name}"
+
+    def predict(self, rgb: np.ndarray, sparse_m: np.ndarray) -> Completion:
+        h, w = sparse_m.shape
+        if self.backend.device.startswith("cuda"):
+            feed = to_inputs_torch(rgb, sparse_m, self.norm, self.stride, self.backend.device, self.fixed)
+        else:
+            feed = to_inputs_numpy(rgb, sparse_m, self.norm, self.stride, self.fixed)
+        depth, conf = crop_outputs(self.backend.infer(feed), h, w)
+        return Completion(depth, conf)
+
+    def estimate(self, inputs) -> Completion:
+        if inputs.sparse is None:
+            raise EmptyInputError("no LiDAR depth for the learned estimator")
+        if inputs.rgb is None:
+            raise EmptyInputError("the learned estimator needs the camera image")
+        return self.predict(inputs.rgb, inputs.sparse.depth)
+
+
+def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = None) -> LearnedEstimator:
+    """Create, load and warm up the learned estimator of ``opts``; :class:`ModelError` naming what is wrong."""
+    if not opts.model_dir:
+        raise ModelError("estimator 'learned' needs model_dir (a model directory or an .onnx file)")
+    path = Path(opts.model_dir).expanduser()
+    if not path.exists():
+        raise ModelError(f"model_dir {path} does not exist")
+    extra = {"on_line": on_line} if on_line else {}  # TensorRT build progress (other backends ignore it)
+    backend = create_backend(
+        path, opts.backend, opts.precision, opts.device, opts.engine_cache_dir, opts.resolutions,
+        opts.force_engine_update, **extra,
+    )  # fmt: skip
+    backend.ensure_loaded()
+    info = getattr(backend, "info", None)
+    if info is not None:  # ONNX-based backends: the contract travels in the ONNX metadata
+        norm = Normalisation.from_contract(info.json_meta("inputs"))
+        stride, fixed = info.stride, (None if info.dynamic_hw else info.resolution)
+    else:
+        cfg = backend.model.depth_nodes_config
+        norm = Normalisation.from_contract(cfg.get("inputs"))
+        stride, fixed = int(getattr(backend.model, "stride", 1)), None
+    est = LearnedEstimator(backend, norm, stride, fixed)
+    h, w = fixed or opts.resolutions[0]
+    img, sp = street_frame(h, w, seed=7)
+    out = est.predict(img, sp)
+    if not np.isfinite(out.depth).any():
+        raise ModelError(f"model {backend.model_name!r} gives no finite depth on a warm-up frame")
+    return est
+
+
+class GuardedLearnedEstimator:
+    """The learned estimator with a classical safety net (see the module docstring)."""
+
+    needs_image = True
+    needs_lidar = True
+
+    def __init__(
+        self,
+        options: LearnedOptions | None = None,
+        fallback: str = completion.DEFAULT_COMPLETER,
+        log_warning: Callable[[str], None] | None = None,
+        background: bool = True,
+    ) -> None:
+        self.options = options or LearnedOptions()
+        self.fallback = completion.create(fallback)
+        self.fallback_name = fallback
+        self._warn = log_warning or log.warning
+        self.learned: LearnedEstimator | None = None
+        self.state = "loading"
+        self.reason = "learned model loading"
+        self._lock = threading.Lock()
+        if background:
+            threading.Thread(target=self._load, name="learned-model-loader", daemon=True).start()
+        else:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            est = build_learned(self.options, on_line=lambda s: log.info("%s", s))
+        except Exception as exc:  # noqa: BLE001 - any failure of an optional model must leave the node running
+            self._fail(f"learned model unusable, using {self.fallback_name!r}: {_why(exc)}")
+            return
+        with self._lock:
+            self.learned, self.state = est, "active"
+            self.reason = est.backend.reason
+        log.info("learned estimator %s ready: %s", est.name, est.backend.describe())
+
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            self.learned, self.state, self.reason = None, "fallback", reason
+        self._warn(reason)
+
+    @property
+    def name(self) -> str:
+        est = self.learned
+        return est.name if est is not None else f"{self.fallback_name} (fallback)"
+
+    def estimate(self, inputs) -> Completion:
+        est = self.learned
+        if est is not None:
+            try:
+                return est.estimate(inputs)
+            except EmptyInputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failing model falls back instead of failing frames
+                self._fail(f"learned model failed on a frame, using {self.fallback_name!r}: {_why(exc)}")
+        if inputs.sparse is None:
+            raise EmptyInputError("no LiDAR depth for a LiDAR-based estimator")
+        return self.fallback.complete(inputs.sparse.depth, inputs.rgb)
+
+    def diagnostics(self) -> tuple[dict[str, str], list[str]]:
+        """(key/values, warnings) for the node's diagnostics; a warning makes the node report WARN."""
+        with self._lock:
+            est, state, reason = self.learned, self.state, self.reason
+        values = {"learned_state": state, "learned_reason": reason}
+        if est is not None:
+            values.update({f"learned_{k}": v for k, v in est.backend.describe().items()})
+        warnings = [reason] if state == "fallback" else []
+        return values, warnings
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, DepthNodesError) else f"{type(exc).__name__}: {exc}"
+
+
+def learned_factory(log: Callable[[str], None] | None = None, **options) -> GuardedLearnedEstimator:
+    """Factory registered as ``learned`` in the pipeline's estimator registry (options: LearnedOptions fields)."""
+    known = set(LearnedOptions.__dataclass_fields__)
+    opts = LearnedOptions(**{k: v for k, v in options.items() if k in known})
+    return GuardedLearnedEstimator(opts, log_warning=log, background=options.get("background", True))
