@@ -67,12 +67,27 @@ class CompleterEstimator:
 
 #: Estimators that are not plain completers (monocular, learned end-to-end) by name; their modules call
 #: :func:`register_estimator` on import. A name here wins over a completer of the same name.
-ESTIMATORS: dict[str, Callable[[], Estimator]] = {}
+ESTIMATORS: dict[str, Callable[..., Estimator]] = {}
+#: Names whose factory takes the selector's ``options`` (backend, precision, model_dir ...) and ``log``.
+_TAKES_OPTIONS: set[str] = set()
+#: Modules registering estimators on import (light: the heavy libraries load when an estimator is built).
+_PROVIDERS = ("depth_nodes.runtime.estimator",)
 
 
-def register_estimator(name: str, factory: Callable[[], Estimator]) -> None:
-    """Make ``name`` selectable as the estimator of any mode (``completer``, ``monocular_estimator`` ...)."""
+def register_estimator(name: str, factory: Callable[..., Estimator], takes_options: bool = False) -> None:
+    """Make ``name`` selectable as the estimator of any mode (``completer``, ``monocular_estimator`` ...).
+
+    ``takes_options``: the factory is called as ``factory(log=..., **options)`` with the selector's options.
+    """
     ESTIMATORS[name] = factory
+    (_TAKES_OPTIONS.add if takes_options else _TAKES_OPTIONS.discard)(name)
+
+
+def _load_providers() -> None:
+    from importlib import import_module
+
+    for mod in _PROVIDERS:
+        import_module(mod)
 
 
 def _create_completer(name: str, log: Callable[[str], None]) -> tuple[completion.Completer, str]:
@@ -99,7 +114,11 @@ class EstimatorSelector:
         lidar_only: str = "lidar_only",
         monocular: str = "",
         log: Callable[[str], None] = print,
+        options: dict | None = None,
     ) -> None:
+        _load_providers()
+        self.options = dict(options or {})
+        self._log = log
         self.requested = {GUIDED: guided, LIDAR_ONLY: lidar_only, MONOCULAR: monocular}
         self._by_mode: dict[str, Estimator | None] = {MONOCULAR: None, NONE: None}
         self.active_names = {MONOCULAR: "", NONE: ""}
@@ -107,17 +126,33 @@ class EstimatorSelector:
         # LiDAR-only mode never receives an image, whatever the completer could use.
         for mode, name, needs_image in ((GUIDED, guided, True), (LIDAR_ONLY, lidar_only, False)):
             if name in ESTIMATORS:
-                self._by_mode[mode], self.active_names[mode] = ESTIMATORS[name](), name
+                self._by_mode[mode], self.active_names[mode] = self._make(name), name
             else:
                 comp, used = _create_completer(name, log)
                 self._by_mode[mode] = CompleterEstimator(comp, needs_image=needs_image)
                 self.active_names[mode] = used
         if monocular in ESTIMATORS:
-            self._by_mode[MONOCULAR], self.active_names[MONOCULAR] = ESTIMATORS[monocular](), monocular
+            self._by_mode[MONOCULAR], self.active_names[MONOCULAR] = self._make(monocular), monocular
         elif monocular:
             log(
                 f"monocular estimator {monocular!r} is not available in this build: monocular mode publishes nothing"
             )
+
+    def _make(self, name: str) -> Estimator:
+        if name in _TAKES_OPTIONS:
+            return ESTIMATORS[name](log=self._log, **self.options)
+        return ESTIMATORS[name]()
+
+    def diagnostics(self) -> tuple[dict[str, str], list[str]]:
+        """(key/values, warnings) of estimators that report their own state (learned: backend, fallback)."""
+        values: dict[str, str] = {}
+        warnings: list[str] = []
+        for est in {id(e): e for e in self._by_mode.values() if e is not None}.values():
+            if hasattr(est, "diagnostics"):
+                v, w = est.diagnostics()
+                values.update(v)
+                warnings += w
+        return values, warnings
 
     def for_mode(self, mode: str) -> Estimator | None:
         return self._by_mode.get(mode)

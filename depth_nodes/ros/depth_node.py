@@ -27,7 +27,7 @@ from depth_nodes import pipeline as pl
 from depth_nodes.ros import conversions as conv
 from depth_nodes.ros import params as P
 from depth_nodes.ros import qos as Q
-from depth_nodes.ros.diagnostics import NodeReport, RateLimitedLog, assess, build_diagnostics
+from depth_nodes.ros.diagnostics import WARN, NodeReport, RateLimitedLog, assess, build_diagnostics
 from depth_nodes.ros.extrinsics import make_compensator, make_extrinsics
 from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
 from depth_nodes.ros.node_main import NODE_NAME, TOPICS, main  # noqa: F401 - main: console script target
@@ -76,7 +76,8 @@ class DepthNode(Node):
         log = self.get_logger()
         self.warn = RateLimitedLog(log.warning, self.p.warning_period_s)
         self.selector = pl.EstimatorSelector(
-            self.p.completer, self.p.lidar_only_completer, self.p.monocular_estimator, log=log.warning
+            self.p.completer, self.p.lidar_only_completer, self.p.monocular_estimator, log=log.warning,
+            options=self._estimator_options(),
         )
         self.modes = pl.ModeMachine(self.p.mode_hysteresis_frames, on_transition=self._on_transition)
         self.pipeline = pl.FramePipeline(
@@ -109,6 +110,14 @@ class DepthNode(Node):
         return self.settings.params
 
     # ------------------------------------------------------------------ set-up
+    def _estimator_options(self) -> dict:
+        """Settings of learned estimators (depth_nodes.runtime): model, backend, precision, device, cache."""
+        p = self.p
+        return {
+            "model_dir": p.model_dir, "backend": p.backend, "precision": p.precision, "device": p.device,
+            "engine_cache_dir": p.engine_cache_dir, "force_engine_update": p.force_engine_update,
+        }  # fmt: skip
+
     def _create_endpoints(self) -> None:
         p, inputs = self.p, self.inputs
 
@@ -290,6 +299,11 @@ class DepthNode(Node):
             values[f"images_rejected_{cause.replace(' ', '_')}"] = n
         for stage, ms in snap.stage_p50_ms.items():
             values[f"stage_{stage}_p50_ms"] = ms
+        est_values, est_warnings = self.selector.diagnostics()  # learned estimator: backend, fallback reason
+        values.update(est_values)
+        if est_warnings:  # the configured model is not running: degraded whatever the mode
+            level = max(level, WARN)
+            message += "".join(f"; {w}" for w in est_warnings)
         return NodeReport(mode, mode_reason, values, level, message)
 
     def _publish_diagnostics(self) -> None:

@@ -9,6 +9,7 @@ accepted, unsafe ones (estimators, backend, QoS, extrinsics source) are rejected
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -42,6 +43,15 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("monocular_estimator", "", "estimator of monocular mode (LiDAR stale); empty = none yet", False),
     ParamSpec("backend", "auto", "inference backend for learned estimators", False,
               choices=("auto", "tensorrt", "onnxruntime", "torch")),
+    ParamSpec("model_dir", "", "model of completer 'learned': a model directory (config.json + model.safetensors) "
+              "or an .onnx file", False),
+    ParamSpec("precision", "fp32", "inference precision of learned estimators (fp16/int8: TensorRT or torch CUDA)",
+              False, choices=("fp32", "fp16", "int8")),
+    ParamSpec("device", "auto", "device of learned estimators: auto, cpu, cuda or cuda:N", False),
+    ParamSpec("engine_cache_dir", "~/.cache/depth_nodes/engines", "TensorRT engine cache (and exported ONNX) directory",
+              False),
+    ParamSpec("force_engine_update", False, "rebuild the TensorRT engine at start-up even when the cache matches",
+              False),
     # --- inputs and QoS
     ParamSpec("use_compressed_image", False, "subscribe to image/compressed (jpeg/png) instead of image", False),
     ParamSpec("camera_model", "auto", "how camera_info describes the image: raw = K + D, rectified = P (no "
@@ -119,6 +129,11 @@ class NodeParams:
     lidar_only_completer: str
     monocular_estimator: str
     backend: str
+    model_dir: str
+    precision: str
+    device: str
+    engine_cache_dir: str
+    force_engine_update: bool
     use_compressed_image: bool
     camera_model: str
     max_incidence_deg: float
@@ -216,6 +231,8 @@ def check_consistency(p: NodeParams) -> None:
         )
     if p.image_bit_depth and not 8 <= p.image_bit_depth <= 16:
         raise ParameterError(f"image_bit_depth must be 0 (detect) or 8..16, got {p.image_bit_depth}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
+        raise ParameterError(f"parameter 'device' must be auto, cpu, cuda or cuda:N; got {p.device!r}")
     if p.max_depth_m <= p.min_depth_m:
         raise ParameterError(f"max_depth_m ({p.max_depth_m}) must exceed min_depth_m ({p.min_depth_m})")
 

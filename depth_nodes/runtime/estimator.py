@@ -183,3 +183,12 @@ def learned_factory(log: Callable[[str], None] | None = None, **options) -> Guar
     known = set(LearnedOptions.__dataclass_fields__)
     opts = LearnedOptions(**{k: v for k, v in options.items() if k in known})
     return GuardedLearnedEstimator(opts, log_warning=log, background=options.get("background", True))
+
+
+def _register() -> None:
+    from depth_nodes.pipeline.estimators import register_estimator
+
+    register_estimator(LEARNED, learned_factory, takes_options=True)
+
+
+_register()

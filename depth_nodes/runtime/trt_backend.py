@@ -99,7 +99,8 @@ class TensorRTBackend(Backend):
         self.resolutions = list(resolutions or [(352, 1216)])
         self.workspace_bytes = int(workspace_mb) << 20
         self.force_engine_update = force_engine_update
-        self.engine_file = Path(engine_path) if engine_path else None
+        self.given_engine = Path(engine_path) if engine_path else None  # a user's engine: never rebuilt
+        self.engine_file: Path | None = None
         self.calib_inputs = calib_inputs
         self.warmup_inputs = warmup_inputs
         self._trt = trt_module
@@ -197,11 +198,11 @@ class TensorRTBackend(Backend):
 
     def _open_engine(self, precision: str, force: bool) -> None:
         profiles = profiles_for(self.info, self.resolutions)
-        if self.engine_file is not None:
-            if not self.engine_file.is_file():
-                raise EngineError(f"engine file {self.engine_file} does not exist")
-            self.engine = self._deserialize(self.engine_file.read_bytes(), str(self.engine_file))
-            self.cache_event = f"given engine {self.engine_file.name}"
+        if self.given_engine is not None:
+            if not self.given_engine.is_file():
+                raise EngineError(f"engine file {self.given_engine} does not exist")
+            self.engine = self._deserialize(self.given_engine.read_bytes(), str(self.given_engine))
+            self.engine_file, self.cache_event = self.given_engine, f"given engine {self.given_engine.name}"
         else:
             plan, path = self._engine_bytes(precision, profiles, force)
             try:
@@ -269,7 +270,7 @@ class TensorRTBackend(Backend):
                 log.warning("%s", reason)
                 self.on_line(reason)
                 self.notes.append(reason)
-                self.precision = "fp32"
+                self.precision, self.given_engine = "fp32", None  # fp32 from the ONNX, into the cache
                 self._open_engine("fp32", False)
                 return
 

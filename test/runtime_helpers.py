@@ -1,0 +1,44 @@
+"""Shared fixtures of the runtime tests: one small conv model made here, saved and exported once per session."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0 then .[ml])")
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[ml]')")
+
+from depth_nodes import models  # noqa: E402
+from depth_nodes.runtime.export import export  # noqa: E402
+
+SMALL = {"width": 4, "levels": 2}  # stride 4
+EXPORT_HW = (32, 48)
+
+
+def small_model(seed: int = 0, **params):
+    torch.manual_seed(seed)
+    return models.create("tiny_unet", {**SMALL, **params})
+
+
+def constant_depth_model(depth_m: float, confidence: float = 0.5):
+    """A model whose output is ``depth_m`` everywhere: zero head weights, the bias sets the inverse depth."""
+    m = small_model()
+    inv_min, inv_max = m.inv_min, m.inv_max
+    s = (1.0 / depth_m - inv_min) / (inv_max - inv_min)
+    with torch.no_grad():
+        m.head.weight.zero_()
+        m.head.bias[0] = math.log(s / (1 - s))
+        m.head.bias[1] = math.log(confidence / (1 - confidence))
+    return m
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> dict:
+    """{"dir": model dir, "onnx": dynamic ONNX, "report": parity report, "model": the torch model}."""
+    root: Path = tmp_path_factory.mktemp("runtime_model")
+    m = small_model()
+    models.save(m, root / "model")
+    report = export(m, root / "model.onnx", *EXPORT_HW)
+    return {"dir": root / "model", "onnx": root / "model.onnx", "report": report, "model": m}
