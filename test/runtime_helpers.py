@@ -34,11 +34,19 @@ def constant_depth_model(depth_m: float, confidence: float = 0.5):
     return m
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory) -> dict:
-    """{"dir": model dir, "onnx": dynamic ONNX, "report": parity report, "model": the torch model}."""
+_EXPORTED: dict = {}
+
+
+def exported_model(tmp_path_factory) -> dict:
+    """{"dir": model dir, "onnx": dynamic ONNX, "report": parity report, "model": the torch model}.
+
+    Made once per session (the export takes seconds) whichever test module asks first.
+    """
+    if _EXPORTED:
+        return _EXPORTED
     root: Path = tmp_path_factory.mktemp("runtime_model")
     m = small_model()
     models.save(m, root / "model")
     report = export(m, root / "model.onnx", *EXPORT_HW)
-    return {"dir": root / "model", "onnx": root / "model.onnx", "report": report, "model": m}
+    _EXPORTED.update({"dir": root / "model", "onnx": root / "model.onnx", "report": report, "model": m})
+    return _EXPORTED

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from runtime_helpers import EXPORT_HW, exported, small_model, torch  # noqa: F401 - fixture
+from runtime_helpers import EXPORT_HW, exported_model, torch
 
 from depth_nodes import models
 from depth_nodes.cli import main as cli_main
 from depth_nodes.runtime.errors import ModelError
-from depth_nodes.runtime.export import export
 from depth_nodes.runtime.frames import street_frame
 from depth_nodes.runtime.onnx_io import read_onnx
 from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
 from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    return exported_model(tmp_path_factory)
 
 
 def _torch_out(model, feed):

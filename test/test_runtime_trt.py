@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_helpers import exported, torch  # noqa: F401 - fixture
+from runtime_helpers import exported_model, torch
 from runtime_trt_fakes import make_fake_trt
 
 from depth_nodes.runtime import trt_precision
@@ -24,6 +24,11 @@ from depth_nodes.runtime.trt_backend import GpuInfo, TensorRTBackend
 
 ORIN = GpuInfo("Orin", "8.7")
 RES = [(32, 48), (16, 24)]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    return exported_model(tmp_path_factory)
 
 
 def feed(h: int, w: int, seed: int = 0) -> dict:
