@@ -50,3 +50,21 @@ def exported_model(tmp_path_factory) -> dict:
     report = export(m, root / "model.onnx", *EXPORT_HW)
     _EXPORTED.update({"dir": root / "model", "onnx": root / "model.onnx", "report": report, "model": m})
     return _EXPORTED
+
+
+_CONSTANT: dict = {}
+CONSTANT_DEPTH_M = 25.0
+
+
+def constant_model(tmp_path_factory) -> dict:
+    """{"dir", "onnx"} of :func:`constant_depth_model` (25 m, confidence 0.5); the ONNX is made the way a node
+    makes it from a directory without ``model.onnx``: exported into the engine cache dir by ``create_backend``."""
+    if _CONSTANT:
+        return _CONSTANT
+    from depth_nodes.runtime import create_backend
+
+    root: Path = tmp_path_factory.mktemp("constant_model")
+    models.save(constant_depth_model(CONSTANT_DEPTH_M), root / "model")
+    b = create_backend(root / "model", "onnxruntime", engine_cache_dir=root / "cache", resolutions=[EXPORT_HW])
+    _CONSTANT.update({"dir": root / "model", "onnx": b.onnx_path, "cache": root / "cache"})
+    return _CONSTANT

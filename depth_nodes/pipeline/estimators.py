@@ -154,6 +154,12 @@ class EstimatorSelector:
                 warnings += w
         return values, warnings
 
+    def close(self) -> None:
+        """Release estimators holding runtimes (learned models: sessions, engines) before shutdown."""
+        for est in {id(e): e for e in self._by_mode.values() if e is not None}.values():
+            if hasattr(est, "close"):
+                est.close()
+
     def for_mode(self, mode: str) -> Estimator | None:
         return self._by_mode.get(mode)
 

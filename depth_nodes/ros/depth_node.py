@@ -313,3 +313,4 @@ class DepthNode(Node):
 
     def shutdown(self) -> None:
         self.worker.stop()
+        self.selector.close()  # learned models: release ONNX Runtime / TensorRT before interpreter teardown

@@ -89,6 +89,10 @@ class Backend(ABC):
     @abstractmethod
     def _infer(self, inputs: Mapping[str, Any]) -> dict[str, Any]: ...
 
+    def close(self) -> None:
+        """Release the runtime's resources (sessions, engines, thread pools) while the interpreter is healthy."""
+        self.loaded = False
+
     def describe(self) -> dict[str, str]:
         """Key/values for diagnostics and logs."""
         d = {

@@ -121,7 +121,7 @@ class GuardedLearnedEstimator:
         self.fallback_name = fallback
         self._warn = log_warning or log.warning
         self.learned: LearnedEstimator | None = None
-        self.state = "loading"
+        self.state = "loading"  # -> active | fallback | closed
         self.reason = "learned model loading"
         self._lock = threading.Lock()
         if background:
@@ -136,6 +136,9 @@ class GuardedLearnedEstimator:
             self._fail(f"learned model unusable, using {self.fallback_name!r}: {_why(exc)}")
             return
         with self._lock:
+            if self.state == "closed":  # shut down while loading
+                est.backend.close()
+                return
             self.learned, self.state = est, "active"
             self.reason = est.backend.reason
         log.info("learned estimator %s ready: %s", est.name, est.backend.describe())
@@ -162,6 +165,15 @@ class GuardedLearnedEstimator:
         if inputs.sparse is None:
             raise EmptyInputError("no LiDAR depth for a LiDAR-based estimator")
         return self.fallback.complete(inputs.sparse.depth, inputs.rgb)
+
+    def close(self) -> None:
+        """Release the model (node shutdown); later frames use the classical completer."""
+        with self._lock:
+            est, self.learned = self.learned, None
+            if est is not None:
+                self.state, self.reason = "closed", "node shutting down"
+        if est is not None:
+            est.backend.close()
 
     def diagnostics(self) -> tuple[dict[str, str], list[str]]:
         """(key/values, warnings) for the node's diagnostics; a warning makes the node report WARN."""

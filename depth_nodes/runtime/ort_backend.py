@@ -30,10 +30,13 @@ def _import_ort():
 class OnnxRuntimeBackend(Backend):
     kind = "onnxruntime"
 
-    def __init__(self, onnx_path: str | Path, precision: str = "fp32", device: str = "cpu", threads: int = 0):
+    def __init__(
+        self, onnx_path: str | Path, precision: str = "fp32", device: str = "cpu", threads: int = 0, spin: bool = False
+    ):
         super().__init__(precision, device)
         self.onnx_path = Path(onnx_path)
         self.threads = int(threads)
+        self.spin = spin
         self.session = None
         self.info: OnnxInfo | None = None
 
@@ -58,6 +61,8 @@ class OnnxRuntimeBackend(Backend):
         if self.threads > 0:
             opts.intra_op_num_threads = self.threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No busy-waiting between inferences: the node shares the CPU with projection, colourising, DDS.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         try:
             self.session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=providers)
         except Exception as exc:  # ORT raises InvalidProtobuf / Fail / InvalidGraph for bad files
@@ -66,6 +71,10 @@ class OnnxRuntimeBackend(Backend):
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.model_name = self.info.model_name
         self.notes.append(f"providers={','.join(self.session.get_providers())}")
+
+    def close(self) -> None:
+        self.session = None
+        super().close()
 
     def _infer(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         torch_in = next((v for v in inputs.values() if is_torch(v)), None)

@@ -55,6 +55,10 @@ class TorchBackend(Backend):
             self.model = torch.compile(self.model, mode=mode, dynamic=False)
             self.notes.append(f"torch.compile mode={mode}")
 
+    def close(self) -> None:
+        self.model = None
+        super().close()
+
     def _infer(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         import torch
 

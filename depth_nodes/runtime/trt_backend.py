@@ -274,6 +274,10 @@ class TensorRTBackend(Backend):
                 self._open_engine("fp32", False)
                 return
 
+    def close(self) -> None:
+        self.context = self.engine = None
+        super().close()
+
     # ------------------------------------------------------------------ execution
     def select_profile(self, shapes: dict[str, tuple]) -> int:
         fits = [i for i, p in enumerate(self.engine_profiles) if p.covers(shapes)]

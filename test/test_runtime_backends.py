@@ -1,0 +1,141 @@
+"""Backends behind one interface: torch vs ONNX Runtime, auto choice, the learned estimator and its fallback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from runtime_helpers import CONSTANT_DEPTH_M, EXPORT_HW, constant_model, exported_model, torch
+
+from depth_nodes import completion
+from depth_nodes import pipeline as pl
+from depth_nodes.runtime import create_backend, factory
+from depth_nodes.runtime.errors import ModelError
+from depth_nodes.runtime.estimator import GuardedLearnedEstimator, LearnedOptions, build_learned
+from depth_nodes.runtime.frames import street_frame
+from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    return exported_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def constant(tmp_path_factory) -> dict:
+    return constant_model(tmp_path_factory)
+
+
+def test_torch_and_onnxruntime_backends_agree(exported, constant) -> None:
+    t = create_backend(exported["dir"], "torch", device="cpu")
+    o = create_backend(exported["onnx"], "onnxruntime")
+    img, sp = street_frame(*EXPORT_HW, seed=5)
+    feed = to_inputs_numpy(img, sp, Normalisation(), 4)
+    a, b = t.infer(feed), o.infer(feed)
+    assert isinstance(a["depth"], np.ndarray) and isinstance(b["depth"], np.ndarray)  # numpy in -> numpy out
+    for n in ("depth", "confidence"):
+        assert np.abs(a[n] - b[n]).max() <= 1e-4
+    tt = o.infer({n: torch.from_numpy(v) for n, v in feed.items()})
+    assert isinstance(tt["depth"], torch.Tensor)  # torch in -> torch out
+    with pytest.raises(ModelError, match="missing \\['sparse_inv_depth'\\]"):
+        o.infer({"image": feed["image"]})
+    assert t.describe()["backend"] == "torch" and o.describe()["model"] == "tiny_unet"
+    # a model directory without model.onnx is exported into the cache dir for ONNX Runtime (and reused)
+    assert constant["onnx"].parent == constant["cache"] and constant["onnx"].name.startswith("tiny_unet-")
+    again = create_backend(constant["dir"], "onnxruntime", engine_cache_dir=constant["cache"])
+    assert again.onnx_path == constant["onnx"]
+
+
+def test_auto_choice_and_its_reason(monkeypatch, exported) -> None:
+    monkeypatch.setattr(factory, "cuda_gpu", lambda: "")
+    b = create_backend(exported["onnx"], "auto", precision="fp16")
+    assert b.kind == "onnxruntime" and b.precision == "fp32"
+    assert "no CUDA GPU visible" in b.reason and "fp16 needs TensorRT" in b.reason
+    with pytest.raises(ModelError, match="runs model.onnx in fp32 as exported"):
+        create_backend(exported["onnx"], "onnxruntime", precision="fp16").ensure_loaded()
+    have = {"tensorrt": True, "onnxruntime": True, "torch": True}
+    monkeypatch.setattr(factory, "_has", lambda m: have[m])
+    monkeypatch.setattr(factory, "cuda_gpu", lambda: "Orin")
+    assert factory.choose_backend("auto") == ("tensorrt", "auto: CUDA GPU Orin and tensorrt importable")
+    have["tensorrt"] = False
+    assert factory.choose_backend("auto")[0] == "onnxruntime"
+    have["onnxruntime"] = False
+    kind, why = factory.choose_backend("auto")
+    assert kind == "torch" and "tensorrt not importable" in why
+    with pytest.raises(ModelError, match="unknown backend"):
+        factory.choose_backend("tflite")
+
+
+def test_learned_estimator_runs_at_any_frame_size(constant) -> None:
+    for backend in ("onnxruntime", "torch"):
+        est = build_learned(LearnedOptions(str(constant["dir"]), backend, engine_cache_dir=str(constant["cache"]),
+                                           resolutions=[EXPORT_HW]))  # fmt: skip
+        img, sp = street_frame(30, 45)  # not a multiple of the stride: padded, then cropped back
+        out = est.predict(img, sp)
+        assert out.depth.shape == (30, 45) and np.allclose(out.depth, CONSTANT_DEPTH_M, atol=1e-3)
+        assert np.allclose(out.confidence, 0.5, atol=1e-4)
+
+
+def test_broken_model_falls_back_to_the_classical_completer(tmp_path, exported) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(exported["onnx"].read_bytes()[:3000])
+    g = GuardedLearnedEstimator(LearnedOptions(str(bad), "onnxruntime"), background=False, log_warning=lambda s: None)
+    values, warnings = g.diagnostics()
+    assert g.state == "fallback" and values["learned_state"] == "fallback"
+    assert warnings and "corrupt or truncated" in warnings[0] and "using 'guided'" in warnings[0]
+    assert g.name == "guided (fallback)"
+    img, sp = street_frame(32, 48)
+
+    class Inputs:
+        rgb, sparse = img, type("S", (), {"depth": sp})()
+
+    ref = completion.create("guided").complete(sp, img)
+    np.testing.assert_array_equal(g.estimate(Inputs()).depth, ref.depth)
+    missing = GuardedLearnedEstimator(LearnedOptions(""), background=False, log_warning=lambda s: None)
+    assert "needs model_dir" in missing.reason
+    ok = GuardedLearnedEstimator(LearnedOptions(str(exported["onnx"]), "onnxruntime"), background=False)
+    assert ok.state == "active" and ok.name == "learned:tiny_unet"
+    assert ok.diagnostics()[0]["learned_backend"] == "onnxruntime" and not ok.diagnostics()[1]
+
+
+def test_selector_builds_learned_with_options(exported) -> None:
+    logs = []
+    sel = pl.EstimatorSelector("learned", "lidar_only", log=logs.append,
+                               options={"model_dir": str(exported["onnx"]), "backend": "onnxruntime",
+                                        "background": False})  # fmt: skip
+    est = sel.for_mode(pl.GUIDED)
+    assert est.name == "learned:tiny_unet" and sel.active_names[pl.GUIDED] == "learned"
+    values, warnings = sel.diagnostics()
+    assert values["learned_state"] == "active" and warnings == []
+
+
+def test_classical_path_never_imports_torch_or_onnxruntime() -> None:
+    code = """
+import sys, json
+import numpy as np
+from depth_nodes import pipeline as pl, runtime, models
+from depth_nodes.cli import build_parser
+build_parser()
+sel = pl.EstimatorSelector("guided", "lidar_only", log=lambda s: None)
+sp = np.zeros((64, 96), np.float32); sp[::4, ::3] = 10.0
+img = np.full((64, 96, 3), 128, np.uint8)
+out = sel.for_mode(pl.GUIDED).completer.complete(sp, img)
+assert np.isfinite(out.depth).any()
+print(json.dumps([m for m in ("torch", "onnxruntime", "onnx", "tensorrt") if m in sys.modules]))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == []
+
+
+def test_gpu_torch_backend_fp16(exported) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine: torch CUDA fp16 runs only where one is")
+    b = create_backend(exported["dir"], "torch", precision="fp16", device="cuda:0")
+    img, sp = street_frame(*EXPORT_HW)
+    feed = to_inputs_numpy(img, sp, Normalisation(), 4)
+    ref = create_backend(exported["dir"], "torch", device="cpu").infer(feed)
+    assert np.abs(b.infer(feed)["depth"] - ref["depth"]).max() < 0.05 * ref["depth"].max()
