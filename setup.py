@@ -42,8 +42,13 @@ setup(
             "ros-jazzy-diagnostic-msgs",
         ],
         "bag": [],  # kept for compatibility: rosbags is a core dependency now
-        # Learned models (torch, onnxruntime, transformers, tensorrt) come with their own issue; torch must then
-        # be pinned to the wheel installed first, never an unpinned requirement (that pulls a CUDA build).
+        # Learned models: torch pinned to the wheel installed first (`pip install torch==2.13.0` before
+        # `.[ml]`), never an unpinned requirement (that would pull another build); onnx + onnxscript export,
+        # onnxruntime runs the ONNX on any CPU, safetensors holds the weights.
+        "ml": ["torch==2.13.0", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1", "safetensors>=0.4"],
+        # TensorRT for desktop / server NVIDIA GPUs from PyPI. On a Jetson use JetPack's TensorRT
+        # (python3-libnvinfer), not this wheel: see docs/runtime.md.
+        "trt": ["tensorrt>=10.0"],
         # LiDAR odometry for `depth-nodes make-gt` on drives without poses (KITTI raw).
         "gt": ["kiss-icp>=1.0"],
         "dev": ["pytest>=7", "ruff>=0.5", "kiss-icp>=1.0"],

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need (ROS 2 Jazzy rclpy + messages from PyPI, rosbags, dev tools) and run them.
+# Install everything the tests need (ROS 2 Jazzy rclpy + messages from PyPI, rosbags, dev tools, torch +
+# ONNX Runtime for the learned-model runtime) and run them.
 # Usage: bash scripts/test.sh [pytest args...]
 # Python: the active virtual environment, else python3 -- unless that one is "externally managed" (Debian's
 # /usr/bin/python3, PEP 668), then a .venv here is created and used.
@@ -11,7 +12,9 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -f "$(python3 -c 'import sysconfig; print(sysc
   [ -x .venv/bin/python ] || python3 -m venv .venv
   PY=$PWD/.venv/bin/python
 fi
-"$PY" -m pip install --quiet -e ".[ros,dev]"
+# torch first, pinned: `.[ml]` then finds it satisfied instead of pulling another build.
+"$PY" -m pip install --quiet "torch==2.13.0"
+"$PY" -m pip install --quiet -e ".[ros,dev,ml]"
 # (further installs go here, e.g. extras for optional backends: "$PY" -m pip install --quiet ...)
 "$PY" -m ruff check .
 set +e
