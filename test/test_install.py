@@ -111,7 +111,7 @@ PYTHON_KEYS = {
 }
 #: Learned-model backends: imported lazily, only by the optional estimators (pip extras), never required.
 OPTIONAL = {"torch", "onnx", "onnxruntime", "onnxscript", "transformers", "tensorrt", "safetensors", "kiss_icp",
-            "pycuda", "cuda", "huggingface_hub"}  # fmt: skip
+            "pycuda", "cuda", "huggingface_hub", "modelopt", "onnxconverter_common"}  # fmt: skip
 #: Dependencies that are used without an import statement, with the text that shows the use.
 USED_WITHOUT_IMPORT = {
     "tf2_msgs": (ROOT / "depth_nodes", '"tf2_msgs/msg/TFMessage"'),  # msg class imported by name for play
