@@ -13,6 +13,10 @@ BENCHES = {
         "depth_nodes.eval.bench_deskew",
         "a moving spinning LiDAR's sweep: error at object edges uncompensated vs deskewed",
     ),
+    "runtime": (
+        "depth_nodes.runtime.bench_runtime",
+        "learned-model backends on the CPU (torch vs ONNX Runtime) at 1216x352: latency, parity",
+    ),
     "node": (
         "depth_nodes.ros.bench_node",
         "the depth node in its own process fed at 10/30 Hz: latency, drops, CPU, RSS",
