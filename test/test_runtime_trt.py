@@ -105,7 +105,10 @@ def test_precision_path_tensorrt_10(exported, tmp_path) -> None:
     b = make(exported["onnx"], tmp_path, trt, "int8", calib_inputs=calib)
     assert trt.calls["flags"][-1] == ["BuilderFlag.FP16", "BuilderFlag.INT8"]
     assert trt.calls["calib_batches"] == 3 and "IInt8EntropyCalibrator2" in b.build_path
-    with pytest.raises(EngineError, match="calibration frames"):
+    builds = trt.calls["builds"]
+    b = make(exported["onnx"], tmp_path, trt, "int8")  # no frames (the node): finds the calibrated engine
+    assert trt.calls["builds"] == builds and "calibrated by build-engine" in b.cache_event
+    with pytest.raises(EngineError, match="no cached int8 engine.*build-engine"):
         make(exported["onnx"], tmp_path / "c2", trt, "int8")
     # An ONNX that carries its types (fp16 tensors) is built strongly typed, without precision flags.
     typed = tmp_path / "typed.onnx"
@@ -139,7 +142,7 @@ def test_precision_path_tensorrt_11(exported, tmp_path, monkeypatch) -> None:
     assert converted and converted[0].parent == tmp_path  # converted ONNX lives in the cache dir
     assert trt.calls["flags"][-1] == [] and trt.calls["network_flags"][-1] == 0  # no flags at all in 11.x
     assert "strongly typed" in b.build_path and any("fake autocast" in n for n in b.notes)
-    with pytest.raises(EngineError, match="calibration frames"):
+    with pytest.raises(EngineError, match="no cached int8 engine"):
         make(exported["onnx"], tmp_path, trt, "int8")
     quantized = []
 
@@ -157,7 +160,7 @@ def test_precision_path_tensorrt_11(exported, tmp_path, monkeypatch) -> None:
 def test_fp16_guard_rebuilds_in_fp32(exported, tmp_path) -> None:
     trt = make_fake_trt("10.3.0")
     trt.fp16_overflow = True
-    b = make(exported["onnx"], tmp_path, trt, "fp16", warmup_inputs=[feed(32, 48)])
+    b = make(exported["onnx"], tmp_path, trt, "fp16")  # default warm-up: street frames at the first profile
     assert b.precision == "fp32" and trt.calls["builds"] == 2 and trt.calls["flags"][-1] == []
     assert any("non-finite outputs on warm-up frame 0" in n for n in b.notes)
     assert np.isfinite(b.infer(feed(32, 48))["depth"]).all()

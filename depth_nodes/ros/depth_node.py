@@ -116,6 +116,7 @@ class DepthNode(Node):
         return {
             "model_dir": p.model_dir, "backend": p.backend, "precision": p.precision, "device": p.device,
             "engine_cache_dir": p.engine_cache_dir, "force_engine_update": p.force_engine_update,
+            "resolutions": p.model_resolutions,
         }  # fmt: skip
 
     def _create_endpoints(self) -> None:

@@ -52,6 +52,8 @@ SPECS: tuple[ParamSpec, ...] = (
               False),
     ParamSpec("force_engine_update", False, "rebuild the TensorRT engine at start-up even when the cache matches",
               False),
+    ParamSpec("model_resolutions", "352x1216", "HxW[,HxW...] the learned model is prepared for (TensorRT profiles, "
+              "warm-up); camera sizes are padded to the model stride", False),
     # --- inputs and QoS
     ParamSpec("use_compressed_image", False, "subscribe to image/compressed (jpeg/png) instead of image", False),
     ParamSpec("camera_model", "auto", "how camera_info describes the image: raw = K + D, rectified = P (no "
@@ -134,6 +136,7 @@ class NodeParams:
     device: str
     engine_cache_dir: str
     force_engine_update: bool
+    model_resolutions: str
     use_compressed_image: bool
     camera_model: str
     max_incidence_deg: float
@@ -231,6 +234,8 @@ def check_consistency(p: NodeParams) -> None:
         )
     if p.image_bit_depth and not 8 <= p.image_bit_depth <= 16:
         raise ParameterError(f"image_bit_depth must be 0 (detect) or 8..16, got {p.image_bit_depth}")
+    if not re.fullmatch(r"\d+x\d+(,\d+x\d+)*", p.model_resolutions.replace(" ", "")):
+        raise ParameterError(f"parameter 'model_resolutions' must be HxW[,HxW...]; got {p.model_resolutions!r}")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise ParameterError(f"parameter 'device' must be auto, cpu, cuda or cuda:N; got {p.device!r}")
     if p.max_depth_m <= p.min_depth_m:

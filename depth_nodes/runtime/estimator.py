@@ -190,9 +190,23 @@ def _why(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, DepthNodesError) else f"{type(exc).__name__}: {exc}"
 
 
+def parse_resolutions(text: str) -> list[tuple[int, int]]:
+    """``"352x1216,376x1248"`` -> ``[(352, 1216), (376, 1248)]`` (H x W); :class:`ModelError` when malformed."""
+    try:
+        out = [tuple(int(v) for v in part.strip().lower().split("x")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        out = []
+    if not out or any(len(r) != 2 or min(r) < 1 for r in out):
+        raise ModelError(f"resolutions must be HxW[,HxW...], got {text!r}")
+    return out  # type: ignore[return-value]
+
+
 def learned_factory(log: Callable[[str], None] | None = None, **options) -> GuardedLearnedEstimator:
-    """Factory registered as ``learned`` in the pipeline's estimator registry (options: LearnedOptions fields)."""
+    """Factory registered as ``learned`` in the pipeline's estimator registry (options: LearnedOptions fields;
+    ``resolutions`` may be the node parameter's ``"HxW,HxW"`` text)."""
     known = set(LearnedOptions.__dataclass_fields__)
+    if isinstance(options.get("resolutions"), str):
+        options["resolutions"] = parse_resolutions(options["resolutions"])
     opts = LearnedOptions(**{k: v for k, v in options.items() if k in known})
     return GuardedLearnedEstimator(opts, log_warning=log, background=options.get("background", True))
 

@@ -175,6 +175,15 @@ class TensorRTBackend(Backend):
         if not force and (hit := self.cache.lookup(self.info.model_name, key)):
             self.cache_event = f"cache hit {hit.name}"
             return hit.read_bytes(), hit
+        if precision == "int8" and not self.calib_inputs:  # e.g. the node: use what build-engine calibrated
+            hit = None if force else self.cache.find_like(self.info.model_name, key, ("calib_sha256",))
+            if hit is None:
+                raise EngineError(
+                    "no cached int8 engine for this ONNX/GPU/TensorRT/profiles: build it first with "
+                    "`depth-nodes build-engine MODEL.onnx --precision int8 --calib-dir FRAMES`"
+                )
+            self.cache_event = f"cache hit {hit.name} (int8, calibrated by build-engine)"
+            return hit.read_bytes(), hit
         with self.cache.lock(path):
             if not force and (hit := self.cache.lookup(self.info.model_name, key)):
                 self.cache_event = f"built by another process meanwhile: {hit.name}"
@@ -253,7 +262,20 @@ class TensorRTBackend(Backend):
         self.model_name = self.info.model_name
         self.on_line(f"TensorRT {self.trt.__version__}: using the {gen}.x API path ({self.precision})")
         self._open_engine(self.precision, self.force_engine_update)
+        if self.warmup_inputs is None and self.precision != "fp32":
+            self.warmup_inputs = self._default_warmup()
         self._fp16_guard()
+
+    def _default_warmup(self) -> list[dict[str, np.ndarray]]:
+        """Two street-like frames at the first profile's size, normalised as the ONNX metadata says."""
+        from depth_nodes.runtime.frames import street_frames
+        from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
+
+        _n, _lo, opt, _hi = self.engine_profiles[0].shapes[0]
+        h, w = int(opt[2]), int(opt[3])
+        norm = Normalisation.from_contract(self.info.json_meta("inputs"))
+        feeds = [to_inputs_numpy(i, s, norm, self.info.stride, size=(h, w)) for i, s in street_frames(2, h, w)]
+        return [{n: f[n] for n in self.input_names} for f in feeds]
 
     def _fp16_guard(self) -> None:
         if self.precision == "fp32":

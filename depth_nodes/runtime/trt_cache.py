@@ -97,6 +97,19 @@ class EngineCache:
             return None
         return p if not key.diff(stored) else None
 
+    def find_like(self, model_name: str, key: EngineKey, ignore: tuple[str, ...]) -> Path | None:
+        """A cached engine whose stored key equals ``key`` except the fields in ``ignore`` (newest first)."""
+        safe = self.engine_path(model_name, key).name.rsplit("-", 1)[0]
+        for kp in sorted(self.dir.glob(f"{safe}-*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+            try:
+                stored = json.loads(kp.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            engine = kp.with_suffix(".engine")
+            if engine.is_file() and not [k for k in key.diff(stored) if k not in ignore]:
+                return engine
+        return None
+
     def store(self, model_name: str, key: EngineKey, plan: bytes) -> Path:
         p = self.engine_path(model_name, key)
         atomic_write(p, plan)
