@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "depth_nodes.runtime.cli_check_engine",
         "compare a TensorRT engine with ONNX Runtime on frames; FPS per precision (CUDA GPU + TensorRT)",
     ),
+    "robustness": (
+        "depth_nodes.eval.robustness.cli",
+        "robustness suite: image/LiDAR corruptions, misalignment, attacks, calibration (HTML + PNG + JSON)",
+    ),
     "kitti2bag": ("depth_nodes.data.kitti2bag", "convert a KITTI raw drive to a rosbag2 (mcap or sqlite3)"),
     "play": ("depth_nodes.ros.bag_play", "play a rosbag2 with rclpy (no ROS CLI needed)"),
     "record": (
