@@ -52,7 +52,9 @@ def summary(result: dict) -> list[dict]:
                     continue
                 er += [r["rmse_mm"] / clean["rmse_mm"] for r in sev_rows]
                 rr += [r["delta1"] / clean["delta1"] for r in sev_rows]
-                ref = [idx.get((REFERENCE, kind, name, r["severity"])) for r in sev_rows]
+                # a reference that does not read this input keeps its clean error under the corruption
+                ref_clean = idx.get((REFERENCE, "clean", "clean", 0))
+                ref = [idx.get((REFERENCE, kind, name, r["severity"])) or ref_clean for r in sev_rows]
                 if all(x is not None for x in ref):
                     ce.append(sum(r["rmse_mm"] for r in sev_rows) / sum(x["rmse_mm"] for x in ref))
                 mid = idx.get((est, kind, name, 3))
