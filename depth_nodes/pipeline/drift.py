@@ -188,3 +188,11 @@ class DriftMonitor:
             f"edges ({100 * worst_gain:.0f} % better there; left/centre/right offsets {' '.join(offsets)})"
         )
         return DriftStatus(level, msg, values)
+
+
+def merge_status(level: int, message: str, values: dict, status: DriftStatus) -> tuple[int, str]:
+    """Fold a drift status into a diagnostics (level, message); ``values`` gets the drift values."""
+    values.update(status.values)
+    if status.level > OK:
+        return max(level, status.level), f"{message}; {status.message}" if message else status.message
+    return level, message

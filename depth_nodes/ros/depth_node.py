@@ -24,6 +24,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from depth_nodes import pipeline as pl
+from depth_nodes.pipeline.drift import DriftMonitor, merge_status
 from depth_nodes.ros import conversions as conv
 from depth_nodes.ros import params as P
 from depth_nodes.ros import qos as Q
@@ -93,6 +94,7 @@ class DepthNode(Node):
             f"monocular={self.p.monocular_estimator or 'none'}"
         )
         self.stats = NodeStats()
+        self.drift = DriftMonitor()  # calibration-drift alarm (pipeline.drift), fed by the worker
         self.last_transition = ""
         self.qos_problems = 0
         self.inputs = NodeInputs(self)
@@ -305,6 +307,7 @@ class DepthNode(Node):
         if est_warnings:  # the configured model is not running: degraded whatever the mode
             level = max(level, WARN)
             message += "".join(f"; {w}" for w in est_warnings)
+        level, message = merge_status(level, message, values, self.drift.status())
         return NodeReport(mode, mode_reason, values, level, message)
 
     def _publish_diagnostics(self) -> None:

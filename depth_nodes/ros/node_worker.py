@@ -164,6 +164,8 @@ class FrameWorker:
         if not result.published:
             node.stats.not_published(result.mode, result.reason)
             return
+        if rgb is not None and result.sparse is not None:
+            node.drift.update(rgb, result.sparse.depth)  # calibration-drift alarm; never raises on content
         t0 = time.perf_counter()
         node.publish(result, frame)
         result.timings_ms["publish"] = (time.perf_counter() - t0) * 1e3

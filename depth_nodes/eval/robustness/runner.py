@@ -187,6 +187,9 @@ def run_suite(
                 _score(clean_out[h.name], frame.gt, fseed)
             )
         for kind, names in kinds.items():
+            users = [h for h in handles if _applies(h, kind)]
+            if not users:
+                continue
             for name in names:
                 for sev in severities:
                     inp = case_input(frame, kind, name, sev, seed)
@@ -194,9 +197,7 @@ def run_suite(
                         notes.add(f"{name}: skipped ({inp})")
                         continue
                     image, sparse = inp
-                    for h in handles:
-                        if not _applies(h, kind):
-                            continue
+                    for h in users:
                         acc.setdefault((h.name, kind, name, sev), []).append(
                             _score(h.run(image, sparse), frame.gt, fseed)
                         )
