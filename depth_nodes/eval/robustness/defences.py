@@ -6,9 +6,11 @@
   their neighbours do not share; a real surface is sampled by several returns. Vectorised as one
   comparison per window offset (64 image-sized operations), no per-return loop.
 - :func:`consistency_filter` (LiDAR / estimate consistency): the returns are split into two interleaved
-  halves by pixel column parity; each half is completed by the estimator and the other half's returns are
+  halves (alternate returns along each image row); each half is completed by the estimator and the other half's returns are
   checked against that estimate; a return more than ``rel_tol`` (relative) *and* ``abs_tol_m`` away from
-  the other half's estimate is dropped. Two extra completions per frame.
+  the other half's estimate is flagged; flagged returns are re-tested against an estimate completed without
+  any flagged one (a neighbour of a bad return is only contaminated by it) and dropped if they still
+  disagree. Three extra completions per frame.
 Neither defence can see a *dense* injection (a spoofed object of many mutually consistent returns): the
 suite measures that too (``spoofing``).
 """
@@ -60,12 +62,21 @@ def consistency_filter(
     has = d > 0
     if not has.any():
         return d.copy(), 0.0
+    # Alternate returns along each row (not pixel columns: a scan may sample every other column).
+    r, c = np.nonzero(has)
+    first = np.searchsorted(r, r)  # index of the row's first return (row-major order)
     even = np.zeros(d.shape, bool)
-    even[:, 0::2] = True
+    even[r, c] = (np.arange(r.size) - first) % 2 == 0
     bad = np.zeros(d.shape, bool)
     for half in (even, ~even):
         est = complete(np.where(half, d, 0.0).astype(np.float32))
         test = has & ~half & np.isfinite(est)
         diff = np.abs(d - np.nan_to_num(est, nan=0.0))
         bad |= test & (diff > rel_tol * d) & (diff > abs_tol_m)
+    if bad.any():
+        # A flagged return next to a bad one may only be contaminated by it: re-test the flagged returns
+        # against an estimate completed without any of them, keep those that agree.
+        est = complete(np.where(bad, 0.0, d).astype(np.float32))
+        diff = np.abs(d - np.nan_to_num(est, nan=0.0))
+        bad &= ~np.isfinite(est) | ((diff > rel_tol * d) & (diff > abs_tol_m))
     return np.where(bad, 0.0, d).astype(np.float32), float(bad.sum() / has.sum())
