@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only", default="", help="comma-separated kinds to run: image, lidar, misalignment (default all)"
     )
+    parser.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities (default 1..5)")
     parser.add_argument("--no-attacks", action="store_true", help="skip spoofing, defences and PGD")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
 
@@ -62,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
         if bad:
             raise DepthNodesError(f"--only: unknown kinds {bad}; choose from {', '.join(KINDS)}")
         kinds = {k: KINDS[k] for k in sel}
+    try:
+        severities = sorted({int(x) for x in args.severities.split(",") if x.strip()})
+    except ValueError as exc:
+        raise DepthNodesError(f"--severities: {exc}") from exc
+    if not severities or not all(1 <= x <= 5 for x in severities):
+        raise DepthNodesError(f"--severities must be within 1..5, got {args.severities!r}")
     if args.gt is not None and args.data is None:
         raise DepthNodesError("--gt needs --data (the drive it was made from)")
     t0 = time.perf_counter()
@@ -73,12 +80,21 @@ def run(args: argparse.Namespace) -> int:
         frames = F.synthetic_frames(args.seed, args.frames)
         source = f"synthetic drive seed {args.seed} (dense exact GT)"
         n = args.frames
-    result = run_suite(frames, wanted, seed=args.seed, n_frames=n, kinds=kinds, attacks=not args.no_attacks)
+    result = run_suite(
+        frames,
+        wanted,
+        seed=args.seed,
+        n_frames=n,
+        kinds=kinds,
+        severities=severities,
+        attacks=not args.no_attacks,
+    )
     result["config"] = {
         "source": source,
         "frames": result["frames"],
         "estimators": wanted,
         "seed": args.seed,
+        "severities": severities,
         "crop": [F.CROP_W, F.CROP_H],
         "wall_s": round(time.perf_counter() - t0, 1),
     }
