@@ -139,3 +139,16 @@ def test_gpu_torch_backend_fp16(exported) -> None:
     feed = to_inputs_numpy(img, sp, Normalisation(), 4)
     ref = create_backend(exported["dir"], "torch", device="cpu").infer(feed)
     assert np.abs(b.infer(feed)["depth"] - ref["depth"]).max() < 0.05 * ref["depth"].max()
+
+
+def test_gpu_preprocessing_matches_the_numpy_one() -> None:
+    """The torch pre-processing (on the GPU in production; here on the CPU device) equals the numpy one."""
+    from depth_nodes.runtime.preprocess import to_inputs_torch
+
+    img, sp = street_frame(30, 45, seed=2)
+    sp[0, 0] = np.nan  # no return: 0 in the inverse depth, like the numpy path
+    a = to_inputs_numpy(img, sp, Normalisation(), 4)
+    b = to_inputs_torch(img, sp, Normalisation(), 4, "cpu")
+    for n in a:
+        assert tuple(b[n].shape) == a[n].shape == ((1, 3, 32, 48) if n == "image" else (1, 1, 32, 48))
+        np.testing.assert_allclose(b[n].numpy(), a[n], atol=1e-5)

@@ -226,3 +226,18 @@ def test_gpu_tensorrt_backend_on_a_real_gpu(exported, tmp_path) -> None:
     out = b.infer({n: torch.from_numpy(v).cuda() for n, v in feed(32, 48).items()})
     ref = OnnxRuntimeBackend(exported["onnx"]).infer(feed(32, 48))
     assert np.abs(out["depth"].cpu().numpy() - ref["depth"]).max() < 1e-3
+
+
+def test_engine_commands_say_clearly_when_there_is_no_gpu(exported, capsys, monkeypatch) -> None:
+    from depth_nodes.cli import main as cli_main
+    from depth_nodes.runtime import factory
+
+    monkeypatch.setattr(factory, "cuda_gpu", lambda: "")
+    assert cli_main(["check-engine", str(exported["onnx"])]) == 2
+    assert "cannot check here: no CUDA GPU is visible" in capsys.readouterr().out
+    assert cli_main(["build-engine", str(exported["onnx"]), "--precision", "fp16"]) == 2
+    assert "cannot build here: no CUDA GPU" in capsys.readouterr().out
+    monkeypatch.setattr(factory, "cuda_gpu", lambda: "Orin")
+    monkeypatch.setattr(factory, "_has", lambda m: m != "tensorrt")
+    assert cli_main(["check-engine", str(exported["onnx"])]) == 2
+    assert "tensorrt is not importable" in capsys.readouterr().out
