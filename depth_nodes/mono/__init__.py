@@ -1,0 +1,7 @@
+"""Monocular fallback: depth from the camera alone, made metric by fitting it to the LiDAR.
+
+``scale`` (robust scale/shift fits, tracked over time), ``hf`` (Depth Anything V2 and Prompt Depth Anything
+through ``transformers``), ``net`` (our own small monocular network, shipped under ``weights/``),
+``estimator`` (the pipeline's monocular estimators), ``completer`` (``depth-nodes eval --method mono``).
+torch and transformers are imported only when a model is loaded.
+"""
