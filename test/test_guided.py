@@ -122,13 +122,7 @@ def test_plane_is_interpolated_whatever_the_scan_pattern(pattern, bound):
         raster_mask(step=4),
         raster_mask(step=7, offset=3),
         rosette_mask(),
-        pytest.param(
-            np.random.default_rng(3).random((H, W)) < 0.06,  # random (e.g. a shuffled, sparse scan)
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known limit: 6 % random returns, RMSE 4.14 vs nearest 4.13 m on this scene",
-            ),
-        ),
+        np.random.default_rng(3).random((H, W)) < 0.06,  # random (e.g. a shuffled, sparse scan)
     ],
     ids=["rings64", "rings16", "raster4", "raster7", "rosette", "random"],
 )

@@ -73,16 +73,15 @@ def envelopes(
     inv: np.ndarray, hole_kernels_px: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Near and far envelopes of the returns in ``inv`` (inverse depth, 0 = none) and the hole level
-    (see :func:`fill_holes`). Both are 0 where neither reaches. In the holes the chain leaves, only the
-    near envelope is grown (as IP-Basic does) and the far one takes its value: on accumulated KITTI GT
-    the same accuracy as growing both (199/1290 vs 201/1284 mm), at half the cost."""
+    (see :func:`fill_holes`); both are grown into the holes (growing only the near one and copying it
+    was as good on 64-beam KITTI but 12 % worse in MAE on its 16-beam input). Both are 0 where
+    neither reaches (they share one support)."""
     c = 1.01 * float(inv.max()) + 1e-3
     near = ipbasic_chain(inv)
-    far = _complement(ipbasic_chain(_complement(inv, c), FAR_MEDIAN), c)
+    far_key = ipbasic_chain(_complement(inv, c), FAR_MEDIAN)
     level = fill_holes(near, hole_kernels_px)
-    if level is not None:
-        cv2.copyTo(near, cv2.compare(far, 0, cv2.CMP_LE), far)
-    return near, far, level
+    fill_holes(far_key, hole_kernels_px)
+    return near, _complement(far_key, c), level
 
 
 def top_envelope(valid: np.ndarray, half_window_px: int) -> np.ndarray:
