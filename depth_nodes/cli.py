@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "depth_nodes.bench",
         "benchmarks: completion accuracy/latency, projection, node latency (JSON out)",
     ),
+    "train": ("depth_nodes.train", "train learned models (mono: the own monocular net)"),
     "export": ("depth_nodes.runtime.cli_export", "export a learned model to ONNX (named I/O, metadata, parity check)"),
     "build-engine": (
         "depth_nodes.runtime.cli_build_engine",

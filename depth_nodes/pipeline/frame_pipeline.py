@@ -193,7 +193,11 @@ class FramePipeline:
         if estimator.needs_image and rgb is None:
             result.reason = f"mode {mode} needs the camera image but {why_no_image}"
             return result
-        out = estimator.estimate(FrameInputs(camera, stamp_ns, frame_id, rgb, sparse, criteria.max_depth_m))
+        frame_inputs = FrameInputs(camera, stamp_ns, frame_id, rgb, sparse, criteria.max_depth_m)
+        out = estimator.estimate(frame_inputs)
+        mono = self.selector.for_mode(MONOCULAR)
+        if mode == GUIDED and hasattr(mono, "observe"):  # keeps the mono scale fresh; blends the handover
+            out = mono.observe(frame_inputs, out)
         if sparse is not None and criteria.keep_lidar_returns:
             out = keep_returns(out, sparse.depth)
         clock.lap("estimate")

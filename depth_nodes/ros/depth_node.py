@@ -119,6 +119,9 @@ class DepthNode(Node):
             "model_dir": p.model_dir, "backend": p.backend, "precision": p.precision, "device": p.device,
             "engine_cache_dir": p.engine_cache_dir, "force_engine_update": p.force_engine_update,
             "resolutions": p.model_resolutions,
+            "mono_model_dir": p.mono_model_dir, "mono_half_life_s": p.mono_scale_half_life_s,
+            "mono_handover_frames": p.mono_handover_frames, "mono_fit_period_frames": p.mono_fit_period_frames,
+            "mono_input_height_px": p.mono_input_height_px,
         }  # fmt: skip
 
     def _create_endpoints(self) -> None:

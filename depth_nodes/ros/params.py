@@ -40,7 +40,16 @@ SPECS: tuple[ParamSpec, ...] = (
     # --- estimators (unsafe: building a model at runtime would stall the pipeline)
     ParamSpec("completer", "guided", "estimator of guided mode (camera + LiDAR): a registered completer name", False),
     ParamSpec("lidar_only_completer", "lidar_only", "estimator of lidar_only mode (camera stale): completer name", False),
-    ParamSpec("monocular_estimator", "", "estimator of monocular mode (LiDAR stale); empty = none yet", False),
+    ParamSpec("monocular_estimator", "", "estimator of monocular mode (LiDAR stale): mono (own shipped net), "
+              "depth_anything_v2, prompt_depth_anything; empty = none (monocular mode publishes nothing)", False),
+    ParamSpec("mono_model_dir", "", "monocular model directory (config.json + weights; empty = the shipped net "
+              "for 'mono'); never downloaded", False),
+    ParamSpec("mono_scale_half_life_s", 5.0, "confidence of the carried mono scale halves every this long (s)",
+              False, 0.01, 3600.0),
+    ParamSpec("mono_handover_frames", 5, "frames blending mono -> guided when the LiDAR returns", False, 0, 100),
+    ParamSpec("mono_fit_period_frames", 5, "in guided mode, refit the mono scale every n-th frame", False, 1, 1000),
+    ParamSpec("mono_input_height_px", 518, "Depth Anything input height (rounded to a multiple of 14)", False,
+              14, 2044),
     ParamSpec("backend", "auto", "inference backend for learned estimators", False,
               choices=("auto", "tensorrt", "onnxruntime", "torch")),
     ParamSpec("model_dir", "", "model of completer 'learned': a model directory (config.json + model.safetensors) "
@@ -130,6 +139,11 @@ class NodeParams:
     completer: str
     lidar_only_completer: str
     monocular_estimator: str
+    mono_model_dir: str
+    mono_scale_half_life_s: float
+    mono_handover_frames: int
+    mono_fit_period_frames: int
+    mono_input_height_px: int
     backend: str
     model_dir: str
     precision: str

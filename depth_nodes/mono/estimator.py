@@ -1,0 +1,250 @@
+"""The pipeline's monocular estimators: a mono model + the scale tracker + the handover back to guided.
+
+Registered names (node parameter ``monocular_estimator``; the model directory is ``mono_model_dir``):
+
+- ``mono``: the own small net (shipped weights when ``mono_model_dir`` is empty);
+- ``depth_anything_v2``: a Depth Anything V2 directory (relative or metric, read from its config);
+- ``prompt_depth_anything``: a Prompt Depth Anything directory; the frame's projected LiDAR is the prompt
+  when it has one (a degraded scan), otherwise it runs unprompted.
+
+In ``guided`` mode the pipeline calls :meth:`MonoEstimator.observe` with the guided result: every
+``fit_period_frames``-th frame the model runs and its scale is fitted to that frame's LiDAR (the most recent
+good projection), so a fit is always at hand when the LiDAR goes. In ``monocular`` mode :meth:`estimate`
+applies the carried scale (refitting on the frame's own LiDAR when a degraded scan still has enough returns).
+When the LiDAR returns, the first ``handover_frames`` guided frames are blended from the mono depth to the
+guided depth (inverse depth, linear weights), so the output does not jump by the carried scale's error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from depth_nodes.completion.base import Completion
+from depth_nodes.errors import DepthNodesError, EmptyInputError
+from depth_nodes.mono.scale import METRIC, ScaleFitError, ScaleTracker, blend, fit_scale
+
+log = logging.getLogger(__name__)
+MONO, DA_V2, PROMPT_DA = "mono", "depth_anything_v2", "prompt_depth_anything"
+
+
+@dataclass
+class MonoOptions:
+    """Settings of the monocular estimator (node parameters ``mono_*``)."""
+
+    model_dir: str = ""
+    half_life_s: float = 5.0
+    handover_frames: int = 5
+    fit_period_frames: int = 5
+    min_fit_points: int = 200
+    input_height_px: int = 518  # Depth Anything input height (multiple of 14 after rounding)
+    #: Depth beyond which the far falloff of the confidence halves it (m).
+    confidence_far_m: float = 30.0
+
+
+def load_model(kind: str, opts: MonoOptions):
+    """The predictor of ``kind`` (:data:`MONO`, :data:`DA_V2`, :data:`PROMPT_DA`)."""
+    if kind == MONO:
+        from depth_nodes.mono.own import load_own_model
+
+        return load_own_model(opts.model_dir)
+    from depth_nodes.mono.hf import MonoModelError, load_hf_model
+
+    model = load_hf_model(opts.model_dir, opts.input_height_px)
+    if (kind == PROMPT_DA) != model.prompted:
+        raise MonoModelError(f"{opts.model_dir} holds {model.name}, not a {kind} model")
+    return model
+
+
+class MonoEstimator:
+    """A monocular predictor made metric by a :class:`ScaleTracker` (see the module docstring)."""
+
+    needs_image = True
+    needs_lidar = False
+
+    def __init__(self, model, opts: MonoOptions | None = None) -> None:
+        self.model = model
+        self.opts = opts or MonoOptions()
+        self.name = model.name
+        self.tracker = ScaleTracker(model.kind, half_life_s=self.opts.half_life_s)
+        self._lock = threading.Lock()
+        self._guided_frames = 0
+        self._handover_left = 0
+        self._was_mono = False
+        self.last_error = ""
+        self.n_fits = 0
+
+    # ------------------------------------------------------------------ model + fit
+    def _predict(self, inputs) -> np.ndarray:
+        sparse = inputs.sparse.depth if inputs.sparse is not None else None
+        if getattr(self.model, "prompted", False):
+            return self.model.predict(inputs.rgb, sparse)[0]
+        if hasattr(self.model, "focal_px"):  # own net: needs the intrinsics
+            return self.model.predict(inputs.rgb, inputs.camera.K)
+        return self.model.predict(inputs.rgb)[0]
+
+    def _fit(self, pred: np.ndarray, inputs) -> None:
+        sparse = inputs.sparse
+        if sparse is None or int(np.count_nonzero(sparse.depth)) < self.opts.min_fit_points:
+            return
+        max_depth = inputs.max_depth_m or 120.0
+        try:
+            fit = fit_scale(pred, sparse.depth, self.tracker.kind, max_depth_m=max_depth, stamp_ns=inputs.stamp_ns)
+        except ScaleFitError as exc:
+            self.last_error = str(exc)
+            return
+        if self.tracker.update(fit):
+            self.n_fits += 1
+
+    def _metric(self, pred: np.ndarray, inputs) -> Completion:
+        max_depth = inputs.max_depth_m or 120.0
+        if self.tracker.state is None:
+            if self.tracker.kind != METRIC:
+                raise EmptyInputError("monocular: no scale fit yet (the LiDAR has not been seen with this camera)")
+            depth = self.tracker_free(pred, max_depth)
+            conf0 = 0.1  # metric model, uncalibrated: its own scale
+        else:
+            depth = self.tracker.apply(pred, max_depth)
+            conf0 = self.tracker.confidence(inputs.stamp_ns)
+        with np.errstate(invalid="ignore"):
+            conf = (conf0 / (1.0 + depth / self.opts.confidence_far_m)).astype(np.float32)
+        conf[~np.isfinite(depth)] = 0.0
+        return Completion(depth, conf)
+
+    @staticmethod
+    def tracker_free(pred: np.ndarray, max_depth_m: float) -> np.ndarray:
+        depth = np.asarray(pred, np.float32).copy()
+        with np.errstate(invalid="ignore"):
+            depth[~((depth > 0) & (depth <= max_depth_m))] = np.nan
+        return depth
+
+    # ------------------------------------------------------------------ pipeline hooks
+    def estimate(self, inputs) -> Completion:
+        """Monocular mode: the carried (or, with a degraded scan, refreshed) scale applied to the prediction."""
+        if inputs.rgb is None:
+            raise EmptyInputError("the monocular estimator needs the camera image")
+        with self._lock:
+            self._was_mono = True
+            self._guided_frames = 0
+            pred = self._predict(inputs)
+            self._fit(pred, inputs)
+            return self._metric(pred, inputs)
+
+    def observe(self, inputs, guided: Completion) -> Completion:
+        """Guided mode: keep the scale fresh; blend the handover after monocular frames. Never raises."""
+        with self._lock:
+            if self._was_mono:
+                self._was_mono = False
+                self._handover_left = max(0, int(self.opts.handover_frames))
+            self._guided_frames += 1
+            handover = self._handover_left > 0
+            if not handover and (self._guided_frames - 1) % max(1, self.opts.fit_period_frames):
+                return guided
+            try:
+                pred = self._predict(inputs)
+                mono = self._metric(pred, inputs) if handover and self.tracker.state is not None else None
+                self._fit(pred, inputs)
+            except DepthNodesError as exc:
+                self.last_error = str(exc)
+                return guided
+            except Exception as exc:  # noqa: BLE001 - the mono model must never break guided frames
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("monocular model failed in guided mode: %s", self.last_error)
+                return guided
+            if mono is None:
+                self._handover_left = 0
+                return guided
+            n = max(1, int(self.opts.handover_frames))
+            w = (n + 1 - self._handover_left) / (n + 1)  # 1/(n+1) .. n/(n+1), then guided alone
+            self._handover_left -= 1
+            depth = blend(mono.depth, guided.depth, w)
+            conf = (w * guided.confidence + (1 - w) * np.nan_to_num(mono.confidence)).astype(np.float32)
+            conf[~np.isfinite(depth)] = 0.0
+            return Completion(depth, conf, guided.kept_returns)
+
+    def diagnostics(self) -> tuple[dict[str, str], list[str]]:
+        st = self.tracker.state
+        values = {
+            "mono_estimator": self.name,
+            "mono_scale": f"{self.tracker.scale:.5g}" if st else "no fit yet",
+            "mono_shift": f"{st.shift:.5g}" if st else "",
+            "mono_fit_residual": f"{st.residual:.4f}" if st else "",
+            "mono_fits": str(self.n_fits),
+            "mono_handover_frames_left": str(self._handover_left),
+        }
+        if self.last_error:
+            values["mono_last_fit_problem"] = self.last_error
+        return values, []
+
+    def fit_age_s(self, stamp_ns: int) -> float:
+        return self.tracker.age_s(stamp_ns)
+
+
+class GuardedMono:
+    """Builds the mono estimator at start-up; when the model cannot load, monocular mode publishes nothing and
+    :meth:`diagnostics` says why (WARN), the node carries on."""
+
+    needs_image = True
+    needs_lidar = False
+
+    def __init__(self, kind: str, opts: MonoOptions, warn: Callable[[str], None]) -> None:
+        self.kind = kind
+        self.reason = ""
+        self.inner: MonoEstimator | None = None
+        self._last_stamp_ns = 0
+        try:
+            self.inner = MonoEstimator(load_model(kind, opts), opts)
+        except Exception as exc:  # noqa: BLE001 - an optional model must leave the node running
+            why = str(exc) if isinstance(exc, DepthNodesError) else f"{type(exc).__name__}: {exc}"
+            self.reason = f"monocular estimator {kind!r} unusable: {why}"
+            warn(self.reason)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name if self.inner else f"{self.kind} (unusable)"
+
+    def estimate(self, inputs) -> Completion:
+        if self.inner is None:
+            raise EmptyInputError(self.reason)
+        self._last_stamp_ns = inputs.stamp_ns
+        return self.inner.estimate(inputs)
+
+    def observe(self, inputs, guided: Completion) -> Completion:
+        self._last_stamp_ns = inputs.stamp_ns
+        return guided if self.inner is None else self.inner.observe(inputs, guided)
+
+    def diagnostics(self) -> tuple[dict[str, str], list[str]]:
+        if self.inner is None:
+            return {"mono_estimator": self.name, "mono_state": self.reason}, [self.reason]
+        values, warnings = self.inner.diagnostics()
+        age = self.inner.fit_age_s(self._last_stamp_ns)
+        values["mono_fit_age_s"] = f"{age:.2f}" if np.isfinite(age) else "no fit yet"
+        values["mono_confidence"] = f"{self.inner.tracker.confidence(self._last_stamp_ns):.3f}"
+        return values, warnings
+
+
+def _factory(kind: str):
+    def make(log: Callable[[str], None] | None = None, **options) -> GuardedMono:
+        known = set(MonoOptions.__dataclass_fields__)
+        opts = MonoOptions(**{k[5:]: v for k, v in options.items() if k.startswith("mono_") and k[5:] in known})
+        return GuardedMono(kind, opts, log or log_warning)
+
+    return make
+
+
+def log_warning(msg: str) -> None:
+    log.warning("%s", msg)
+
+
+def _register() -> None:
+    from depth_nodes.pipeline.estimators import register_estimator
+
+    for kind in (MONO, DA_V2, PROMPT_DA):
+        register_estimator(kind, _factory(kind), takes_options=True)
+
+
+_register()
