@@ -21,7 +21,8 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", CONFIG_FILES),
     ],
-    package_data={PACKAGE: [f"config/{pattern}" for pattern in CONFIG_GLOBS]},
+    # the shipped own monocular net (config.json + model.safetensors + train.json, < 10 MB)
+    package_data={PACKAGE: [f"config/{pattern}" for pattern in CONFIG_GLOBS] + ["mono/weights/*/*"]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",
@@ -45,7 +46,9 @@ setup(
         # Learned models: torch pinned to the wheel installed first (`pip install torch==2.13.0` before
         # `.[ml]`), never an unpinned requirement (that would pull another build); onnx + onnxscript export,
         # onnxruntime runs the ONNX on any CPU, safetensors holds the weights.
-        "ml": ["torch==2.13.0", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1", "safetensors>=0.4"],
+        # transformers: Depth Anything V2 / Prompt Depth Anything (monocular fallback; weights from local dirs only).
+        "ml": ["torch==2.13.0", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1", "safetensors>=0.4",
+               "transformers>=4.51"],
         # TensorRT for desktop / server NVIDIA GPUs from PyPI. On a Jetson use JetPack's TensorRT
         # (python3-libnvinfer), not this wheel: see docs/runtime.md.
         "trt": ["tensorrt>=10.0"],

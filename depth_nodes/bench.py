@@ -17,6 +17,10 @@ BENCHES = {
         "depth_nodes.runtime.bench_runtime",
         "learned-model backends on the CPU (torch vs ONNX Runtime) at 1216x352: latency, parity",
     ),
+    "mono": (
+        "depth_nodes.mono.bench",
+        "monocular fallback with the LiDAR cut for N frames: error vs frames since the last scan, vs guided",
+    ),
     "node": (
         "depth_nodes.ros.bench_node",
         "the depth node in its own process fed at 10/30 Hz: latency, drops, CPU, RSS",

@@ -14,6 +14,7 @@ _PROVIDERS = (
     "depth_nodes.completion.baselines",
     "depth_nodes.completion.ip_basic",
     "depth_nodes.completion.guided",
+    "depth_nodes.mono.completer",  # mono, mono:NAME (depth-nodes eval --method mono)
 )
 
 DEFAULT_COMPLETER = "guided"

@@ -124,6 +124,8 @@ def evaluate(
                 f"{sparse.shape[1]}x{sparse.shape[0]}"
             )
         guide = image if completer.uses_image else None
+        if data["K"] is not None and hasattr(completer, "set_intrinsics"):  # monocular nets use the camera
+            completer.set_intrinsics(data["K"])
         if not warmed:  # first call pays one-off costs (allocations, lazy imports): not timed
             completer.complete(sparse, guide)
             warmed = True

@@ -147,7 +147,8 @@ class MonoEstimator:
             try:
                 pred = self._predict(inputs)
                 mono = self._metric(pred, inputs) if handover and self.tracker.state is not None else None
-                self._fit(pred, inputs)
+                if mono is None or self._handover_left == 1:  # the blend holds the carried scale until its end
+                    self._fit(pred, inputs)
             except DepthNodesError as exc:
                 self.last_error = str(exc)
                 return guided
