@@ -26,6 +26,7 @@ import numpy as np
 
 from depth_nodes.completion.base import Completer, Completion
 from depth_nodes.completion.guided_fill import (
+    below_rows,
     clear_above,
     envelopes,
     extend_up,
@@ -53,7 +54,7 @@ class GuidedCompleter(Completer):
       for benchmark comparisons. Default: NaN (confidence 0) there.
     - ``top_window_px`` (px, 4): the top envelope is the highest return within +-this many columns (a
       column between two returns of a tilted top scan line is filled up to them).
-    - ``hole_kernels_px`` (px, (15, 31)): box sizes of the coarse passes that fill holes the IP-Basic
+    - ``hole_kernels_px`` (px, (15, 31, 63)): box sizes of the coarse passes that fill holes the IP-Basic
       chain leaves (dark surfaces, dropouts, sparse LiDARs); () = none.
     - ``near_reach_px`` (px, 0): opt-in, pixels within this distance of a return of the near surface
       take the near envelope (foreground wins at silhouettes): -1..-4 % MAE on spinning LiDARs, +5 %
@@ -79,7 +80,7 @@ class GuidedCompleter(Completer):
         use_image: bool = True,
         extrapolate: bool = False,
         top_window_px: int = 4,
-        hole_kernels_px: tuple[int, ...] = (15, 31),
+        hole_kernels_px: tuple[int, ...] = (15, 31, 63),
         edge_rel: float = 0.1,
         colour_window_px: int = 15,
         colour_margin: float = 0.0,
@@ -150,7 +151,10 @@ class GuidedCompleter(Completer):
         """Inverse depth (0 = no estimate) and confidence of a block of rows starting at the top return."""
         inv = inverse_depth(sparse)
         valid = cv2.compare(inv, 0, cv2.CMP_GT)
-        near, far, level = envelopes(inv, self.hole_kernels_px)
+        top = top_envelope(valid.view(bool), self.top_window_px)
+        # Holes only count below the top envelope (above it everything is cleared, unless extrapolating).
+        region = None if self.extrapolate else below_rows(inv.shape, top)
+        near, far, level = envelopes(inv, self.hole_kernels_px, region)
         est = cv2.add(near, far)
         est *= np.float32(0.5)
         spread = cv2.absdiff(near, far)  # (medians and hole passes can cross the envelopes)
@@ -175,7 +179,6 @@ class GuidedCompleter(Completer):
             cv2.copyTo(smooth, cv2.compare(est, 0, cv2.CMP_GT), est)
         if level is not None:  # hole-filled pixels: error grows with the pass that reached them
             spread = cv2.scaleAdd(cv2.multiply(est, level), HOLE_SPREAD_REL, spread)
-        top = top_envelope(valid.view(bool), self.top_window_px)
         if self.extrapolate:
             # The fill's own reach above the top is kept, the rest carried up (low confidence).
             above = np.zeros(est.shape, bool)

@@ -45,21 +45,31 @@ def ipbasic_chain(key: np.ndarray, median: bool = True) -> np.ndarray:
     return cv2.medianBlur(out, 5) if median else out
 
 
-def fill_holes(key: np.ndarray, kernels_px: tuple[int, ...]) -> np.ndarray | None:
+def fill_holes(
+    key: np.ndarray, kernels_px: tuple[int, ...], region: np.ndarray | None = None
+) -> np.ndarray | None:
     """Empty pixels of ``key`` take the max over a box of each size in turn, in place (each pass grows
     from the previous one's result; full resolution: a 4x coarser grid cost 4 % MAE on real 16-beam
-    input).
+    input). Passes stop once no empty pixel is left inside ``region`` (uint8 mask; None = everywhere).
 
     Returns the number of passes each pixel waited for (float32: 0 = filled before, ``i + 1`` = by the
     i-th box or never), or None when there was no hole."""
     level = None
     for k in kernels_px:
         empty = cv2.compare(key, 0, cv2.CMP_LE)
+        if region is not None:
+            empty = cv2.bitwise_and(empty, region)
         if not cv2.countNonZero(empty):
             break
         step = cv2.threshold(empty, 0, 1, cv2.THRESH_BINARY)[1]
         level = step if level is None else cv2.add(level, step)
-        cv2.copyTo(cv2.dilate(key, np.ones((k, k), np.uint8)), empty, key)
+        # Only around the holes: the big boxes are the cost, and later passes have few holes left.
+        x, y, w, h = cv2.boundingRect(empty)
+        r = k // 2
+        x0, y0 = max(0, x - r), max(0, y - r)
+        x1, y1 = min(key.shape[1], x + w + r), min(key.shape[0], y + h + r)
+        grown = cv2.dilate(key[y0:y1, x0:x1], np.ones((k, k), np.uint8))
+        cv2.copyTo(grown, empty[y0:y1, x0:x1], key[y0:y1, x0:x1])
     return None if level is None else level.astype(np.float32)
 
 
@@ -70,18 +80,22 @@ def _complement(a: np.ndarray, c: float) -> np.ndarray:
 
 
 def envelopes(
-    inv: np.ndarray, hole_kernels_px: tuple[int, ...]
+    inv: np.ndarray, hole_kernels_px: tuple[int, ...], region: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Near and far envelopes of the returns in ``inv`` (inverse depth, 0 = none) and the hole level
-    (see :func:`fill_holes`); both are grown into the holes (growing only the near one and copying it
+    (see :func:`fill_holes`, holes counted inside ``region``); both are grown into the holes (growing only the near one and copying it
     was as good on 64-beam KITTI but 12 % worse in MAE on its 16-beam input). Both are 0 where
     neither reaches (they share one support)."""
     c = 1.01 * float(inv.max()) + 1e-3
     near = ipbasic_chain(inv)
     far_key = ipbasic_chain(_complement(inv, c), FAR_MEDIAN)
-    level = fill_holes(near, hole_kernels_px)
-    fill_holes(far_key, hole_kernels_px)
-    return near, _complement(far_key, c), level
+    level = fill_holes(near, hole_kernels_px, region)
+    fill_holes(far_key, hole_kernels_px, region)
+    far = _complement(far_key, c)
+    # One support for both (the near chain's median trims its edges): each fills the other's gaps.
+    cv2.copyTo(near, cv2.compare(far, 0, cv2.CMP_LE), far)
+    cv2.copyTo(far, cv2.compare(near, 0, cv2.CMP_LE), near)
+    return near, far, level
 
 
 def top_envelope(valid: np.ndarray, half_window_px: int) -> np.ndarray:
@@ -92,6 +106,12 @@ def top_envelope(valid: np.ndarray, half_window_px: int) -> np.ndarray:
         kernel = np.ones((1, 2 * half_window_px + 1), np.uint8)
         top = cv2.erode(top[None, :], kernel, borderType=cv2.BORDER_REPLICATE)[0]
     return top
+
+
+def below_rows(shape: tuple[int, int], first_row: np.ndarray) -> np.ndarray:
+    """uint8 mask (255) of the pixels at or below ``first_row`` (per column)."""
+    rows = np.arange(shape[0], dtype=np.float32)[:, None]
+    return ((rows >= first_row[None, :]) * np.uint8(255)).astype(np.uint8)
 
 
 def clear_above(est: np.ndarray, first_row: np.ndarray) -> np.ndarray:
