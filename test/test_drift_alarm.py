@@ -33,8 +33,8 @@ def test_detects_a_1_deg_rotation_about_each_axis(frames, axis):
     assert "drifted" in st.message
 
 
-def test_detects_a_10_cm_shift_and_escalates_a_large_drift(frames):
-    assert _window(frames, lambda T: translation_drift(T, [0.1, 0, 0])).level >= WARN
+def test_detects_a_20_cm_shift_and_escalates_a_large_drift(frames):
+    assert _window(frames, lambda T: translation_drift(T, [0.2, 0, 0])).level >= WARN
     assert _window(frames, lambda T: rotation_drift(T, 1.0, np.array([0, 1.0, 0]))).level == ERROR
 
 

@@ -10,11 +10,14 @@ Per frame (ROS-free, ~10 ms at 1216 x 352):
    max-filtered, divided by its frame mean) at the edge returns shifted by every offset (du, dv) of a grid
    (+-``max_shift_px`` = 16 px, step ``step_px`` = 2 px), separately for the left, centre and right third of the image
    (a roll about the optical axis shifts the thirds in opposite directions).
-3. Over a window of ``window_frames`` frames the maps are summed; in a third where the best offset lies
-   >= ``warn_shift_px`` from (0, 0) and beats (0, 0) by ``min_gain`` the extrinsics have drifted: WARN;
-   >= ``error_shift_px``: ERROR. A correct calibration peaks at (0, 0); a 1 deg rotation moves the image
-   of a far point by ~f * 0.017 = 12.6 px at KITTI's focal length (721 px), a 1 deg roll ~7 px at the
-   centres of the outer thirds.
+3. Over a window of ``window_frames`` frames the maps are summed. In each third the best offset's gain
+   over (0, 0) (score ratio - 1) counts as evidence when that offset lies >= ``warn_shift_px`` from
+   (0, 0); the evidence of the three thirds is summed (a drift moves every third; a real rig's local
+   misfit, e.g. motion during the sweep on one side, moves one). Evidence >= ``min_evidence``: WARN;
+   and an offset >= ``error_shift_px``: ERROR. A correct calibration peaks near (0, 0); a 1 deg
+   rotation moves the image of a far point by ~f * 0.017 = 12.6 px at KITTI's focal length (721 px), a
+   1 deg roll ~7 px at the centres of the outer thirds. Thresholds measured on the real KITTI drive
+   (``docs/robustness.md``): zero drift gave at most 0.18 evidence, a 1 deg drift at least 0.35.
 Also reported: the alignment score at (0, 0) against its running baseline (first ``baseline_windows``
 windows), the offset found, and the number of edge returns.
 
@@ -40,7 +43,7 @@ class DriftConfig:
     step_px: int = 2
     warn_shift_px: float = 4.0
     error_shift_px: float = 8.0
-    min_gain: float = 0.08
+    min_evidence: float = 0.25  # summed gain of the thirds whose best offset is >= warn_shift_px
     row_gap_px: int = 4
     col_gap_px: int = 10
     jump_m: float = 1.0
@@ -147,7 +150,7 @@ class DriftMonitor:
         cfg = self.cfg
         sums = sum(f[0] for f in self._frames)
         counts = sum(f[1] for f in self._frames)
-        worst_shift, worst_gain, offsets, score0 = 0.0, 0.0, [], []
+        worst_shift, evidence, offsets, score0 = 0.0, 0.0, [], []
         for t in range(3):
             if counts[t] < cfg.min_edges:
                 offsets.append("n/a")
@@ -158,14 +161,15 @@ class DriftMonitor:
             shift = float(np.hypot(self.du[best], self.dv[best]))
             score0.append(s[self.zero])
             offsets.append(f"{self.du[best]:+d},{self.dv[best]:+d}")
-            if gain >= cfg.min_gain and shift > worst_shift:
-                worst_shift, worst_gain = shift, gain
+            if shift >= cfg.warn_shift_px:
+                evidence += gain
+                worst_shift = max(worst_shift, shift)
         self._windows += 1
         values: dict[str, object] = {
             "drift_edge_returns": int(counts.sum()),
             "drift_best_offset_px_left_centre_right": " ".join(offsets),
             "drift_shift_px": float(worst_shift),
-            "drift_gain": float(worst_gain),
+            "drift_evidence": float(evidence),
         }
         if not score0:
             values["drift_check"] = "too few depth edges"
@@ -176,16 +180,13 @@ class DriftMonitor:
         values["drift_alignment_score"] = align
         values["drift_alignment_vs_baseline"] = align / float(np.mean(self._baseline))
         values["drift_check"] = "ok"
-        if worst_shift >= cfg.error_shift_px:
-            level = ERROR
-        elif worst_shift >= cfg.warn_shift_px:
-            level = WARN
-        else:
+        if evidence < cfg.min_evidence:
             return DriftStatus(OK, "", values)
+        level = ERROR if worst_shift >= cfg.error_shift_px else WARN
         values["drift_check"] = "drifted"
         msg = (
             f"camera-LiDAR extrinsics look drifted: LiDAR depth edges align {worst_shift:.0f} px off the image "
-            f"edges ({100 * worst_gain:.0f} % better there; left/centre/right offsets {' '.join(offsets)})"
+            f"edges (evidence {evidence:.2f} >= {cfg.min_evidence}; left/centre/right best offsets {' '.join(offsets)})"
         )
         return DriftStatus(level, msg, values)
 
