@@ -174,6 +174,8 @@ def write_plots(result: dict, out_dir: Path) -> list[Path]:
                 color=c,
                 lw=0.8,
             )
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, 0.9), max(hi, 1.1))  # noise around 1 must not look like a trend
         ax.set_title(f"{kind}: {name}", fontsize=10)
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel("RMSE / clean RMSE")
