@@ -164,8 +164,6 @@ class FrameWorker:
         if not result.published:
             node.stats.not_published(result.mode, result.reason)
             return
-        if rgb is not None and result.sparse is not None:
-            node.drift.update(rgb, result.sparse.depth)  # calibration-drift alarm; never raises on content
         t0 = time.perf_counter()
         node.publish(result, frame)
         result.timings_ms["publish"] = (time.perf_counter() - t0) * 1e3
@@ -177,3 +175,5 @@ class FrameWorker:
         node.stats.published(
             result.mode, result.timings_ms, (done - frame.received) * 1e3, gap_ms if on_clock else None
         )
+        if rgb is not None and result.sparse is not None:  # after publishing: adds no latency to this frame
+            node.drift.update(rgb, result.sparse.depth)  # calibration-drift alarm; never raises on content
