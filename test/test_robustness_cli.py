@@ -64,3 +64,23 @@ def test_unknown_estimator_and_bad_options_fail_cleanly(tmp_path, capsys):
     assert main(["robustness", "--only", "radar", "--out", str(tmp_path)]) == 1
     assert main(["robustness", "--gt", str(tmp_path), "--out", str(tmp_path)]) == 1
     assert main(["robustness", "--severities", "0,6", "--out", str(tmp_path)]) == 1
+
+
+def test_an_estimator_that_cannot_be_built_is_skipped_by_default_and_fatal_when_asked(
+    tmp_path, monkeypatch, capsys
+):
+    from depth_nodes.completion import registry
+    from depth_nodes.errors import DepthNodesError
+
+    def broken(**_):
+        raise DepthNodesError("model directory lacks model.safetensors")
+
+    monkeypatch.setitem(registry._FACTORIES, "broken_for_test", broken)
+    monkeypatch.setattr(registry, "available", lambda: {"nearest": "", "broken_for_test": ""})
+    argv = ["robustness", "--frames", "1", "--severities", "5", "--only", "misalignment", "--no-attacks"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "robustness.json").read_text())
+    assert data["config"]["estimators"] == ["nearest"]
+    assert any("broken_for_test: skipped" in n and "safetensors" in n for n in data["notes"])
+    assert main([*argv, "--estimators", "broken_for_test", "--out", str(tmp_path)]) == 1
+    assert "cannot be built: model directory lacks" in capsys.readouterr().err

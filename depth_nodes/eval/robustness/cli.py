@@ -40,22 +40,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
 
 
+def _load_estimator_providers() -> None:
+    from depth_nodes.pipeline import estimators
+
+    loader = getattr(estimators, "_load_providers", None)
+    if loader is not None:
+        loader()
+
+
 def run(args: argparse.Namespace) -> int:
     from depth_nodes.completion.registry import available
     from depth_nodes.core.memory import tune_malloc
     from depth_nodes.eval.robustness import frames as F
     from depth_nodes.eval.robustness.report import summary_markdown, write_report
-    from depth_nodes.eval.robustness.runner import KINDS, run_suite
+    from depth_nodes.eval.robustness.runner import KINDS, make_estimator, run_suite
     from depth_nodes.pipeline.estimators import ESTIMATORS
 
     tune_malloc()
     if args.frames < 1:
         raise DepthNodesError("--frames must be >= 1")
+    _load_estimator_providers()
+    # Default: every registered completer. Pipeline estimators (``learned``, monocular) need options such
+    # as a model directory, without which they would only run their classical fallback: name them.
     registered = {**available(), **{k: "" for k in ESTIMATORS}}
-    wanted = [n.strip() for n in args.estimators.split(",") if n.strip()] or list(registered)
+    wanted = [n.strip() for n in args.estimators.split(",") if n.strip()] or list(available())
     unknown = [n for n in wanted if n not in registered]
     if unknown:
         raise DepthNodesError(f"unknown estimators {unknown}; registered: {', '.join(registered)}")
+    # Build every estimator up front: an explicitly requested one that cannot be built (a learned model
+    # without weights) is an error; one taken by default is skipped with a note.
+    handles, skipped = [], []
+    for name in wanted:
+        try:
+            handles.append(make_estimator(name))
+        except (DepthNodesError, ImportError, OSError) as exc:
+            if args.estimators:
+                raise DepthNodesError(f"estimator {name!r} cannot be built: {exc}") from exc
+            skipped.append(f"{name}: skipped ({type(exc).__name__}: {exc})")
+            print(f"note: {skipped[-1]}", file=sys.stderr)
+    if not handles:
+        raise DepthNodesError("no estimator could be built: " + "; ".join(skipped))
     kinds = KINDS
     if args.only:
         sel = [k.strip() for k in args.only.split(",") if k.strip()]
@@ -82,17 +106,18 @@ def run(args: argparse.Namespace) -> int:
         n = args.frames
     result = run_suite(
         frames,
-        wanted,
+        handles,
         seed=args.seed,
         n_frames=n,
         kinds=kinds,
         severities=severities,
         attacks=not args.no_attacks,
     )
+    result["notes"] = sorted(result["notes"] + skipped)
     result["config"] = {
         "source": source,
         "frames": result["frames"],
-        "estimators": wanted,
+        "estimators": [h.name for h in handles],
         "seed": args.seed,
         "severities": severities,
         "crop": [F.CROP_W, F.CROP_H],

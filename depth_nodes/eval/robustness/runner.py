@@ -154,7 +154,7 @@ def _applies(h: EstimatorHandle, kind: str) -> bool:
 
 def run_suite(
     frames: Iterable[RobustFrame],
-    estimators: Sequence[str],
+    estimators: Sequence[str | EstimatorHandle],
     *,
     seed: int = 0,
     n_frames: int | None = None,
@@ -165,7 +165,7 @@ def run_suite(
 ) -> dict:
     """Run everything; returns the JSON-ready result (``rows``, ``spoof``, ``defences``, ``pgd``, ``notes``)."""
     kinds = KINDS if kinds is None else kinds
-    handles = [make_estimator(n) for n in estimators]
+    handles = [n if isinstance(n, EstimatorHandle) else make_estimator(n) for n in estimators]
     acc: dict[tuple, list[dict]] = {}
     spoof_acc: dict[tuple, list[dict]] = {}
     def_acc: dict[tuple, list[dict]] = {}
