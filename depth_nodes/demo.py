@@ -147,7 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_nodes.eval import demo_report as dr
+    from depth_nodes.eval import demo_bags, demo_report
 
     t_start = time.perf_counter()
     if args.frames is not None and args.frames < 1:
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         _log(f"[2/5] extrinsics {geom['lidar_frame']} -> {geom['camera_frame']} from /tf_static")
     result = run_pipeline(input_bag, out, geom, topics, args.rate, max_images, args.timeout, args.realtime)
 
-    inputs = dr.DemoInputs(
+    inputs = demo_bags.DemoInputs(
         input_bag=input_bag,
         output_bag=result["output_bag"],
         image_topic=topics["image"],
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         ground_truth=ground_truth,
         final_diagnostics=result["diagnostics"],
     )
-    res = dr.evaluate(inputs, progress=False)
+    res = demo_bags.evaluate(inputs, progress=False)
     out_summary = rb.read_summary(result["output_bag"])
     diag = res.summary["diagnostics"]
     meta = {
@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         "flow control": result["flow_control"],
         "machine": f"{os.cpu_count()} CPUs, {sys.platform}",
     }
-    report = dr.write_report(out / "report", res, meta)
+    report = demo_report.write_report(out / "report", res, meta)
     meta["total time"] = f"{time.perf_counter() - t_start:.1f} s"
     _log(f"[5/5] report: {report}")
     _print_summary(res, meta, report)
@@ -247,10 +247,10 @@ def failures(acc: dict, diag: dict[str, str], node_log: Path) -> list[str]:
 
 
 def _print_summary(res, meta: dict, report: Path) -> None:
-    from depth_nodes.eval.demo_report import _percentiles
+    from depth_nodes.eval.demo_bags import percentiles
 
     acc = res.accounting
-    lat = _percentiles(res.latency_ms)
+    lat = percentiles(res.latency_ms)
     modes: dict[str, int] = {}
     t_end = max(res.output_s + res.publish_s, default=0.0)
     during = [m for t, m in res.timeline if 0.0 <= t <= t_end]  # while frames were flowing

@@ -120,7 +120,7 @@ def _wait(cond, timeout: float, what: str, alive=None) -> None:
 
 
 def _start_recorder(out_bag: Path, log_path: Path, env: dict) -> subprocess.Popen:
-    from depth_nodes.eval.demo_report import OUTPUT_TOPICS
+    from depth_nodes.eval.demo_bags import OUTPUT_TOPICS
 
     log = open(log_path, "w")  # noqa: SIM115 - the process owns it until it exits
     return subprocess.Popen(
@@ -201,7 +201,7 @@ def run_pipeline(
             if recorder.poll() is not None:
                 raise DemoError(f"the recorder exited (code {recorder.returncode}); log: {rec_log}")
 
-        from depth_nodes.eval.demo_report import OUTPUT_TOPICS
+        from depth_nodes.eval.demo_bags import OUTPUT_TOPICS
 
         _wait(
             lambda: rec_log.read_text().count("record: subscribed to") >= len(OUTPUT_TOPICS),

@@ -36,7 +36,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError("blocked for the test: " + name)
 sys.meta_path.insert(0, Block())
 import depth_nodes.msgs.image, depth_nodes.msgs.cloud, depth_nodes.msgs.camera_info, depth_nodes.msgs.stamp
-import depth_nodes.data.rosbag_io, depth_nodes.data.kitti2bag, depth_nodes.eval.demo_report
+import depth_nodes.data.rosbag_io, depth_nodes.data.kitti2bag, depth_nodes.eval.demo_report, depth_nodes.eval.demo_bags
 print("ok", sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
 """
 
