@@ -13,11 +13,10 @@ from launch.actions import (
     DeclareLaunchArgument,
     ExecuteProcess,
     IncludeLaunchDescription,
-    SetEnvironmentVariable,
 )
 from launch.conditions import IfCondition, UnlessCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
@@ -39,22 +38,16 @@ def generate_launch_description() -> LaunchDescription:
             "rviz", default_value="true", description="start rviz2 with config/depth_nodes.rviz"
         ),
         DeclareLaunchArgument(
-            "transport", default_value="shm", choices=["shm", "udp", "default"], description="Fast DDS profile"
+            "transport",
+            default_value="shm",
+            choices=["shm", "udp", "default"],
+            description="Fast DDS profile",
         ),
     ]
+    # The Fast DDS profile is set by the included depth_nodes.launch.py (SetEnvironmentVariable from the
+    # `transport` forwarded to it). An IncludeLaunchDescription is not scoped: the variable it sets stays in
+    # the launch context for the actions after it, so the include must come before the player and RViz.
     transport = LaunchConfiguration("transport")
-    profiles = [
-        SetEnvironmentVariable(
-            "FASTRTPS_DEFAULT_PROFILES_FILE",
-            PathJoinSubstitution([share, "config", "fastdds_shm.xml"]),
-            condition=IfCondition(PythonExpression(["'", transport, "' == 'shm'"])),
-        ),
-        SetEnvironmentVariable(
-            "FASTRTPS_DEFAULT_PROFILES_FILE",
-            PathJoinSubstitution([share, "config", "fastdds_udp.xml"]),
-            condition=IfCondition(PythonExpression(["'", transport, "' == 'udp'"])),
-        ),
-    ]
     play_cmd = ["ros2", "bag", "play", bag, "--clock", "--rate", rate]
     play = ExecuteProcess(
         cmd=play_cmd, output="screen", condition=UnlessCondition(LaunchConfiguration("loop"))
@@ -83,4 +76,4 @@ def generate_launch_description() -> LaunchDescription:
         condition=IfCondition(LaunchConfiguration("rviz")),
         output="screen",
     )
-    return LaunchDescription([*args, *profiles, depth, play, play_loop, rviz])
+    return LaunchDescription([*args, depth, play, play_loop, rviz])  # depth first: see above

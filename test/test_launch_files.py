@@ -257,15 +257,38 @@ def test_fastdds_udp_profile_is_udp_only_with_large_buffers_and_fast_repair() ->
 def test_launch_transport_argument_selects_each_shipped_profile() -> None:
     from launch_config import _Reader
 
-    for name in LAUNCH_FILES:
-        r = _Reader(LAUNCH / name)
-        assert r.value(r.defaults["transport"]) == "shm", name
-        chosen = {}
-        for choice in ("shm", "udp", "default"):
-            r.defaults["transport"] = ast.Constant(choice)
-            chosen[choice] = [
-                Path(str(r.value(a.args[1]))).name
-                for a in r.calls("SetEnvironmentVariable")
-                if r.value({k.arg: k.value for k in a.keywords}["condition"].args[0])
-            ]
-        assert chosen == {"shm": ["fastdds_shm.xml"], "udp": ["fastdds_udp.xml"], "default": []}, name
+    r = _Reader(LAUNCH / "depth_nodes.launch.py")
+    assert r.value(r.defaults["transport"]) == "shm"
+    chosen = {}
+    for choice in ("shm", "udp", "default"):
+        r.defaults["transport"] = ast.Constant(choice)
+        chosen[choice] = [
+            Path(str(r.value(a.args[1]))).name
+            for a in r.calls("SetEnvironmentVariable")
+            if r.value({k.arg: k.value for k in a.keywords}["condition"].args[0])
+        ]
+    assert chosen == {"shm": ["fastdds_shm.xml"], "udp": ["fastdds_udp.xml"], "default": []}
+
+
+def test_kitti_playback_gets_its_profile_from_the_included_launch_file() -> None:
+    """kitti_playback sets no profile itself: it forwards ``transport`` to depth_nodes.launch.py, whose
+    SetEnvironmentVariable stays in the launch context after the (unscoped) include, so every action listed
+    after the include (bag player, RViz) gets the same profile as the node."""
+    from launch_config import _Reader
+
+    r = _Reader(LAUNCH / "kitti_playback.launch.py")
+    assert r.value(r.defaults["transport"]) == "shm"
+    assert not r.calls("SetEnvironmentVariable")
+    (include,) = r.calls("IncludeLaunchDescription")
+    (source,) = include.args
+    (path,) = source.args  # PathJoinSubstitution([share, "launch", name])
+    assert [r.value(e) for e in path.args[0].elts[1:]] == ["launch", "depth_nodes.launch.py"]
+    forwarded = {k.arg: k.value for k in include.keywords}["launch_arguments"].func.value
+    args = dict(zip([r.value(k) for k in forwarded.keys], forwarded.values, strict=True))
+    assert getattr(args["transport"], "id", "") == "transport"  # the LaunchConfiguration("transport") variable
+    assert r.value(args["transport"]) == "shm"
+    (ld,) = [c for c in r.calls("LaunchDescription") if c.args]
+    order = [getattr(e, "id", None) for e in ld.args[0].elts]
+    processes = [n for n in ("play", "play_loop", "rviz") if n in order]
+    assert "depth" in order and len(processes) == 3
+    assert all(order.index("depth") < order.index(n) for n in processes), order
