@@ -138,3 +138,23 @@ def test_prompt_da_uses_lidar_and_guards_a_flat_prompt(dirs):
         assert not used and np.isfinite(pred).all()
     with pytest.raises(hf.MonoModelError, match="not a depth_anything_v2"):
         load_model("depth_anything_v2", MonoOptions(model_dir=str(dirs["prompt"])))
+
+
+def test_eval_method_mono_da_v2_fits_each_frames_own_lidar(dirs, tmp_path):
+    """``depth-nodes eval --method mono:depth_anything_v2``: the registry path, the frame's own LiDAR fit."""
+    from depth_nodes.data.kitti_depth import write_frame
+    from depth_nodes.eval.evaluator import evaluate
+    from depth_nodes.mono.hf import load_hf_model
+
+    m = load_hf_model(dirs["metric"], input_height_px=70)
+    rgb = _inputs().rgb
+    pred = m.predict(rgb)[0]
+    gt = np.where(pred > 1.0, 0.7 * pred, 0.0).astype(np.float32)  # the world is 0.7x the model's metric scale
+    sparse = np.zeros_like(gt)
+    sparse[::4, ::3] = gt[::4, ::3]
+    K = np.array([[100.0, 0, W / 2], [0, 100.0, H / 2], [0, 0, 1]])
+    write_frame(tmp_path / "dc", "2011_09_26_drive_0001_sync", 0, rgb, sparse, gt, K)
+    s = evaluate(tmp_path / "dc", "mono:depth_anything_v2", {"model_dir": str(dirs["metric"]), "input_height_px": 70},
+                 tmp_path / "out", report=False, progress=False)  # fmt: skip
+    assert "own input LiDAR" in s["method"]
+    assert s["mean"]["absrel"] < 0.01  # PNG quantisation (1/256 m) only
