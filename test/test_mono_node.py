@@ -7,21 +7,47 @@ import node_scene as scene
 import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0): the mono net needs it")
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0): the mono net needs it")
 from node_io import depth_array, start_node, stop_node  # noqa: E402
 
-from depth_nodes.mono.own import SHIPPED_DIR  # noqa: E402
-
-pytestmark = pytest.mark.ros
-if not (SHIPPED_DIR / "model.safetensors").is_file():
-    pytest.skip(f"the shipped mono net is missing from {SHIPPED_DIR}", allow_module_level=True)
-
+# slow: fits a small net to the scene in-process (~10 s on a free core, ~30 s on the shared 2-core CI box) and
+# then runs the node process through an outage and a handover (~20 s): the one real-process test of the fallback.
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 HANDOVER = 3
-#: MAE bound (m) of monocular frames on the test scene (ground plane 1.5 m below the camera + a box at 8 m,
-#: mean GT depth ~8 m): measured 0.9 m with the shipped net's scale fitted in guided mode and carried
-#: (measurement in docs/mono.md); 1.5 m = the measured error plus margin for thread timing, and still far
-#: below what a wrong or missing scale gives (a 30 % scale error alone is ~2.4 m here).
-MAE_BOUND_M = 1.5
+
+
+def _train_scene_net(out) -> float:
+    """A small own mono net (``mono_unet``, 8 channels, 3 levels) fitted to the test scene's camera image: the
+    node test must not depend on how the shipped net generalises to a synthetic toy scene. Returns its MAE (m)
+    after a scale fit on the scene's LiDAR, offline: the node can only do as well as that."""
+    import json
+
+    from depth_nodes.models import registry
+    from depth_nodes.mono.net import normalise_rgb, ray_elevation
+    from depth_nodes.mono.own import load_own_model
+    from depth_nodes.mono.scale import METRIC, fit_scale
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = registry.create("mono_unet", {"width": 8, "levels": 3}).train()
+    img = torch.from_numpy(normalise_rgb(scene.rgb_image()))[None]
+    ray = torch.from_numpy(ray_elevation(scene.HEIGHT, scene.WIDTH, scene.K))[None, None]
+    truth = torch.from_numpy(np.nan_to_num(scene.dense_depth(), nan=0.0))[None, None]
+    valid = truth > 0
+    opt = torch.optim.Adam(model.parameters(), 5e-3)
+    for _ in range(150):
+        loss = (torch.log(model(img, ray)) - torch.log(truth.clamp_min(1e-3)))[valid].abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    registry.save(model.eval(), out)
+    (out / "train.json").write_text(json.dumps({"args": {"focal_px": float(scene.K[1, 1])}}))
+    pred = load_own_model(out).predict(scene.rgb_image(), scene.K)
+    sparse = scene.projected_returns(*scene.lidar_scan())
+    fit = fit_scale(pred, sparse, METRIC)
+    t = scene.dense_depth()
+    ok = np.isfinite(t)
+    return float(np.mean(np.abs(fit.scale * pred[ok] - t[ok])))
 
 
 def _ratio(depth: np.ndarray) -> float:
@@ -31,17 +57,24 @@ def _ratio(depth: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def node():
-    proc, client, sender = start_node({"monocular_estimator": "mono", "mono_fit_period_frames": 1,
-                                       "mono_handover_frames": HANDOVER})  # fmt: skip
+def node(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("mono") / "scene_net"
+    offline_mae_m = _train_scene_net(model_dir)
+    assert offline_mae_m < 1.0, f"the scene net did not learn the scene: MAE {offline_mae_m:.2f} m"
+    proc, client, sender = start_node({"monocular_estimator": "mono", "mono_model_dir": str(model_dir),
+                                       "mono_fit_period_frames": 1, "mono_handover_frames": HANDOVER})  # fmt: skip
     try:
-        yield proc, client, sender
+        yield proc, client, sender, offline_mae_m
     finally:
         stop_node(proc, client)
 
 
 def test_lidar_outage_monocular_then_smooth_handover(node) -> None:
-    proc, client, sender = node
+    proc, client, sender, offline_mae_m = node
+    # The node's monocular frames use the scale fitted in guided mode and carried: on this static scene that
+    # is the offline fit, so their MAE may exceed the offline MAE only by the EMA's smoothing of per-frame fits
+    # (< 1 %: x1.1) plus 5 cm; a scale error of just 5 % would add ~0.4 m (mean depth ~8 m).
+    mae_bound_m = 1.1 * offline_mae_m + 0.05
     stamps = []
     for _ in range(12):  # guided frames: the mono scale is fitted on each (fit period 1)
         stamps.append(sender.send())
@@ -54,17 +87,21 @@ def test_lidar_outage_monocular_then_smooth_handover(node) -> None:
     last = stamps[-1]
     truth = scene.dense_depth()
     mono_depths = []
-    for i in range(1, 7):  # camera only, 0.2 s apart (> max_lidar_age_s)
+    for i in range(1, 7):  # camera only, 0.2 s apart (> max_lidar_age_s); each waited for (one-slot mailbox)
+        before = int(client.latest_diagnostics().get("frames_not_published", "0"))
         st = sender.send(points=False, stamp_ns=last + i * 200_000_000)
         if i >= 3:  # hysteresis 3: the 3rd LiDAR-less frame is monocular and published
             mono_depths.append(depth_array(client.wait_stamp("depth/image", st, timeout=10.0)))
+        else:  # still guided without a scan: not published
+            client.wait_for(lambda b=before: int(client.latest_diagnostics().get("frames_not_published", "0")) > b,
+                            10.0, "the LiDAR-less guided frame to be counted")  # fmt: skip
     d = client.wait_mode("monocular", 5.0)
     assert d["estimator"] == "mono" and float(d["mono_scale"]) > 0 and d["mono_fit_residual"], d
     assert float(d["mono_fit_age_s"]) >= 0.6  # carried from the last LiDAR frame
     for depth in mono_depths:
         ok = np.isfinite(truth) & np.isfinite(depth)
         assert ok.sum() > 0.8 * np.isfinite(truth).sum()  # depth keeps coming for most of the scene
-        assert float(np.mean(np.abs(depth[ok] - truth[ok]))) < MAE_BOUND_M
+        assert float(np.mean(np.abs(depth[ok] - truth[ok]))) < mae_bound_m
         assert np.nanmax(depth) <= 120.0  # max_depth_m: nothing invented beyond it (sky is NaN)
     # LiDAR back: monocular for the hysteresis, then guided blended over HANDOVER frames
     ratios = [_ratio(mono_depths[-1])]

@@ -147,6 +147,10 @@ def train(args: argparse.Namespace) -> dict:
     print(f"{len(samples)} frames loaded in {time.perf_counter() - t0:.0f} s", flush=True)
     model = registry.create("mono_unet", {"width": args.width, "levels": args.levels,
                                           "max_depth_m": args.max_depth_m}).train()  # fmt: skip
+    if args.init:  # fine-tune from an earlier run (same width/levels)
+        init = registry.load(args.init)
+        model.load_state_dict(init.state_dict())
+        model.train()
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.1)
@@ -203,6 +207,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", default="", help="start from this mono_unet directory (fine-tuning)")
 
 
 def run(args: argparse.Namespace) -> int:
