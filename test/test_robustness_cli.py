@@ -75,12 +75,22 @@ def test_an_estimator_that_cannot_be_built_is_skipped_by_default_and_fatal_when_
     def broken(**_):
         raise DepthNodesError("model directory lacks model.safetensors")
 
+    class LazyBroken:  # builds, then fails on its first frame (a model loaded lazily without weights)
+        name, uses_image = "lazy_broken_for_test", True
+
+        def complete(self, sparse, image=None):
+            raise DepthNodesError("weights missing")
+
     monkeypatch.setitem(registry._FACTORIES, "broken_for_test", broken)
-    monkeypatch.setattr(registry, "available", lambda: {"nearest": "", "broken_for_test": ""})
+    monkeypatch.setitem(registry._FACTORIES, "lazy_broken_for_test", LazyBroken)
+    monkeypatch.setattr(
+        registry, "available", lambda: {"nearest": "", "broken_for_test": "", "lazy_broken_for_test": ""}
+    )
     argv = ["robustness", "--frames", "1", "--severities", "5", "--only", "misalignment", "--no-attacks"]
     assert main([*argv, "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "robustness.json").read_text())
     assert data["config"]["estimators"] == ["nearest"]
     assert any("broken_for_test: skipped" in n and "safetensors" in n for n in data["notes"])
+    assert any("lazy_broken_for_test: dropped" in n and "weights missing" in n for n in data["notes"])
     assert main([*argv, "--estimators", "broken_for_test", "--out", str(tmp_path)]) == 1
     assert "cannot be built: model directory lacks" in capsys.readouterr().err

@@ -113,11 +113,13 @@ def run(args: argparse.Namespace) -> int:
         severities=severities,
         attacks=not args.no_attacks,
     )
+    if not result["rows"]:
+        raise DepthNodesError("no estimator could run: " + "; ".join(result["notes"] + skipped))
     result["notes"] = sorted(result["notes"] + skipped)
     result["config"] = {
         "source": source,
         "frames": result["frames"],
-        "estimators": [h.name for h in handles],
+        "estimators": list(dict.fromkeys(r["estimator"] for r in result["rows"])),
         "seed": args.seed,
         "severities": severities,
         "crop": [F.CROP_W, F.CROP_H],

@@ -11,6 +11,7 @@ the image for every differentiable estimator.
 
 from __future__ import annotations
 
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from depth_nodes.completion.base import Completion
+from depth_nodes.errors import DepthNodesError
 from depth_nodes.eval.metrics import depth_metrics, fill_background
 from depth_nodes.eval.robustness import adversarial, defences, spoofing
 from depth_nodes.eval.robustness.frames import FRAME_PERIOD_S, RobustFrame
@@ -181,8 +183,18 @@ def run_suite(
         fseed = seed * 100_003 + frame.index
         clean_sparse = frame.sparse()
         clean_out = {}
-        for h in handles:
-            clean_out[h.name] = h.run(frame.image, clean_sparse)
+        for h in list(handles):
+            try:
+                clean_out[h.name] = h.run(frame.image, clean_sparse)
+            except DepthNodesError as exc:
+                if n_done > 1:
+                    raise
+                # An estimator unusable from its first frame (a model without weights, loaded lazily) is
+                # dropped with the reason, so the others are still measured.
+                handles.remove(h)
+                notes.add(f"{h.name}: dropped, unusable on the first frame ({exc})")
+                print(f"note: {h.name}: dropped, unusable on the first frame ({exc})", file=sys.stderr)
+                continue
             acc.setdefault((h.name, "clean", "clean", 0), []).append(
                 _score(clean_out[h.name], frame.gt, fseed)
             )
