@@ -8,6 +8,8 @@ per-point times it decoded). The import is lazy: nothing loads kiss_icp unless t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from depth_nodes.core.motion import Velocity, velocity_from_poses
@@ -17,21 +19,30 @@ from depth_nodes.errors import DepthNodesError
 MAX_GAP_S = 0.5
 
 
+def kiss_icp_factory(
+    max_range_m: float, min_range_m: float, needed_for: str, error: type[DepthNodesError] = DepthNodesError
+) -> Callable[[], object]:
+    """A maker of fresh ``KissICP`` odometries: range limits as given, voxel = max range / 100, no deskewing.
+
+    KISS-ICP's own deskewing stays off: callers either deskew with the decoded per-point times first or have
+    none. ``needed_for`` names the feature in the ``error`` raised when kiss-icp is not installed.
+    """
+    try:
+        from kiss_icp.config import load_config
+        from kiss_icp.kiss_icp import KissICP
+    except ModuleNotFoundError as exc:
+        raise error(f"{needed_for} needs kiss-icp (pip install kiss-icp)") from exc
+    config = load_config(None)
+    config.data.max_range, config.data.min_range, config.data.deskew = max_range_m, min_range_m, False
+    config.mapping.voxel_size = max_range_m / 100.0
+    return lambda: KissICP(config)
+
+
 class LidarOdometry:
     """Constant-velocity twist from the last two KISS-ICP registered scans (voxel = max range / 100)."""
 
     def __init__(self, max_range_m: float = 100.0, min_range_m: float = 1.0) -> None:
-        try:
-            from kiss_icp.config import load_config
-            from kiss_icp.kiss_icp import KissICP
-        except ModuleNotFoundError as exc:
-            raise DepthNodesError(
-                "motion_compensation 'lidar_odometry' needs kiss-icp (pip install kiss-icp)"
-            ) from exc
-        config = load_config(None)
-        config.data.max_range, config.data.min_range, config.data.deskew = max_range_m, min_range_m, False
-        config.mapping.voxel_size = max_range_m / 100.0
-        self._make = lambda: KissICP(config)
+        self._make = kiss_icp_factory(max_range_m, min_range_m, "motion_compensation 'lidar_odometry'")
         self._icp = self._make()
         self._last: tuple[int, np.ndarray] | None = None
         self.velocity: Velocity | None = None

@@ -156,17 +156,11 @@ def kiss_icp_poses(
 
     No deskewing (the scans carry no per-point times); voxel size = max range / 100 as KISS-ICP's default.
     """
-    try:
-        from kiss_icp.config import load_config
-        from kiss_icp.kiss_icp import KissICP
-    except ModuleNotFoundError as exc:
-        raise DataFormatError(
-            "LiDAR odometry needs kiss-icp (pip install kiss-icp) for drives without poses"
-        ) from exc
-    config = load_config(None)
-    config.data.max_range, config.data.min_range, config.data.deskew = max_range_m, min_range_m, False
-    config.mapping.voxel_size = max_range_m / 100.0
-    odometry = KissICP(config)
+    from depth_nodes.core.lidar_odometry import kiss_icp_factory
+
+    odometry = kiss_icp_factory(
+        max_range_m, min_range_m, "LiDAR odometry for drives without poses", DataFormatError
+    )()
     poses = np.empty((len(scans), 4, 4))
     for i, scan in enumerate(scans):
         odometry.register_frame(np.asarray(scan[:, :3], np.float64), np.zeros(0))
