@@ -31,8 +31,9 @@ def measure(width: int = 1216, height: int = 352, repeats: int = 30) -> dict[str
     from sensor_msgs.msg import Image, PointCloud2
     from std_msgs.msg import Header
 
+    from depth_nodes.msgs.image import image_to_depth, image_to_numpy
     from depth_nodes.ros.cloud_conv import pointcloud2_to_arrays, xyzrgb_to_pointcloud2
-    from depth_nodes.ros.image_conv import image_to_depth, image_to_numpy, numpy_to_image
+    from depth_nodes.ros.image_conv import numpy_to_image
     from depth_nodes.ros.msg_buffer import to_byte_array
 
     rng = np.random.default_rng(0)

@@ -6,6 +6,15 @@ the rclpy message classes, live here: images :mod:`image_conv`, point clouds :mo
 """
 
 from depth_nodes.errors import ConversionError
+from depth_nodes.msgs.image import (
+    ENCODINGS,
+    BitDepthTracker,
+    compressed_to_rgb,
+    detect_bit_depth,
+    image_to_depth,
+    image_to_numpy,
+    image_to_rgb,
+)
 from depth_nodes.ros.camera_info_conv import (
     CAMERA_MODELS,
     CameraGeometry,
@@ -22,16 +31,7 @@ from depth_nodes.ros.cloud_conv import (
     unpack_rgb,
     xyzrgb_to_pointcloud2,
 )
-from depth_nodes.ros.image_conv import (
-    ENCODINGS,
-    BitDepthTracker,
-    compressed_to_rgb,
-    detect_bit_depth,
-    image_to_depth,
-    image_to_numpy,
-    image_to_rgb,
-    numpy_to_image,
-)
+from depth_nodes.ros.image_conv import numpy_to_image
 from depth_nodes.ros.time_conv import ns_to_stamp, stamp_to_ns
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""``sensor_msgs/Image`` builder; the decoders live in :mod:`depth_nodes.msgs.image` (re-exported)."""
+"""``sensor_msgs/Image`` builder; the decoders are :mod:`depth_nodes.msgs.image`'s (both re-exported by
+:mod:`depth_nodes.ros.conversions`)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from depth_nodes.errors import ConversionError
-from depth_nodes.msgs.image import (  # noqa: F401 - re-exported decoders
-    BIT_DEPTHS,
-    COLOUR_ENCODINGS,
-    DEPTH_SCALE,
-    ENCODINGS,
-    BitDepthTracker,
-    compressed_to_rgb,
-    detect_bit_depth,
-    image_to_depth,
-    image_to_numpy,
-    image_to_rgb,
-    to_8bit,
-)
+from depth_nodes.msgs.image import ENCODINGS
 from depth_nodes.ros.msg_buffer import set_data
 
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
