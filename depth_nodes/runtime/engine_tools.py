@@ -83,15 +83,22 @@ def _backend(args, precision, info, res, frames, engine=None):
     )  # fmt: skip
 
 
-def run_build(args: argparse.Namespace) -> int:
+def _model_on_gpu(args: argparse.Namespace, cannot: str):
+    """``(ONNX info, first resolution)``, or None after printing ``cannot`` and why when no GPU is usable."""
     from depth_nodes.runtime.onnx_io import read_onnx
 
     why = _no_gpu()
     if why:
-        print(f"build-engine: cannot build here: {why}")
+        print(f"{cannot} here: {why}")
+        return None
+    return read_onnx(args.onnx), (args.resolution or [(352, 1216)])[0]
+
+
+def run_build(args: argparse.Namespace) -> int:
+    model = _model_on_gpu(args, "build-engine: cannot build")
+    if model is None:
         return 2
-    info = read_onnx(args.onnx)
-    res = (args.resolution or [(352, 1216)])[0]
+    info, res = model
     b = _backend(args, args.precision, info, res, _frames(args, res, 2))
     b.ensure_loaded()
     for k, v in b.describe().items():
@@ -100,15 +107,12 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from depth_nodes.runtime.onnx_io import read_onnx
     from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
 
-    why = _no_gpu()
-    if why:
-        print(f"check-engine: cannot check here: {why}")
+    model = _model_on_gpu(args, "check-engine: cannot check")
+    if model is None:
         return 2
-    info = read_onnx(args.onnx)
-    res = (args.resolution or [(352, 1216)])[0]
+    info, res = model
     frames = _frames(args, res)
     feeds = _feeds(info, frames, res)
     ref = OnnxRuntimeBackend(args.onnx)
