@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import node_scene as scene
 import numpy as np
@@ -119,6 +121,17 @@ def stop_node(proc, client) -> None:
     out = proc.output()
     proc.cleanup()
     assert code == 0 and "Traceback" not in out, out[-4000:]
+
+
+@contextmanager
+def running_node(params: dict | None = None, **kw) -> Iterator[tuple]:
+    """:func:`start_node` ... :func:`stop_node` around a block (a module fixture's body): yields
+    ``(NodeProcess, NodeClient, SceneSender)``; the node must exit cleanly at the end."""
+    proc, client, sender = start_node(params, **kw)
+    try:
+        yield proc, client, sender
+    finally:
+        stop_node(proc, client)
 
 
 def feed_until(client, feed, pred, timeout: float = 15.0, period_s: float = 0.1) -> dict:

@@ -9,7 +9,7 @@ import sys
 import node_scene as scene
 import numpy as np
 import pytest
-from node_io import CAMERA_FRAME, depth_array, feed_until, ros_env, start_node, stop_node
+from node_io import CAMERA_FRAME, depth_array, feed_until, ros_env, running_node, start_node
 
 from depth_nodes.pipeline import colorize_depth
 from depth_nodes.ros import conversions as conv
@@ -19,11 +19,8 @@ pytestmark = pytest.mark.ros
 
 @pytest.fixture(scope="module")
 def node():
-    proc, client, sender = start_node()
-    try:
-        yield proc, client, sender
-    finally:
-        stop_node(proc, client)
+    with running_node() as n:
+        yield n
 
 
 def ensure_guided(client, sender, tries: int = 6) -> int:
