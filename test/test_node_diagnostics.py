@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from node_io import CAMERA_FRAME, feed_until, start_node, stop_node
+from node_io import CAMERA_FRAME, feed_until, running_node
 from std_msgs.msg import Header
 
 from depth_nodes.ros import conversions as conv
@@ -23,11 +23,8 @@ OK, WARN, ERROR = "0", "1", "2"
 
 @pytest.fixture(scope="module")
 def node():
-    proc, client, sender = start_node()
-    try:
-        yield proc, client, sender
-    finally:
-        stop_node(proc, client)
+    with running_node() as n:
+        yield n
 
 
 def settled(mode: str, level: str):
@@ -87,14 +84,23 @@ def _bad_encoding(sender):
     return msg
 
 
+def _bad_no_frame(sender):
+    """Image and CameraInfo both with an empty frame_id: the depth would have no frame to be in."""
+    stamp = conv.ns_to_stamp(time.time_ns())
+    info, image = sender.info(stamp), sender.image(stamp)
+    info.header.frame_id = image.header.frame_id = ""
+    return info, image
+
+
 @pytest.mark.parametrize(
     ("make_bad", "cause", "text"),
     [
         (_bad_future, "future_stamp", "future stamp: stamp is"),
         (_bad_size, "size_mismatch", "size mismatch: image is 160x48 but CameraInfo says 320x96"),
         (_bad_encoding, "undecodable", "undecodable:"),
+        (_bad_no_frame, "no_frame_id", "no frame_id: empty frame_id on image and CameraInfo"),
     ],
-    ids=["future_stamp", "size_mismatch", "bad_encoding"],
+    ids=["future_stamp", "size_mismatch", "bad_encoding", "no_frame_id"],
 )
 def test_rejected_images_leave_the_camera_stale_and_say_why(node, make_bad, cause, text) -> None:
     """Images keep arriving but are rejected: the camera is not fresh (lidar_only, WARN) and the message says why."""
@@ -105,8 +111,10 @@ def test_rejected_images_leave_the_camera_stale_and_say_why(node, make_bad, caus
     def feed() -> None:
         stamp = conv.ns_to_stamp(time.time_ns())
         client.points_pub.publish(sender.cloud(stamp))
-        client.info_pub.publish(sender.info(stamp))
-        client.image_pub.publish(make_bad(sender))
+        bad = make_bad(sender)  # an Image, or a (CameraInfo, Image) pair when the CameraInfo is part of it
+        info, image = bad if isinstance(bad, tuple) else (sender.info(stamp), bad)
+        client.info_pub.publish(info)
+        client.image_pub.publish(image)
 
     d = feed_until(
         client, feed, lambda d: settled("lidar_only", WARN)(d) and "camera images rejected" in d["message"]
@@ -117,6 +125,25 @@ def test_rejected_images_leave_the_camera_stale_and_say_why(node, make_bad, caus
     assert "camera stale (images rejected:" in d["mode_reason"], d
     assert int(d[f"images_rejected_{cause}"]) > before and float(d["image_age_s"]) > 0.5, d
     assert float(d["image_received_rate_hz"]) > 5.0, d  # they do arrive
+
+
+def test_images_before_any_camera_info_are_rejected_and_name_the_topic() -> None:
+    """A node that never received a CameraInfo rejects every image ("no camera_info", naming the resolved
+    topic it waits on), publishes no depth and says so. Its own node (the shared one has a camera), in its
+    own namespace so that neither node hears the other's inputs or diagnostics."""
+    with running_node(namespace="/no_info") as (proc, client, sender):
+
+        def feed() -> None:
+            stamp = conv.ns_to_stamp(time.time_ns())
+            client.points_pub.publish(sender.cloud(stamp))
+            client.image_pub.publish(sender.image(stamp))
+
+        d = feed_until(client, feed, lambda d: "camera images rejected" in d["message"])
+        why = "no CameraInfo received yet on '/no_info/camera_info'"
+        assert f"camera images rejected: no camera_info: {why}" in d["message"], d
+        assert int(d["images_rejected_no_camera_info"]) >= 1 and float(d["image_received_rate_hz"]) > 5.0, d
+        assert d["level"] == ERROR and d["camera"] == "none yet" and int(d["published_in_window"]) == 0, d
+        assert why in proc.output(), proc.output()[-2000:]  # the rate-limited warning in the node's log
 
 
 def test_header_of_published_camera_info_is_the_frames(node) -> None:
