@@ -29,8 +29,9 @@ pytestmark = pytest.mark.ros
 
 KITTI_K = np.array([[721.5377, 0.0, 609.5593], [0.0, 721.5377, 172.854], [0.0, 0.0, 1.0]])
 FRAME = "camera_optical"
-N_FRAMES = 8
+N_FRAMES = 8  # depth images that must come back
 PERIOD_S = 0.25
+STREAM_TIMEOUT_S = 30.0
 
 
 class KittiScene:
@@ -93,21 +94,35 @@ def test_launch_defaults_publish_correct_depth_at_kitti_size(launched, reliable)
     try:
         tf = _identity_static_tf(client)  # noqa: F841 - kept alive while frames flow
         client.wait_matched(30.0)
-        stamps = []
-        for _ in range(N_FRAMES):
-            stamps.append(time.time_ns())
-            kitti.send(client, stamps[-1])
-            time.sleep(PERIOD_S)  # a 4 Hz sensor
+        # A driver streams: send at 4 Hz until N_FRAMES depth images came back (the first frames may be lost
+        # while DDS discovery completes on the node's side: best effort does not repair them).
+        stamps: list[int] = []
 
-        # Best effort may lose a frame on a loaded machine; most must come through either way.
         def published() -> set[int]:
             return set(client.stamps("depth/image")) & set(stamps)
 
+        deadline = time.monotonic() + STREAM_TIMEOUT_S
+        while len(published()) < N_FRAMES and time.monotonic() < deadline:
+            stamps.append(time.time_ns())
+            kitti.send(client, stamps[-1])
+            time.sleep(PERIOD_S)  # a 4 Hz sensor
+        got = published()
+        assert len(got) >= N_FRAMES, (
+            f"{len(got)} of {len(stamps)} published in {STREAM_TIMEOUT_S} s\n{proc.output()[-3000:]}"
+        )
+        # Once frames come through, a steady stream is published nearly whole (the last few may be in flight).
+        steady = stamps[min(stamps.index(s) for s in got) :]
+
+        def steady_published() -> int:
+            return len(published() & set(steady))
+
         try:
-            client.wait_for(lambda: len(published()) >= N_FRAMES - 2, 15.0, "depth for most frames")
+            client.wait_for(
+                lambda: steady_published() >= 0.75 * len(steady), 10.0, "most of the steady stream"
+            )
         except TimeoutError as exc:
             raise AssertionError(
-                f"{len(published())} of {N_FRAMES} published\n{proc.output()[-3000:]}"
+                f"{steady_published()} of {len(steady)} steady-stream frames published\n{proc.output()[-3000:]}"
             ) from exc
         got = published()
 
