@@ -22,7 +22,7 @@ setup(
         (f"share/{PACKAGE}/config", CONFIG_FILES),
     ],
     # the shipped own monocular net (config.json + model.safetensors + train.json, < 10 MB)
-    package_data={PACKAGE: [f"config/{pattern}" for pattern in CONFIG_GLOBS] + ["mono/weights/*/*"]},
+    package_data={PACKAGE: [f"config/{pattern}" for pattern in CONFIG_GLOBS] + ["mono/weights/*/*", "models/weights/*/*"]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",

@@ -94,8 +94,8 @@ def test_broken_model_falls_back_to_the_classical_completer(tmp_path, exported) 
 
     ref = completion.create("guided").complete(sp, img)
     np.testing.assert_array_equal(g.estimate(Inputs()).depth, ref.depth)
-    missing = GuardedLearnedEstimator(LearnedOptions(""), background=False, log_warning=lambda s: None)
-    assert "needs model_dir" in missing.reason
+    missing = GuardedLearnedEstimator(LearnedOptions("/nonexistent/model"), background=False, log_warning=lambda s: None)
+    assert "does not exist" in missing.reason and missing.state == "fallback"
     ok = GuardedLearnedEstimator(LearnedOptions(str(exported["onnx"]), "onnxruntime"), background=False)
     assert ok.state == "active" and ok.name == "learned:tiny_unet"
     assert ok.diagnostics()[0]["learned_backend"] == "onnxruntime" and not ok.diagnostics()[1]

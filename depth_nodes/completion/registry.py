@@ -15,6 +15,7 @@ _PROVIDERS = (
     "depth_nodes.completion.ip_basic",
     "depth_nodes.completion.guided",
     "depth_nodes.mono.completer",  # mono, mono:NAME (depth-nodes eval --method mono)
+    "depth_nodes.completion.learned",
 )
 
 DEFAULT_COMPLETER = "guided"

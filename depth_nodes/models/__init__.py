@@ -4,6 +4,7 @@
 Importing this package does not import torch; creating or loading a model does.
 """
 
+from depth_nodes.models.catalog import COMPLETION_FAMILIES, LEARNED, shipped_model_dir
 from depth_nodes.models.registry import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -22,6 +23,9 @@ from depth_nodes.models.registry import (
 )
 
 __all__ = [
+    "COMPLETION_FAMILIES",
+    "LEARNED",
+    "shipped_model_dir",
     "CONFIG_FILE",
     "WEIGHTS_FILE",
     "Family",

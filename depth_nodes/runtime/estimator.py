@@ -75,9 +75,14 @@ class LearnedEstimator:
 
 def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = None) -> LearnedEstimator:
     """Create, load and warm up the learned estimator of ``opts``; :class:`ModelError` naming what is wrong."""
-    if not opts.model_dir:
-        raise ModelError("estimator 'learned' needs model_dir (a model directory or an .onnx file)")
-    path = Path(opts.model_dir).expanduser()
+    if not opts.model_dir:  # the checkpoint shipped in the package
+        from depth_nodes.models import shipped_model_dir
+
+        path = shipped_model_dir()
+        if not path.is_dir():
+            raise ModelError(f"no model_dir given and no shipped checkpoint in {path}")
+    else:
+        path = Path(opts.model_dir).expanduser()
     if not path.exists():
         raise ModelError(f"model_dir {path} does not exist")
     extra = {"on_line": on_line} if on_line else {}  # TensorRT build progress (other backends ignore it)

@@ -13,6 +13,10 @@ KINDS: dict[str, tuple[str, str]] = {
         "depth_nodes.train.mono",
         "train the own monocular net: synthetic drives + real drives distilled from their LiDAR",
     ),
+    "completion": (
+        "depth_nodes.train.cli",
+        "train a depth-completion model (depth_nodes.models): weighted sources, self-supervision, DDP",
+    ),
 }
 
 

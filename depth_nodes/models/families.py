@@ -1,0 +1,190 @@
+"""The survey's completion families on one I/O contract: (image, sparse_inv_depth) -> (depth m, confidence).
+
+All of them do the heavy work at 1/4 resolution (a KITTI frame is 88 x 304 there, so a CPU keeps up) and end in
+one light full-resolution head that sees the image and the returns again, so edges stay sharp:
+
+- :class:`Unguided` -- sparsity-invariant (normalised) convolutions on the sparse depth alone (Uhrig et al. 2017);
+- :class:`EarlyFusion` -- image + sparse depth concatenated into one encoder-decoder;
+- :class:`LateFusion` -- an image encoder and a depth encoder, fused level by level in the decoder (the image
+  gates the depth features, guided-convolution style);
+- :class:`Residual` -- refines a classical prefill: image + sparse + prefill + its confidence in, a residual in
+  inverse depth + confidence out. The prefill (:func:`blocks.prefill`) runs inside the graph.
+
+:mod:`depth_nodes.models.propagation` adds the CSPN++/NLSPN-style head on top of :class:`Residual`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from depth_nodes.models.blocks import (
+    LOCAL_KERNELS,
+    InverseDepthModel,
+    UNet,
+    conv_block,
+    down4,
+    nearest_down4,
+    prefill,
+    sparse_down4,
+    up,
+)
+
+#: Coarse features passed up to the full-resolution head.
+HEAD_FEATURES = 2
+
+
+class FullResHead(nn.Module):
+    """Two 3x3 convs at full resolution: [image, inv, coarse inv, valid, coarse features] -> (delta inv_n, conf)."""
+
+    def __init__(self, hidden: int = 8, features: int = HEAD_FEATURES):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(6 + features, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 2, 3, padding=1)
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, image, inv_n, coarse_n, valid, feats) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(torch.cat([image, inv_n, coarse_n, valid, feats], dim=1))
+        return inv_n + 0.05 * out[:, :1], out[:, 1:2]
+
+
+class CoarseBase(InverseDepthModel):
+    """A 1/4-resolution body producing ``1 + 1 + extra + HEAD_FEATURES`` channels, then the full-res head."""
+
+    extra_outputs = 0
+
+    def __init__(self, width: int, levels: int, head_hidden: int, min_depth_m: float, max_depth_m: float):
+        super().__init__(min_depth_m, max_depth_m, stride=4 * 2**int(levels))
+        self.head = FullResHead(head_hidden)
+        self.n_out = 2 + self.extra_outputs + HEAD_FEATURES
+
+    def coarse(self, image, sparse_n, valid) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1/4-res output channels, 1/4-res base inv_n the coarse residual is added to)."""
+        raise NotImplementedError
+
+    def core(self, image, sparse_inv_depth):
+        """(inv_n, confidence logit, extra channels at full res, sparse_n, valid).
+
+        Full resolution: between scan lines the local fill (nearest return within a few pixels) is the base,
+        elsewhere the upsampled coarse estimate; the head then corrects both with the image.
+        """
+        sparse_n, valid = self.normalise(sparse_inv_depth)
+        out, base4 = self.coarse(image, sparse_n, valid)
+        out_up = up(torch.cat([base4 + out[:, :1], out[:, 1:]], dim=1), 4)
+        local, local_conf = prefill(sparse_n, valid, LOCAL_KERNELS)
+        near = (local_conf > 0).to(local.dtype)
+        inv_n = near * local + (1.0 - near) * out_up[:, :1]
+        extra = out_up[:, 2 : 2 + self.extra_outputs]
+        feats = out_up[:, 2 + self.extra_outputs :]
+        inv_n, conf_logit = self.head(image, inv_n, out_up[:, :1], valid, feats)
+        return inv_n, out_up[:, 1:2] + conf_logit, extra, sparse_n, valid
+
+    def forward(self, image: torch.Tensor, sparse_inv_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inv_n, conf_logit, _, _, _ = self.core(image, sparse_inv_depth)
+        return self.to_depth(inv_n), torch.sigmoid(conf_logit)
+
+
+class _UNetBody(CoarseBase):
+    """A U-Net on ``c_in`` 1/4-resolution channels; the base is 0 (absolute prediction) unless overridden."""
+
+    c_in = 5
+
+    def __init__(self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0):
+        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m)
+        self.unet = UNet(self.c_in, width, levels)
+        self.out = nn.Conv2d(self.unet.out_channels, self.n_out, 3, padding=1)
+
+    def inputs_d4(self, image, sparse_n, valid):
+        s4, v4 = sparse_down4(sparse_n, valid)
+        return torch.cat([down4(image), s4, v4], dim=1), s4
+
+    def coarse(self, image, sparse_n, valid):
+        x, s4 = self.inputs_d4(image, sparse_n, valid)
+        out = self.out(self.unet(x))
+        # absolute inverse depth: a sigmoid over the model's range, started near the mean of the returns
+        inv = torch.sigmoid(out[:, :1] - 3.0)
+        return torch.cat([inv, out[:, 1:]], dim=1), torch.zeros_like(inv)
+
+
+class EarlyFusion(_UNetBody):
+    """Image + sparse inverse depth + validity, concatenated at the input of one U-Net."""
+
+
+class LateFusion(_UNetBody):
+    """Two encoders (image; sparse depth + validity) fused in the decoder: depth features gated by the image."""
+
+    def __init__(self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0):
+        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m)
+        self.unet = UNet(3, width, levels)  # image branch (its decoder is the shared decoder)
+        self.depth_enc = UNet(2, width, levels)  # depth branch (encoder only is used)
+        self.depth_enc.up = nn.ModuleList()
+
+    def coarse(self, image, sparse_n, valid):
+        s4, v4 = sparse_down4(sparse_n, valid)
+        img_f = self.unet.encode(down4(image))
+        dep_f = self.depth_enc.encode(torch.cat([s4, v4], dim=1))
+        fused = [d * torch.sigmoid(g) + g for d, g in zip(dep_f, img_f, strict=True)]
+        out = self.out(self.unet.decode(fused))
+        inv = torch.sigmoid(out[:, :1] - 3.0)
+        return torch.cat([inv, out[:, 1:]], dim=1), torch.zeros_like(inv)
+
+
+class Residual(_UNetBody):
+    """Refines the in-graph classical prefill: [image, sparse, valid, prefill, prefill confidence] at 1/4 res."""
+
+    c_in = 7
+
+    def coarse(self, image, sparse_n, valid):
+        s4, v4 = sparse_down4(sparse_n, valid)
+        fill, fill_conf = prefill(*nearest_down4(sparse_n, valid))
+        x = torch.cat([down4(image), s4, v4, fill, fill_conf], dim=1)
+        out = self.out(self.unet(x))
+        # residual in normalised inverse depth, small at start so training begins at the prefill
+        return torch.cat([0.05 * torch.tanh(out[:, :1]), out[:, 1:]], dim=1), fill
+
+
+class SparseConv(nn.Module):
+    """Sparsity-invariant convolution: conv(x * m) / (mean of m in the window), mask max-pooled."""
+
+    def __init__(self, c_in: int, c_out: int, k: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
+        self.bias = nn.Parameter(torch.zeros(1, c_out, 1, 1))
+        self.k = k
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        num = self.conv(x * m)
+        den = F.avg_pool2d(m, self.k, stride=1, padding=self.k // 2, count_include_pad=False)
+        x = F.relu(num / (den + 1e-3) + self.bias)
+        return x, F.max_pool2d(m, self.k, stride=1, padding=self.k // 2)
+
+
+class Unguided(CoarseBase):
+    """Sparse depth alone through sparsity-invariant convolutions (11, 7, 5, 3, 3) at 1/4 resolution.
+
+    The image only enters the final full-resolution head's edge refinement when ``use_image_head`` is true;
+    by default the head sees a zero image, so the family stays LiDAR-only.
+    """
+
+    def __init__(self, width=16, levels=0, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0):
+        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m)
+        ks = (11, 7, 5, 3, 3)
+        self.layers = nn.ModuleList(SparseConv(1 if i == 0 else width, width, k) for i, k in enumerate(ks))
+        self.out = nn.Conv2d(width, self.n_out, 1)
+
+    def coarse(self, image, sparse_n, valid):
+        x, m = sparse_down4(sparse_n, valid)
+        for layer in self.layers:
+            x, m = layer(x, m)
+        out = self.out(x)
+        inv = torch.sigmoid(out[:, :1] - 3.0)
+        return torch.cat([inv, out[:, 1:]], dim=1), torch.zeros_like(inv)
+
+    def core(self, image, sparse_inv_depth):
+        return super().core(torch.zeros_like(image), sparse_inv_depth)
+
+
+__all__ = ["EarlyFusion", "LateFusion", "Residual", "Unguided", "conv_block"]
