@@ -210,3 +210,24 @@ def train(cfg: TrainConfig, rank: int | None = None, world: int | None = None, i
 
         dist.barrier()
     return losses
+
+
+def _spawned(rank: int, world: int, cfg: TrainConfig, init_method: str, out_file: str) -> None:
+    losses = train(cfg, rank=rank, world=world, init_method=init_method)
+    if rank == 0:
+        Path(out_file).write_text(json.dumps(losses))
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def train_spawned(cfg: TrainConfig, world: int, rendezvous_dir: str | Path) -> list[float]:
+    """Train with ``world`` local processes (``torch.multiprocessing.spawn``, file rendezvous): what torchrun
+    does, without a launcher (tests, notebooks). Returns rank 0's per-step global losses."""
+    import torch.multiprocessing as mp
+
+    rdv = Path(rendezvous_dir)
+    rdv.mkdir(parents=True, exist_ok=True)
+    init, out_file = f"file://{rdv / 'rendezvous'}", rdv / "losses.json"
+    mp.spawn(_spawned, args=(world, cfg, init, str(out_file)), nprocs=world, join=True)
+    return json.loads(out_file.read_text())
