@@ -153,8 +153,9 @@ def train(cfg: TrainConfig, rank: int | None = None, world: int | None = None, i
         opt, max_lr=cfg.lr, total_steps=max(total_steps, 1), pct_start=0.1, last_epoch=step_total - 1
     ) if step_total == 0 else None
     if sched is None:  # resumed: cosine tail from where we are (OneCycle state is not worth persisting)
+        start = step_total  # a constant: the closure must not see step_total grow
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(1.0, (step_total + s) / max(total_steps, 1))))
+            opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(1.0, (start + s) / max(total_steps, 1))))
         )
     from depth_nodes.train.losses import completion_loss
 
