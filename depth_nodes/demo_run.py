@@ -2,8 +2,9 @@
 and a ``/diagnostics`` monitor in this one, and the flow control that keeps every played frame countable.
 
 Flow control (default): after each image the player waits until the node has finished every earlier image,
-so at most one image waits in the node's one-slot mailbox and none is displaced (dropped) by the next one
-when the node is slower than the playback on a loaded machine. A node that keeps up never waits; one that
+and after the scan that follows it until that image is finished too, so no image is ever displaced (dropped)
+from the node's one-slot mailbox by the next one when the node is slower than the playback on a loaded
+machine. A node that keeps up never waits; one that
 does not slows the playback down instead of dropping frames. ``--realtime`` plays at recorded timing only
 (a slow node then drops frames as it would live; ``depth-nodes bench node`` measures that at fixed rates).
 """
@@ -91,7 +92,18 @@ class FlowControl:
 
     def after_image(self) -> None:
         self.images += 1
-        need = self.images - 1 - self.written_off  # every image before this one
+        self._hold(self.images - 1)  # every image before this one
+
+    def after_scan(self) -> None:
+        """After the scan that follows an image (its own scan, or the next frame's when scans lead), hold
+        until that image is finished too: the next image then never meets an earlier one still waiting in
+        the node's one-slot mailbox or pairing slot (a loaded machine dropped 2 of 20 with the image hold
+        alone), and the image already has the scan it pairs with."""
+        if self.images:
+            self._hold(self.images)
+
+    def _hold(self, images: int) -> None:
+        need = images - self.written_off
         t0 = time.monotonic()
         while (done := accounted(self.monitor.latest()[1])) < need:
             self.alive()
@@ -223,6 +235,8 @@ def run_pipeline(
                     stop.set()
                 elif flow is not None:
                     flow.after_image()
+            elif topic == topics["points"] and flow is not None:
+                flow.after_scan()
 
         play_topics = [topics["image"], topics["info"], topics["points"]]
         t0 = time.perf_counter()
