@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from depth_nodes import pipeline as pl
-from depth_nodes.errors import EmptyInputError
 from depth_nodes.mono.estimator import MonoEstimator, MonoOptions
 from depth_nodes.mono.scale import METRIC
 from depth_nodes.pipeline.sync import Scan
@@ -66,7 +65,9 @@ def test_outage_carries_the_fitted_scale_then_hands_over_smoothly():
     # the only error is the model's 1 % pixel noise (x mean depth ~10 m): 0.1 m, 0.25 m allowed
     assert mae < 0.25 and coverage > 0.95
     conf = [float(np.nanmax(r.confidence)) for r in res]
-    assert conf[-1] < conf[0] and conf[-1] == pytest.approx(conf[0] * 0.5 ** (0.9 / 2.0), rel=0.02)  # half-life
+    assert conf[-1] < conf[0] and conf[-1] == pytest.approx(
+        conf[0] * 0.5 ** (0.9 / 2.0), rel=0.02
+    )  # half-life
     model.gain = 0.77  # the model's scale drifts 10 % while the LiDAR is away: the carried scale is now off
     res_drift, t = _run(pipe, 1, t, lidar=False)
     drifted = np.nanmedian(res_drift[0].depth / scene.dense_depth())
@@ -90,11 +91,14 @@ def test_without_handover_the_scale_error_jumps_at_once():
     assert float(np.nanmedian(res[0].depth / scene.dense_depth())) == pytest.approx(1.0, abs=0.01)
 
 
-def test_relative_model_without_a_fit_publishes_nothing_and_says_why():
+@pytest.mark.parametrize("kind", ["inverse", "metric"])
+def test_model_without_a_fit_publishes_nothing_and_says_why(kind):
+    """Relative and metric models alike: a metric net's own scale is not this camera's, so no fit -> no depth."""
     model = DriftingModel()
-    model.kind = "inverse"
+    model.kind = kind
     pipe, est = _pipeline(model, hysteresis=1, handover=5)
-    with pytest.raises(EmptyInputError, match="no scale fit yet"):  # the node warns and skips the frame
-        _run(pipe, 2, 0, lidar=False)
+    res, _ = _run(pipe, 2, 0, lidar=False)
+    assert [r.mode for r in res] == ["monocular", "monocular"]
+    assert all(not r.published and "no scale fit yet" in r.reason for r in res), [r.reason for r in res]
     values, _ = est.diagnostics()
     assert values["mono_scale"] == "no fit yet"

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
-transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install transformers)")
+transformers = pytest.importorskip(
+    "transformers", reason="transformers is not installed (pip install transformers)"
+)
 
 from depth_nodes import pipeline as pl  # noqa: E402
 from depth_nodes.core.camera import CameraModel  # noqa: E402
@@ -83,8 +85,13 @@ def test_relative_and_metric_da_v2_load_and_predict(dirs):
 
 def test_metric_rescaling_through_the_node_selector(dirs):
     """The estimator the node builds: metric DA fitted to the LiDAR, then carried without it."""
-    sel = pl.EstimatorSelector("guided", "lidar_only", monocular="depth_anything_v2", log=print,
-                               options={"mono_model_dir": str(dirs["metric"]), "mono_input_height_px": 70})
+    sel = pl.EstimatorSelector(
+        "guided",
+        "lidar_only",
+        monocular="depth_anything_v2",
+        log=print,
+        options={"mono_model_dir": str(dirs["metric"]), "mono_input_height_px": 70, "mono_background": False},
+    )
     est = sel.for_mode(pl.MONOCULAR)
     assert est.inner is not None, est.reason
     pred = est.inner.model.predict(_inputs().rgb)[0]
@@ -127,7 +134,9 @@ def test_prompt_da_uses_lidar_and_guards_a_flat_prompt(dirs):
     sparse[::5, ::7] = rng.uniform(5, 40, sparse[::5, ::7].shape)
     pred, used = m.predict(_inputs().rgb, sparse)
     assert used and pred.shape == (H, W) and np.isfinite(pred).all()
-    assert 5.0 - 1e-3 <= pred.min() and pred.max() <= 40.0 + 1e-3  # PromptDA de-normalises to the prompt's range
+    assert (
+        5.0 - 1e-3 <= pred.min() and pred.max() <= 40.0 + 1e-3
+    )  # PromptDA de-normalises to the prompt's range
     flat = np.where(sparse > 0, 10.0, 0.0).astype(np.float32)
     x = torch.from_numpy(m.preprocess(_inputs().rgb))
     with torch.no_grad():  # what the guard prevents: transformers' min/max normalisation of a flat prompt
@@ -149,7 +158,9 @@ def test_eval_method_mono_da_v2_fits_each_frames_own_lidar(dirs, tmp_path):
     m = load_hf_model(dirs["metric"], input_height_px=70)
     rgb = _inputs().rgb
     pred = m.predict(rgb)[0]
-    gt = np.where(pred > 1.0, 0.7 * pred, 0.0).astype(np.float32)  # the world is 0.7x the model's metric scale
+    gt = np.where(pred > 1.0, 0.7 * pred, 0.0).astype(
+        np.float32
+    )  # the world is 0.7x the model's metric scale
     sparse = np.zeros_like(gt)
     sparse[::4, ::3] = gt[::4, ::3]
     K = np.array([[100.0, 0, W / 2], [0, 100.0, H / 2], [0, 0, 1]])

@@ -28,3 +28,36 @@ def test_shipped_net_is_small_and_loads():
 def test_wrong_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(MonoModelError, match="lacks config.json"):
         load_own_model(tmp_path)
+
+
+def test_auto_backend_prefers_the_shipped_onnx_and_matches_torch():
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (depth_nodes[ml])")
+    from depth_nodes.runtime.frames import street_frame
+
+    ort_m, torch_m = load_own_model(backend="auto"), load_own_model(backend="torch")
+    assert (ort_m.backend, torch_m.backend, ort_m.stride) == ("onnxruntime", "torch", 16)
+    img, _ = street_frame(120, 400, seed=5)
+    K = np.array([[300.0, 0, 200.0], [0, 300.0, 52.0], [0, 0, 1]])  # not the training focal: resized
+    a, b = ort_m.predict(img, K), torch_m.predict(img, K)
+    assert a.shape == (120, 400) and np.abs(a - b).max() < 1e-2  # m; export parity is ~3e-4 m
+
+
+def test_without_ml_the_node_estimator_is_unavailable_naming_the_reason(monkeypatch):
+    """No onnxruntime and no torch importable: a clear reason, the estimator says so and never raises at build."""
+    from depth_nodes.errors import EmptyInputError
+    from depth_nodes.mono import own
+    from depth_nodes.mono.estimator import GuardedMono, MonoOptions
+
+    monkeypatch.setattr(own, "_importable", lambda name: False)
+    with pytest.raises(MonoModelError, match=r"install depth_nodes\[ml\]"):
+        load_own_model(backend="auto")
+    warned = []
+    est = GuardedMono("mono", MonoOptions(), warned.append, background=False)
+    assert est.state == "unavailable" and warned == [est.reason]
+    assert (
+        est.reason.startswith("monocular estimator 'mono' unavailable: ") and "depth_nodes[ml]" in est.reason
+    )
+    values, warnings = est.diagnostics()
+    assert warnings == [est.reason] and values["mono_state"] == est.reason
+    with pytest.raises(EmptyInputError, match="unavailable"):  # the pipeline turns this into "not published"
+        est.estimate(None)

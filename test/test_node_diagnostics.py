@@ -7,6 +7,7 @@ keeps feeding inputs at 10 Hz until a full window of the new situation has passe
 
 from __future__ import annotations
 
+import importlib.util
 import time
 
 import numpy as np
@@ -52,14 +53,43 @@ def test_lidar_only_is_warn(node) -> None:
     assert float(d["image_age_s"]) > 0.5
 
 
-def test_monocular_without_estimator_is_error_no_depth_published(node) -> None:
+HAVE_ML = importlib.util.find_spec("onnxruntime") is not None or importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.skipif(not HAVE_ML, reason="neither onnxruntime nor torch installed (depth_nodes[ml])")
+def test_monocular_with_the_shipped_default_estimator_publishes_warn(node) -> None:
+    """Shipped defaults (monocular_estimator: mono): a LiDAR outage gives published monocular depth, WARN."""
     _, client, sender = node
     guided(client, sender)
-    d = feed_until(
-        client, lambda: sender.send(points=False), lambda d: d["mode"] == "monocular" and d["level"] == ERROR
-    )
+    d = feed_until(client, lambda: sender.send(points=False), settled("monocular", WARN))
+    assert d["published_mode"] == "monocular" and d["mono_state"] == "ready", d
+    assert d["mono_scale"] != "no fit yet" and d["mono_backend"] in ("onnxruntime", "torch"), d
+
+
+def _monocular_error(params: dict) -> dict:
+    with running_node(params) as (_, client, sender):
+        guided(client, sender)
+        return feed_until(
+            client,
+            lambda: sender.send(points=False),
+            lambda d: d["mode"] == "monocular" and d["level"] == ERROR,
+        )
+
+
+def test_monocular_without_estimator_is_error_no_depth_published() -> None:
+    d = _monocular_error({"monocular_estimator": ""})
     assert d["message"].startswith("no depth published in the last"), d
     assert "no monocular estimator" in d["message"] and d["published_mode"] == "none", d
+
+
+def test_monocular_estimator_unavailable_is_error_naming_the_reason(tmp_path) -> None:
+    """Weights missing (same path as no [ml]): the node keeps running, monocular ERROR names the reason."""
+    d = _monocular_error({"monocular_estimator": "mono", "mono_model_dir": str(tmp_path)})
+    assert d["message"].startswith("no depth published in the last"), d
+    assert (
+        "monocular estimator 'mono' unavailable: " in d["message"] and "lacks config.json" in d["message"]
+    ), d
+    assert d["published_mode"] == "none", d
 
 
 def test_none_when_nothing_arrives_is_error(node) -> None:

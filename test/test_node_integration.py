@@ -19,7 +19,9 @@ pytestmark = pytest.mark.ros
 
 @pytest.fixture(scope="module")
 def node():
-    with running_node() as n:
+    # No monocular estimator: these tests count unpublished frames across mode changes (the shipped default
+    # mono fallback is covered by test_node_diagnostics.py and test_mono_node.py).
+    with running_node({"monocular_estimator": ""}) as n:
         yield n
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -129,6 +130,38 @@ print(json.dumps([m for m in ("torch", "onnxruntime", "onnx", "tensorrt") if m i
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1]) == []
+
+
+def test_default_mono_fallback_imports_ml_libraries_only_on_its_loader_thread() -> None:
+    """The node's default ``monocular_estimator: mono``: building the selector imports no torch / onnxruntime on
+    the calling (executor) thread; the background loader does, and with onnxruntime present never torch."""
+    code = """
+import sys, json, threading, time
+seen = []
+def hook(event, args):
+    if event == "import" and args[0].split(".")[0] in ("torch", "onnxruntime"):
+        seen.append((args[0].split(".")[0], threading.current_thread().name))
+sys.addaudithook(hook)
+from depth_nodes import pipeline as pl
+sel = pl.EstimatorSelector("guided", "lidar_only", "mono", log=lambda s: None)
+est = sel.for_mode(pl.MONOCULAR)
+main_seen = [m for m, t in seen if t == "MainThread"]
+deadline = time.monotonic() + 60
+while est.state == "loading" and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({"main": main_seen, "state": est.state, "reason": est.reason,
+                  "torch": "torch" in sys.modules, "loader": sorted({t for _, t in seen})}))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["main"] == [], out
+    have_ort = importlib.util.find_spec("onnxruntime") is not None
+    if have_ort or importlib.util.find_spec("torch") is not None:
+        assert out["state"] == "ready" and out["loader"] == ["mono-model-loader"], out
+        assert not (have_ort and out["torch"]), out  # ONNX Runtime serves the shipped net without torch
+    else:
+        assert out["state"] == "unavailable" and "depth_nodes[ml]" in out["reason"], out
 
 
 def test_gpu_torch_backend_fp16(exported) -> None:

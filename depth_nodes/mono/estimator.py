@@ -26,7 +26,7 @@ import numpy as np
 
 from depth_nodes.completion.base import Completion
 from depth_nodes.errors import DepthNodesError, EmptyInputError
-from depth_nodes.mono.scale import METRIC, ScaleFitError, ScaleTracker, blend, fit_scale
+from depth_nodes.mono.scale import ScaleFitError, ScaleTracker, blend, fit_scale
 
 log = logging.getLogger(__name__)
 MONO, DA_V2, PROMPT_DA = "mono", "depth_anything_v2", "prompt_depth_anything"
@@ -51,7 +51,7 @@ def load_model(kind: str, opts: MonoOptions):
     if kind == MONO:
         from depth_nodes.mono.own import load_own_model
 
-        return load_own_model(opts.model_dir)
+        return load_own_model(opts.model_dir, backend="auto")
     from depth_nodes.mono.hf import MonoModelError, load_hf_model
 
     model = load_hf_model(opts.model_dir, opts.input_height_px)
@@ -93,7 +93,9 @@ class MonoEstimator:
             return
         max_depth = inputs.max_depth_m or 120.0
         try:
-            fit = fit_scale(pred, sparse.depth, self.tracker.kind, max_depth_m=max_depth, stamp_ns=inputs.stamp_ns)
+            fit = fit_scale(
+                pred, sparse.depth, self.tracker.kind, max_depth_m=max_depth, stamp_ns=inputs.stamp_ns
+            )
         except ScaleFitError as exc:
             self.last_error = str(exc)
             return
@@ -102,25 +104,16 @@ class MonoEstimator:
 
     def _metric(self, pred: np.ndarray, inputs) -> Completion:
         max_depth = inputs.max_depth_m or 120.0
-        if self.tracker.state is None:
-            if self.tracker.kind != METRIC:
-                raise EmptyInputError("monocular: no scale fit yet (the LiDAR has not been seen with this camera)")
-            depth = self.tracker_free(pred, max_depth)
-            conf0 = 0.1  # metric model, uncalibrated: its own scale
-        else:
-            depth = self.tracker.apply(pred, max_depth)
-            conf0 = self.tracker.confidence(inputs.stamp_ns)
+        if self.tracker.state is None:  # metric models too: their own scale is not this camera's (issue 11)
+            raise EmptyInputError(
+                "monocular: no scale fit yet (the LiDAR has not been seen with this camera)"
+            )
+        depth = self.tracker.apply(pred, max_depth)
+        conf0 = self.tracker.confidence(inputs.stamp_ns)
         with np.errstate(invalid="ignore"):
             conf = (conf0 / (1.0 + depth / self.opts.confidence_far_m)).astype(np.float32)
         conf[~np.isfinite(depth)] = 0.0
         return Completion(depth, conf)
-
-    @staticmethod
-    def tracker_free(pred: np.ndarray, max_depth_m: float) -> np.ndarray:
-        depth = np.asarray(pred, np.float32).copy()
-        with np.errstate(invalid="ignore"):
-            depth[~((depth > 0) & (depth <= max_depth_m))] = np.nan
-        return depth
 
     # ------------------------------------------------------------------ pipeline hooks
     def estimate(self, inputs) -> Completion:
@@ -147,7 +140,9 @@ class MonoEstimator:
             try:
                 pred = self._predict(inputs)
                 mono = self._metric(pred, inputs) if handover and self.tracker.state is not None else None
-                if mono is None or self._handover_left == 1:  # the blend holds the carried scale until its end
+                if (
+                    mono is None or self._handover_left == 1
+                ):  # the blend holds the carried scale until its end
                     self._fit(pred, inputs)
             except DepthNodesError as exc:
                 self.last_error = str(exc)
@@ -186,53 +181,85 @@ class MonoEstimator:
 
 
 class GuardedMono:
-    """Builds the mono estimator at start-up; when the model cannot load, monocular mode publishes nothing and
-    :meth:`diagnostics` says why (WARN), the node carries on."""
+    """Loads the mono estimator in a background thread (started at node start-up: the node and its guided path
+    do not wait, and torch / onnxruntime are imported off the executor thread). While loading, or when the model
+    cannot load (no ``[ml]``, no weights), monocular mode publishes nothing with the reason; the node carries on."""
 
     needs_image = True
     needs_lidar = False
 
-    def __init__(self, kind: str, opts: MonoOptions, warn: Callable[[str], None]) -> None:
+    def __init__(
+        self, kind: str, opts: MonoOptions, warn: Callable[[str], None], background: bool = True
+    ) -> None:
         self.kind = kind
-        self.reason = ""
+        self.opts = opts
+        self._warn = warn
+        self.state = "loading"  # -> ready | unavailable
+        self.reason = f"monocular estimator {kind!r} still loading"
         self.inner: MonoEstimator | None = None
         self._last_stamp_ns = 0
+        self._lock = threading.Lock()
+        if background:
+            threading.Thread(target=self._load, name="mono-model-loader", daemon=True).start()
+        else:
+            self._load()
+
+    def _load(self) -> None:
         try:
-            self.inner = MonoEstimator(load_model(kind, opts), opts)
+            inner = MonoEstimator(load_model(self.kind, self.opts), self.opts)
         except Exception as exc:  # noqa: BLE001 - an optional model must leave the node running
             why = str(exc) if isinstance(exc, DepthNodesError) else f"{type(exc).__name__}: {exc}"
-            self.reason = f"monocular estimator {kind!r} unusable: {why}"
-            warn(self.reason)
+            with self._lock:
+                self.state, self.reason = (
+                    "unavailable",
+                    f"monocular estimator {self.kind!r} unavailable: {why}",
+                )
+            self._warn(self.reason)
+            return
+        with self._lock:
+            self.inner, self.state, self.reason = inner, "ready", ""
+        log.info("monocular estimator %s ready (%s)", inner.name, getattr(inner.model, "backend", "torch"))
 
     @property
     def name(self) -> str:
-        return self.inner.name if self.inner else f"{self.kind} (unusable)"
+        inner = self.inner
+        return inner.name if inner is not None else f"{self.kind} ({self.state})"
 
     def estimate(self, inputs) -> Completion:
-        if self.inner is None:
+        inner = self.inner
+        if inner is None:
             raise EmptyInputError(self.reason)
         self._last_stamp_ns = inputs.stamp_ns
-        return self.inner.estimate(inputs)
+        return inner.estimate(inputs)
 
     def observe(self, inputs, guided: Completion) -> Completion:
         self._last_stamp_ns = inputs.stamp_ns
-        return guided if self.inner is None else self.inner.observe(inputs, guided)
+        inner = self.inner
+        return guided if inner is None else inner.observe(inputs, guided)
 
     def diagnostics(self) -> tuple[dict[str, str], list[str]]:
-        if self.inner is None:
-            return {"mono_estimator": self.name, "mono_state": self.reason}, [self.reason]
-        values, warnings = self.inner.diagnostics()
-        age = self.inner.fit_age_s(self._last_stamp_ns)
+        inner = self.inner
+        if inner is None:
+            warnings = [self.reason] if self.state == "unavailable" else []
+            return {"mono_estimator": self.name, "mono_state": self.reason}, warnings
+        values, warnings = inner.diagnostics()
+        values["mono_state"] = "ready"
+        values["mono_backend"] = str(getattr(inner.model, "backend", "torch"))
+        age = inner.fit_age_s(self._last_stamp_ns)
         values["mono_fit_age_s"] = f"{age:.2f}" if np.isfinite(age) else "no fit yet"
-        values["mono_confidence"] = f"{self.inner.tracker.confidence(self._last_stamp_ns):.3f}"
+        values["mono_confidence"] = f"{inner.tracker.confidence(self._last_stamp_ns):.3f}"
         return values, warnings
 
 
 def _factory(kind: str):
     def make(log: Callable[[str], None] | None = None, **options) -> GuardedMono:
         known = set(MonoOptions.__dataclass_fields__)
-        opts = MonoOptions(**{k[5:]: v for k, v in options.items() if k.startswith("mono_") and k[5:] in known})
-        return GuardedMono(kind, opts, log or log_warning)
+        opts = MonoOptions(
+            **{k[5:]: v for k, v in options.items() if k.startswith("mono_") and k[5:] in known}
+        )
+        return GuardedMono(
+            kind, opts, log or log_warning, background=bool(options.get("mono_background", True))
+        )
 
     return make
 

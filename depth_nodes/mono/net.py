@@ -10,11 +10,11 @@ in inverse depth, ``inv = inv_min + sigmoid(x) * (inv_max - inv_min)``, like ``t
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from depth_nodes.models.registry import IMAGENET_MEAN, IMAGENET_STD, Family, register
+from depth_nodes.mono import feed as _feed
 
 
 def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -35,7 +35,9 @@ class MonoUNet(nn.Module):
     input_names = ("image", "ray_elevation")
     output_names = ("depth",)
 
-    def __init__(self, width: int = 16, levels: int = 4, min_depth_m: float = 1.0, max_depth_m: float = 120.0):
+    def __init__(
+        self, width: int = 16, levels: int = 4, min_depth_m: float = 1.0, max_depth_m: float = 120.0
+    ):
         super().__init__()
         if levels < 1 or width < 1:
             raise ValueError("MonoUNet needs levels >= 1 and width >= 1")
@@ -48,7 +50,9 @@ class MonoUNet(nn.Module):
         chans = [width * 2 ** min(i, 3) for i in range(levels + 1)]
         self.stem = _block(4, chans[0])
         self.down = nn.ModuleList(_block(chans[i], chans[i + 1], stride=2) for i in range(levels))
-        self.up = nn.ModuleList(_block(chans[i + 1] + chans[i] + 1, chans[i]) for i in reversed(range(levels)))
+        self.up = nn.ModuleList(
+            _block(chans[i + 1] + chans[i] + 1, chans[i]) for i in reversed(range(levels))
+        )
         self.head = nn.Conv2d(chans[0], 1, 3, padding=1)
 
     def forward(self, image: torch.Tensor, ray_elevation: torch.Tensor) -> torch.Tensor:
@@ -77,7 +81,11 @@ MONO_UNET = register(
             "image": {
                 "layout": "NCHW",
                 "units": "RGB / 255, then (x - mean) / std",
-                "normalisation": {"scale": 1.0 / 255.0, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+                "normalisation": {
+                    "scale": 1.0 / 255.0,
+                    "mean": list(IMAGENET_MEAN),
+                    "std": list(IMAGENET_STD),
+                },
             },
             "ray_elevation": {"layout": "NCHW", "units": "(v - cy) / fy of each pixel centre"},
         },
@@ -85,15 +93,6 @@ MONO_UNET = register(
     )
 )
 
-
-def ray_elevation(h: int, w: int, K: np.ndarray) -> np.ndarray:
-    """``(v - cy) / fy`` per pixel (H x W float32) for intrinsics ``K`` at this resolution."""
-    v = (np.arange(h, dtype=np.float32) - np.float32(K[1, 2])) / np.float32(K[1, 1])
-    return np.repeat(v[:, None], w, axis=1)
-
-
-def normalise_rgb(rgb: np.ndarray) -> np.ndarray:
-    """H x W x 3 uint8 RGB -> 3 x H x W float32, ImageNet-normalised."""
-    x = rgb.astype(np.float32) * (1.0 / 255.0)
-    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+# The inputs' numpy builders live in the torch-free ``feed`` (the ONNX Runtime path uses them); kept here too.
+ray_elevation = _feed.ray_elevation
+normalise_rgb = _feed.normalise_rgb

@@ -194,7 +194,14 @@ class FramePipeline:
             result.reason = f"mode {mode} needs the camera image but {why_no_image}"
             return result
         frame_inputs = FrameInputs(camera, stamp_ns, frame_id, rgb, sparse, criteria.max_depth_m)
-        out = estimator.estimate(frame_inputs)
+        try:
+            out = estimator.estimate(frame_inputs)
+        except EmptyInputError as exc:
+            if mode != MONOCULAR:
+                raise
+            # monocular model loading / unavailable / no scale fit yet: not published, diagnostics say why
+            result.reason = f"{self.modes.reason}; {exc}"
+            return result
         mono = self.selector.for_mode(MONOCULAR)
         if mode == GUIDED and hasattr(mono, "observe"):  # keeps the mono scale fresh; blends the handover
             out = mono.observe(frame_inputs, out)

@@ -40,8 +40,9 @@ SPECS: tuple[ParamSpec, ...] = (
     # --- estimators (unsafe: building a model at runtime would stall the pipeline)
     ParamSpec("completer", "guided", "estimator of guided mode (camera + LiDAR): a registered completer name", False),
     ParamSpec("lidar_only_completer", "lidar_only", "estimator of lidar_only mode (camera stale): completer name", False),
-    ParamSpec("monocular_estimator", "", "estimator of monocular mode (LiDAR stale): mono (own shipped net), "
-              "depth_anything_v2, prompt_depth_anything; empty = none (monocular mode publishes nothing)", False),
+    ParamSpec("monocular_estimator", "mono", "estimator of monocular mode (LiDAR stale): mono (own shipped net, "
+              "loaded in the background; needs [ml]), depth_anything_v2, prompt_depth_anything; "
+              "empty = none (monocular mode publishes nothing)", False),
     ParamSpec("mono_model_dir", "", "monocular model directory (config.json + weights; empty = the shipped net "
               "for 'mono'); never downloaded", False),
     ParamSpec("mono_scale_half_life_s", 5.0, "confidence of the carried mono scale halves every this long (s)",
