@@ -66,32 +66,6 @@ def test_monocular_with_the_shipped_default_estimator_publishes_warn(node) -> No
     assert d["mono_scale"] != "no fit yet" and d["mono_backend"] in ("onnxruntime", "torch"), d
 
 
-def _monocular_error(params: dict) -> dict:
-    with running_node(params) as (_, client, sender):
-        guided(client, sender)
-        return feed_until(
-            client,
-            lambda: sender.send(points=False),
-            lambda d: d["mode"] == "monocular" and d["level"] == ERROR,
-        )
-
-
-def test_monocular_without_estimator_is_error_no_depth_published() -> None:
-    d = _monocular_error({"monocular_estimator": ""})
-    assert d["message"].startswith("no depth published in the last"), d
-    assert "no monocular estimator" in d["message"] and d["published_mode"] == "none", d
-
-
-def test_monocular_estimator_unavailable_is_error_naming_the_reason(tmp_path) -> None:
-    """Weights missing (same path as no [ml]): the node keeps running, monocular ERROR names the reason."""
-    d = _monocular_error({"monocular_estimator": "mono", "mono_model_dir": str(tmp_path)})
-    assert d["message"].startswith("no depth published in the last"), d
-    assert (
-        "monocular estimator 'mono' unavailable: " in d["message"] and "lacks config.json" in d["message"]
-    ), d
-    assert d["published_mode"] == "none", d
-
-
 def test_none_when_nothing_arrives_is_error(node) -> None:
     _, client, sender = node
     guided(client, sender)

@@ -239,9 +239,8 @@ class GuardedMono:
 
     def diagnostics(self) -> tuple[dict[str, str], list[str]]:
         inner = self.inner
-        if inner is None:
-            warnings = [self.reason] if self.state == "unavailable" else []
-            return {"mono_estimator": self.name, "mono_state": self.reason}, warnings
+        if inner is None:  # no WARN in guided mode (a classical-only install stays OK); monocular mode: ERROR
+            return {"mono_estimator": self.name, "mono_state": self.reason}, []
         values, warnings = inner.diagnostics()
         values["mono_state"] = "ready"
         values["mono_backend"] = str(getattr(inner.model, "backend", "torch"))
