@@ -142,6 +142,9 @@ class NodeClient:
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
         self.node = rclpy.create_node(name, context=self.ctx, namespace=namespace)
+        # /diagnostics is one global topic: a client in a namespace reads only its own node's status
+        # ("depth_nodes: /ns/depth_node"), not that of another node running beside it.
+        self._status_prefix = f"depth_nodes: {namespace.rstrip('/')}/" if namespace.strip("/") else "depth_nodes:"
         rel = ReliabilityPolicy.RELIABLE if reliable_inputs else ReliabilityPolicy.BEST_EFFORT
         # Keep the writer history small by default: with Fast DDS's default 512 KB shared-memory segment
         # a deep history of ~100 KB images overflows it (use config/fastdds_shm.xml for more).
@@ -237,7 +240,7 @@ class NodeClient:
             msgs = list(self.messages["/diagnostics"])
         for m in reversed(msgs):
             for st in m.status:
-                if st.name.startswith("depth_nodes:"):
+                if st.name.startswith(self._status_prefix):
                     return diagnostics_to_dict(type(m)(status=[st]))
         return {}
 
