@@ -35,6 +35,13 @@ class LearnedCompleter(Completer):
             self._est = build_learned(LearnedOptions(model_dir=self.model_dir, backend=self.backend))
         return self._est
 
+    @property
+    def torch_forward(self):
+        """``(image 0..1, sparse m) -> depth`` tensors with gradients (PGD), for the torch backend; else None."""
+        if self.backend != "torch":
+            return None
+        return lambda image, sparse: self.estimator().torch_forward(image, sparse)
+
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
         if image is None:
             raise EmptyInputError("completer 'learned' needs the camera image")

@@ -198,6 +198,8 @@ class GuardedMono:
         self.reason = f"monocular estimator {kind!r} still loading"
         self.inner: MonoEstimator | None = None
         self._last_stamp_ns = 0
+        self._last_K = None
+        self._torch_model = None  # a torch copy of the own net for torch_forward (PGD)
         self._lock = threading.Lock()
         self._fitting = threading.Lock()  # held while a guided-mode refit runs on its thread
         if background:
@@ -226,11 +228,33 @@ class GuardedMono:
         inner = self.inner
         return inner.name if inner is not None else f"{self.kind} ({self.state})"
 
+    @property
+    def torch_forward(self):
+        """``(image 0..1, sparse) -> depth`` tensors with gradients (PGD) for the own net, else None: the net's
+        own metric scale, at the intrinsics of the last frame estimated (the robustness runner's order). Runs
+        a torch copy of the net (the node's may be ONNX Runtime), loaded on first use."""
+        import importlib.util
+
+        if self.kind != MONO or importlib.util.find_spec("torch") is None:
+            return None
+
+        def forward(image, sparse):
+            if self._last_K is None:
+                raise EmptyInputError("mono torch_forward: no frame estimated yet (needs its intrinsics)")
+            if self._torch_model is None:
+                from depth_nodes.mono.own import load_own_model
+
+                self._torch_model = load_own_model(self.opts.model_dir, backend="torch")
+            return self._torch_model.torch_forward(image, self._last_K)
+
+        return forward
+
     def estimate(self, inputs) -> Completion:
         inner = self.inner
         if inner is None:
             raise EmptyInputError(self.reason)
         self._last_stamp_ns = inputs.stamp_ns
+        self._last_K = inputs.camera.K
         return inner.estimate(inputs)
 
     def observe(self, inputs, guided: Completion) -> Completion:

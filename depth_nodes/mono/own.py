@@ -65,6 +65,34 @@ class OwnMonoModel:
         depth = np.asarray(out[0, 0, :hs, :ws], np.float32)
         return cv2.resize(depth, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
+    def torch_forward(self, image, K: np.ndarray):
+        """:meth:`predict` in torch on a 1 x 3 x H x W RGB tensor in [0, 1] (gradients reach the pixels, for
+        PGD): area resize to the training focal length, edge pad, ImageNet normalisation, net, bilinear
+        resize back. Returns 1 x 1 x H x W metric depth."""
+        import torch
+        from torch.nn import functional as F
+
+        from depth_nodes.models.registry import IMAGENET_MEAN, IMAGENET_STD
+        from depth_nodes.mono.feed import ray_elevation
+
+        if self.backend != "torch":
+            raise MonoModelError(f"torch_forward needs the torch backend, not {self.backend!r}")
+        h, w = image.shape[-2:]
+        s = self.focal_px / float(K[1, 1])
+        stride = int(self.stride)
+        hs, ws = max(stride, round(h * s)), max(stride, round(w * s))
+        small = F.interpolate(image.float().reshape(1, 3, h, w), size=(hs, ws), mode="area")
+        Ks = np.asarray(K, np.float64).copy()
+        Ks[0] *= ws / w
+        Ks[1] *= hs / h
+        ph, pw = -hs % stride, -ws % stride
+        img = F.pad(small, (0, pw, 0, ph), mode="replicate") if ph or pw else small
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
+        ray = torch.from_numpy(ray_elevation(hs + ph, ws + pw, Ks))[None, None]
+        out = self.model((img - mean) / std, ray)[:, :, :hs, :ws]
+        return F.interpolate(out.float(), size=(h, w), mode="bilinear", align_corners=False)
+
 
 def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None

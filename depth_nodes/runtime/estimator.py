@@ -24,7 +24,13 @@ from depth_nodes.runtime.base import Backend
 from depth_nodes.runtime.errors import ModelError
 from depth_nodes.runtime.factory import create_backend
 from depth_nodes.runtime.frames import street_frame
-from depth_nodes.runtime.preprocess import Normalisation, crop_outputs, to_inputs_numpy, to_inputs_torch
+from depth_nodes.runtime.preprocess import (
+    Normalisation,
+    crop_outputs,
+    padded_size,
+    to_inputs_numpy,
+    to_inputs_torch,
+)
 
 log = logging.getLogger(__name__)
 LEARNED = "learned"
@@ -64,6 +70,32 @@ class LearnedEstimator:
             feed = to_inputs_numpy(rgb, sparse_m, self.norm, self.stride, self.fixed)
         depth, conf = crop_outputs(self.backend.infer(feed), h, w)
         return Completion(depth, conf)
+
+    def torch_forward(self, image, sparse_m):
+        """Differentiable depth (1 x 1 x H x W m) of a 1 x 3 x H x W RGB tensor in [0, 1] and 1 x 1 x H x W sparse
+        depth (m, 0 = none): the preprocessing of :func:`to_inputs_torch` in torch, so gradients reach the
+        pixels (PGD, :mod:`depth_nodes.eval.robustness.adversarial`). Torch backend only."""
+        import torch
+
+        model = getattr(self.backend, "model", None)
+        if not isinstance(model, torch.nn.Module):
+            raise ModelError(f"{self.name}: torch_forward needs the torch backend, not {self.backend.kind!r}")
+        dev = self.backend.device
+        h, w = image.shape[-2:]
+        ph, pw = self.fixed or padded_size(h, w, self.stride)
+        img = image.to(dev, torch.float32).reshape(1, 3, h, w) * (255.0 * self.norm.scale)
+        if (ph, pw) != (h, w):
+            img = torch.nn.functional.pad(img, (0, pw - w, 0, ph - h), mode="replicate")
+        mean = torch.tensor(self.norm.mean, device=dev).view(1, 3, 1, 1)
+        std = torch.tensor(self.norm.std, device=dev).view(1, 3, 1, 1)
+        sp = sparse_m.to(dev, torch.float32).reshape(1, 1, h, w)
+        ok = torch.isfinite(sp) & (sp > 0)
+        inv = torch.where(ok, 1.0 / torch.where(ok, sp, torch.ones_like(sp)), torch.zeros_like(sp))
+        feed = {"image": (img - mean) / std, "sparse_inv_depth": torch.nn.functional.pad(inv, (0, pw - w, 0, ph - h))}
+        outs = model(*(feed[n] for n in self.backend.input_names))
+        outs = (outs,) if torch.is_tensor(outs) else outs
+        depth = dict(zip(self.backend.output_names, outs, strict=True))["depth"]
+        return depth[:, :, :h, :w].float()
 
     def estimate(self, inputs) -> Completion:
         if inputs.sparse is None:
