@@ -65,13 +65,20 @@ def make_estimator(name: str) -> EstimatorHandle:
         from depth_nodes.core.projection import SparseDepth
         from depth_nodes.pipeline.estimators import FrameInputs
 
-        est = ESTIMATORS[name]()
+        try:  # a model-backed estimator (the monocular fallback) loads now, not on a background thread
+            est = ESTIMATORS[name](mono_background=False)
+        except TypeError:
+            est = ESTIMATORS[name]()
         state: dict = {}
+        # A scale-fitting fallback (mono: needs_lidar False, but it fits its metric scale to the LiDAR it is
+        # given) gets the frame's scan as in `depth-nodes eval --method mono`: the fallback's best case.
+        fits_scale = hasattr(est, "observe")
 
         def run_est(image, sparse):
             n = int(np.count_nonzero(sparse))
+            give_lidar = est.needs_lidar or fits_scale
             inputs = FrameInputs(state["camera"], 0, "camera", image if est.needs_image else None,
-                                 SparseDepth(sparse, n, n, 0) if est.needs_lidar else None)  # fmt: skip
+                                 SparseDepth(sparse, n, n, 0) if give_lidar else None)  # fmt: skip
             return est.estimate(inputs)
 
         h = EstimatorHandle(
