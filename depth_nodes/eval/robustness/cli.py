@@ -16,13 +16,16 @@ from pathlib import Path
 from depth_nodes.errors import DepthNodesError
 
 DEFAULT_FRAMES = 8
+#: measured only when named (see run()): the learned completion nets on the CPU
+HEAVY_BY_NAME_ONLY = ("learned", "learned_torch")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--estimators",
         default="",
-        help="comma-separated registered estimators (default: every registered one)",
+        help="comma-separated registered estimators (default: every registered one but learned, learned_torch "
+        "and the weightless foundation models)",
     )
     parser.add_argument(
         "--data", type=Path, help="KITTI raw *_sync drive directory (default: synthetic drive)"
@@ -60,10 +63,14 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1:
         raise DepthNodesError("--frames must be >= 1")
     _load_estimator_providers()
-    # Default: every registered completer. Pipeline estimators (``learned``, monocular) need options such
+    # Default: every registered completer except the learned completion nets (a full CPU run of the shipped
+    # model on both backends, PGD included, is hours on 2 cores; it is not the node's default either) and the
+    # foundation models (no weights ship): name them with --estimators. Pipeline estimators (``learned``, monocular) need options such
     # as a model directory, without which they would only run their classical fallback: name them.
     registered = {**available(), **{k: "" for k in ESTIMATORS}}
-    wanted = [n.strip() for n in args.estimators.split(",") if n.strip()] or list(available())
+    wanted = [n.strip() for n in args.estimators.split(",") if n.strip()] or [
+        n for n in available() if n not in HEAVY_BY_NAME_ONLY and not n.startswith("mono:")
+    ]
     unknown = [n for n in wanted if n not in registered]
     if unknown:
         raise DepthNodesError(f"unknown estimators {unknown}; registered: {', '.join(registered)}")
