@@ -202,8 +202,10 @@ class GuardedMono:
         self._torch_model = None  # a torch copy of the own net for torch_forward (PGD)
         self._lock = threading.Lock()
         self._fitting = threading.Lock()  # held while a guided-mode refit runs on its thread
+        self._loader: threading.Thread | None = None
         if background:
-            threading.Thread(target=self._load, name="mono-model-loader", daemon=True).start()
+            self._loader = threading.Thread(target=self._load, name="mono-model-loader", daemon=True)
+            self._loader.start()
         else:
             self._load()
 
@@ -272,6 +274,17 @@ class GuardedMono:
                 target=self._refit, args=(inner, inputs, guided), name="mono-refit", daemon=True
             ).start()
         return guided
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Node shutdown: wait for a model load or scale refit still running on its thread. A daemon thread
+        inside ONNX Runtime / torch native code at interpreter exit aborts the process ("terminate called
+        without an active exception"), measured when a node was stopped while the net was still loading."""
+        if self._loader is not None:
+            self._loader.join(timeout_s)
+        if self._fitting.acquire(timeout=timeout_s):
+            self._fitting.release()
+        with self._lock:
+            self.inner, self.state, self.reason = None, "closed", "node shutting down"
 
     def _refit(self, inner: MonoEstimator, inputs, guided: Completion) -> None:
         try:

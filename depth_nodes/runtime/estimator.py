@@ -162,7 +162,8 @@ class GuardedLearnedEstimator:
         self.reason = "learned model loading"
         self._lock = threading.Lock()
         if background:
-            threading.Thread(target=self._load, name="learned-model-loader", daemon=True).start()
+            self._loader = threading.Thread(target=self._load, name="learned-model-loader", daemon=True)
+            self._loader.start()
         else:
             self._load()
 
@@ -204,7 +205,11 @@ class GuardedLearnedEstimator:
         return self.fallback.complete(inputs.sparse.depth, inputs.rgb)
 
     def close(self) -> None:
-        """Release the model (node shutdown); later frames use the classical completer."""
+        """Release the model (node shutdown); later frames use the classical completer. A load still running
+        is waited for first (a daemon thread in native ONNX Runtime / TensorRT code at exit aborts)."""
+        loader = getattr(self, "_loader", None)
+        if loader is not None:
+            loader.join(60.0)
         with self._lock:
             est, self.learned = self.learned, None
             if est is not None:
