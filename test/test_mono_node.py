@@ -3,6 +3,8 @@ within the hysteresis, metric depth keeps coming; the LiDAR resumes -> guided, b
 
 from __future__ import annotations
 
+import time
+
 import node_scene as scene
 import numpy as np
 import pytest
@@ -76,7 +78,17 @@ def test_lidar_outage_monocular_then_smooth_handover(node) -> None:
     # (< 1 %: x1.1) plus 5 cm; a scale error of just 5 % would add ~0.4 m (mean depth ~8 m).
     mae_bound_m = 1.1 * offline_mae_m + 0.05
     stamps = []
-    for _ in range(12):  # guided frames: the mono scale is fitted on each (fit period 1)
+    # The net loads on a background thread at node start-up (seconds on a loaded CI machine): stream guided
+    # frames until the diagnostics name it ready, then the frames whose fits the outage carries.
+    deadline = time.monotonic() + 90.0
+    while not client.latest_diagnostics().get("mono_estimator", "").startswith("mono:"):
+        assert time.monotonic() < deadline, f"mono net never became ready: {client.latest_diagnostics()}"
+        stamps.append(sender.send())
+        try:
+            client.wait_stamp("depth/image", stamps[-1], timeout=5.0)
+        except TimeoutError:
+            continue
+    for _ in range(12):  # guided frames: the mono scale is refitted (fit period 1; one refit at a time)
         stamps.append(sender.send())
         try:
             client.wait_stamp("depth/image", stamps[-1], timeout=5.0)
