@@ -26,6 +26,7 @@ import numpy as np
 
 from depth_nodes.completion.base import Completer, Completion
 from depth_nodes.completion.guided_fill import (
+    DepthKeys,
     below_rows,
     clear_above,
     envelopes,
@@ -120,6 +121,7 @@ class GuidedCompleter(Completer):
         )
         self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)
         self.noise_inv, self.confidence_scale_m = float(noise_inv), float(confidence_scale_m)
+        self.keys = DepthKeys(self.min_depth_m, self.max_depth_m)
 
     def _complete(self, sparse: np.ndarray, image: np.ndarray | None) -> Completion:
         H, W = sparse.shape
@@ -136,9 +138,9 @@ class GuidedCompleter(Completer):
             block, image[r0:] if self.use_colour and image is not None else None
         )
         empty = cv2.compare(inv, 0, cv2.CMP_LE)
-        np.clip(inv, np.float32(1.0 / self.max_depth_m), np.float32(1.0 / self.min_depth_m), out=inv)
-        out = np.reciprocal(inv)
-        out[empty.view(bool)] = np.nan
+        inv = cv2.min(cv2.max(inv, 1.0 / self.max_depth_m), 1.0 / self.min_depth_m)
+        out = cv2.divide(1.0, inv)
+        cv2.copyTo(np.full_like(out, np.nan), empty, out)
         cv2.copyTo(block, cv2.compare(block, 0, cv2.CMP_GT), out)  # returns kept even beyond the clip
         depth[r0:], conf[r0:] = out, conf_b
         if self.extrapolate and r0 > 0:  # extend_up filled the block's first row where possible
@@ -154,7 +156,7 @@ class GuidedCompleter(Completer):
         top = top_envelope(valid.view(bool), self.top_window_px)
         # Holes only count below the top envelope (above it everything is cleared, unless extrapolating).
         region = None if self.extrapolate else below_rows(inv.shape, top)
-        near, far, level = envelopes(inv, self.hole_kernels_px, region)
+        near, far, level = envelopes(self.keys.encode(inv), self.keys, self.hole_kernels_px, region)
         est = cv2.add(near, far)
         est *= np.float32(0.5)
         spread = cv2.absdiff(near, far)  # (medians and hole passes can cross the envelopes)
@@ -178,7 +180,7 @@ class GuidedCompleter(Completer):
             spread = cv2.scaleAdd(cv2.absdiff(smooth, est), 2.0, spread)
             cv2.copyTo(smooth, cv2.compare(est, 0, cv2.CMP_GT), est)
         if level is not None:  # hole-filled pixels: error grows with the pass that reached them
-            spread = cv2.scaleAdd(cv2.multiply(est, level), HOLE_SPREAD_REL, spread)
+            spread = cv2.scaleAdd(cv2.multiply(est, level, dtype=cv2.CV_32F), HOLE_SPREAD_REL, spread)
         if self.extrapolate:
             # The fill's own reach above the top is kept, the rest carried up (low confidence).
             above = np.zeros(est.shape, bool)
@@ -191,7 +193,7 @@ class GuidedCompleter(Completer):
         else:
             clear_above(est, top)
         cv2.copyTo(inv, valid, est)  # LiDAR returns are kept exactly
-        spread[valid.view(bool)] = 0.0
+        spread = cv2.copyTo(np.zeros_like(spread), valid, spread)
         return est, self._confidence(est, spread)
 
     def _confidence(self, inv: np.ndarray, spread: np.ndarray) -> np.ndarray:

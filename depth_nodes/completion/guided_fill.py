@@ -46,14 +46,14 @@ def ipbasic_chain(key: np.ndarray, median: bool = True) -> np.ndarray:
 
 
 def fill_holes(
-    key: np.ndarray, kernels_px: tuple[int, ...], region: np.ndarray | None = None
+    key: np.ndarray, kernels_px: tuple[int, ...], region: np.ndarray | None = None, count: bool = True
 ) -> np.ndarray | None:
     """Empty pixels of ``key`` take the max over a box of each size in turn, in place (each pass grows
     from the previous one's result; full resolution: a 4x coarser grid cost 4 % MAE on real 16-beam
     input). Passes stop once no empty pixel is left inside ``region`` (uint8 mask; None = everywhere).
 
-    Returns the number of passes each pixel waited for (float32: 0 = filled before, ``i + 1`` = by the
-    i-th box or never), or None when there was no hole."""
+    Returns the number of passes each pixel waited for (uint8: 0 = filled before, ``i + 1`` = by the
+    i-th box or never), or None when there was no hole or ``count`` is False."""
     level = None
     for k in kernels_px:
         empty = cv2.compare(key, 0, cv2.CMP_LE)
@@ -61,8 +61,10 @@ def fill_holes(
             empty = cv2.bitwise_and(empty, region)
         if not cv2.countNonZero(empty):
             break
-        step = cv2.threshold(empty, 0, 1, cv2.THRESH_BINARY)[1]
-        level = step if level is None else cv2.add(level, step)
+        if count:
+            if level is None:
+                level = np.zeros(key.shape, np.uint8)
+            cv2.add(level, 1, dst=level, mask=empty)
         # Only around the holes: the big boxes are the cost, and later passes have few holes left.
         x, y, w, h = cv2.boundingRect(empty)
         r = k // 2
@@ -70,32 +72,65 @@ def fill_holes(
         x1, y1 = min(key.shape[1], x + w + r), min(key.shape[0], y + h + r)
         grown = cv2.dilate(key[y0:y1, x0:x1], np.ones((k, k), np.uint8))
         cv2.copyTo(grown, empty[y0:y1, x0:x1], key[y0:y1, x0:x1])
-    return None if level is None else level.astype(np.float32)
+    return level
 
 
-def _complement(a: np.ndarray, c: float) -> np.ndarray:
-    """``c - a`` where ``a`` > 0, 0 elsewhere (``a`` >= 0; values of ``a`` below 1e-6 count as empty)."""
-    out = cv2.addWeighted(a, -1.0, a, 0.0, c)
-    return cv2.threshold(out, c - 1e-6, 0, cv2.THRESH_TOZERO_INV)[1]
+#: Order filters (dilation, closing, median) commute with monotone maps, so the envelopes are computed
+#: on 16-bit keys of sqrt(inverse depth): OpenCV's order filters are 2-3.5x faster on CV_16U than on
+#: CV_32F (measured: 5x5 median 0.47 vs 1.34 ms at 1216x300, one thread). sqrt because it is as cheap as
+#: a multiply to encode and decode (OpenCV's log / exp cost 2 ms each per frame here) and its depth step is
+#: small where it matters: +-1.5 cm at 80 m, +-3 cm at 120 m, +-0.24 m at 500 m (relative 1 / key).
+KEY_MAX = 65535
+
+
+class DepthKeys:
+    """Depth <-> uint16 keys ``round(sqrt(inv / inv_max) * KEY_MAX)``, larger = nearer, 0 = no return.
+
+    ``inv_max = 1 / min_depth_m``: nearer returns saturate to ``KEY_MAX``; the farthest depth
+    (``max_depth_m``) keeps a key >= 1 so no return is lost (asserted)."""
+
+    def __init__(self, min_depth_m: float, max_depth_m: float) -> None:
+        self.scale = KEY_MAX * float(np.sqrt(min_depth_m))  # key = scale * sqrt(inv)
+        self.min_key = self.scale / float(np.sqrt(max_depth_m))
+        if self.min_key < 16:
+            raise ValueError(f"depth range {min_depth_m}-{max_depth_m} m too wide for 16-bit keys")
+
+    def encode(self, inv: np.ndarray) -> np.ndarray:
+        """uint16 near-keys of an inverse-depth image (float32, 0 = no return)."""
+        r = cv2.sqrt(inv)
+        return cv2.addWeighted(r, self.scale, r, 0.0, 0.0, dtype=cv2.CV_16U)
+
+    def inverse_depth(self, key: np.ndarray) -> np.ndarray:
+        """1 / depth of near-keys (float32, 0 where the key is 0)."""
+        x = key.astype(np.float32)
+        x *= np.float32(1.0 / self.scale)
+        return cv2.multiply(x, x)
+
+
+def flip_keys(key: np.ndarray) -> np.ndarray:
+    """Near-keys <-> far-keys (larger = farther): ``KEY_MAX + 1 - key`` where set, 0 stays 0."""
+    out = cv2.subtract(np.full_like(key, KEY_MAX), key)
+    out += np.uint16(1)  # (KEY_MAX - 0) + 1 wraps to 0: empty stays empty
+    return out
 
 
 def envelopes(
-    inv: np.ndarray, hole_kernels_px: tuple[int, ...], region: np.ndarray | None = None
+    key: np.ndarray, keys: DepthKeys, hole_kernels_px: tuple[int, ...], region: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Near and far envelopes of the returns in ``inv`` (inverse depth, 0 = none) and the hole level
-    (see :func:`fill_holes`, holes counted inside ``region``); both are grown into the holes (growing only the near one and copying it
-    was as good on 64-beam KITTI but 12 % worse in MAE on its 16-beam input). Both are 0 where
-    neither reaches (they share one support)."""
-    c = 1.01 * float(inv.max()) + 1e-3
-    near = ipbasic_chain(inv)
-    far_key = ipbasic_chain(_complement(inv, c), FAR_MEDIAN)
+    """Near and far envelopes (inverse depth, float32) of the returns in ``key`` (near-keys of
+    :class:`DepthKeys`, 0 = none) and the hole level (see :func:`fill_holes`, holes counted inside
+    ``region``); both are grown into the holes (growing only the near one and copying it was as good on
+    64-beam KITTI but 12 % worse in MAE on its 16-beam input). Both are 0 where neither reaches (they
+    share one support)."""
+    near = ipbasic_chain(key)
+    far = ipbasic_chain(flip_keys(key), FAR_MEDIAN)
     level = fill_holes(near, hole_kernels_px, region)
-    fill_holes(far_key, hole_kernels_px, region)
-    far = _complement(far_key, c)
+    fill_holes(far, hole_kernels_px, region, count=False)
+    far = flip_keys(far)
     # One support for both (the near chain's median trims its edges): each fills the other's gaps.
     cv2.copyTo(near, cv2.compare(far, 0, cv2.CMP_LE), far)
     cv2.copyTo(far, cv2.compare(near, 0, cv2.CMP_LE), near)
-    return near, far, level
+    return keys.inverse_depth(near), keys.inverse_depth(far), level
 
 
 def top_envelope(valid: np.ndarray, half_window_px: int) -> np.ndarray:
