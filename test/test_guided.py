@@ -318,3 +318,39 @@ def test_random_inputs_keep_returns_and_invariants(name, params):
             assert (np.isnan(out.depth) | (out.depth > 0)).all()
             m = sparse > 0
             np.testing.assert_array_equal(out.depth[m], sparse[m])
+
+
+def test_depth_keys_round_trip_and_order():
+    """The envelopes' 16-bit keys: order-preserving (nearer = larger), 0 = no return, depth error
+    within the documented step (relative 1 / key) over the whole 0.5-500 m range."""
+    from depth_nodes.completion.guided_fill import DepthKeys, flip_keys, inverse_depth
+
+    keys = DepthKeys(0.5, 500.0)
+    depth = np.array([[0.0, 0.5, 1.0, 3.0, 10.0, 40.0, 80.0, 120.0, 300.0, 500.0]], np.float32)
+    key = keys.encode(inverse_depth(depth))
+    assert key[0, 0] == 0 and (key[0, 1:] > 0).all() and (np.diff(key[0, 1:].astype(int)) < 0).all()
+    back = 1.0 / keys.inverse_depth(key)[0, 1:]
+    rel = np.abs(back - depth[0, 1:]) / depth[0, 1:]
+    assert (rel <= 1.0 / key[0, 1:]).all() and rel[6] < 2e-4  # 80 m: +-1.5 cm
+    flipped = flip_keys(key)
+    assert flipped[0, 0] == 0 and (np.diff(flipped[0, 1:].astype(int)) > 0).all()
+    assert np.array_equal(flip_keys(flipped), key)
+    with pytest.raises(ValueError, match="too wide"):
+        DepthKeys(1e-3, 1e6)
+
+
+@pytest.mark.parametrize("grid", [1, 4])
+def test_hole_passes_fill_large_holes_with_the_nearer_side(grid):
+    """A 40 px hole between a near (left) and a far (right) surface: every hole pixel is filled, with a
+    value of one of the two sides, each side grown by the same passes (the boundary near the middle,
+    the nearer side winning where both reach in one pass), level >= 1 on the hole only."""
+    from depth_nodes.completion.guided_fill import fill_holes
+
+    key = np.zeros((60, 120), np.uint16)
+    key[:, :40] = 30000  # near
+    key[:, 80:] = 10000  # far
+    level = fill_holes(key, (15, 31, 63), grid=grid)
+    assert (key > 0).all() and set(np.unique(key)) <= {10000, 30000}
+    boundary = np.argmax(key == 10000, axis=1)
+    assert (boundary == boundary[0]).all() and 58 <= boundary[0] <= 64, boundary[0]
+    assert level is not None and (level[:, 40:80] >= 1).all() and (level[:, :40] == 0).all()

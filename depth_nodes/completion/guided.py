@@ -57,6 +57,9 @@ class GuidedCompleter(Completer):
       column between two returns of a tilted top scan line is filled up to them).
     - ``hole_kernels_px`` (px, (15, 31, 63)): box sizes of the coarse passes that fill holes the IP-Basic
       chain leaves (dark surfaces, dropouts, sparse LiDARs); () = none.
+    - ``hole_grid_px`` (px, 4): the hole passes run on every 4th pixel (max-pooled) with 4x smaller
+      boxes: 1.37x -> 1.08x ip_basic's time on 1920x1080 PandaSet frames, within +-2 % MAE/RMSE on
+      64-beam scans, up to +10 % on 16-beam input (docs); 1 = full resolution.
     - ``near_reach_px`` (px, 0): opt-in, pixels within this distance of a return of the near surface
       take the near envelope (foreground wins at silhouettes): -1..-4 % MAE on spinning LiDARs, +5 %
       RMSE on the ring-less PandarGT, hence off.
@@ -82,6 +85,7 @@ class GuidedCompleter(Completer):
         extrapolate: bool = False,
         top_window_px: int = 4,
         hole_kernels_px: tuple[int, ...] = (15, 31, 63),
+        hole_grid_px: int = 4,
         edge_rel: float = 0.1,
         colour_window_px: int = 15,
         colour_margin: float = 0.0,
@@ -116,6 +120,9 @@ class GuidedCompleter(Completer):
         self.blur_px = int(blur_px)
         self.top_window_px = int(top_window_px)
         self.hole_kernels_px = kernels
+        if hole_grid_px < 1:
+            raise ValueError(f"hole_grid_px must be >= 1, got {hole_grid_px}")
+        self.hole_grid_px = int(hole_grid_px)
         self.image_params = ImageParams(
             edge_rel=float(edge_rel), window_px=int(colour_window_px), margin=float(colour_margin)
         )
@@ -156,7 +163,9 @@ class GuidedCompleter(Completer):
         top = top_envelope(valid.view(bool), self.top_window_px)
         # Holes only count below the top envelope (above it everything is cleared, unless extrapolating).
         region = None if self.extrapolate else below_rows(inv.shape, top)
-        near, far, level = envelopes(self.keys.encode(inv), self.keys, self.hole_kernels_px, region)
+        near, far, level = envelopes(
+            self.keys.encode(inv), self.keys, self.hole_kernels_px, region, self.hole_grid_px
+        )
         est = cv2.add(near, far)
         est *= np.float32(0.5)
         spread = cv2.absdiff(near, far)  # (medians and hole passes can cross the envelopes)
@@ -217,3 +226,12 @@ def _guided(**params) -> GuidedCompleter:
 @register("lidar_only", "the guided completer without the image (camera lost)")
 def _lidar_only(**params) -> GuidedCompleter:
     return GuidedCompleter(use_image=False, **params)
+
+
+@register(
+    "guided_extrapolate",
+    "guided with extrapolate=True (IP-Basic's option: estimates above the top return too); for benchmarks",
+)
+def _guided_extrapolate(**params) -> GuidedCompleter:
+    params.setdefault("extrapolate", True)
+    return GuidedCompleter(use_image=True, **params)

@@ -57,7 +57,7 @@ from depth_nodes.eval.evaluator import percentiles_ms, score_frame
 from depth_nodes.eval.metrics import METRIC_UNITS, mean_metrics
 from depth_nodes.eval.sparsification import Sparsification, mean_curves
 
-DEFAULT_METHODS = ("nearest", "ip_basic", "ip_basic_multiscale", "guided", "lidar_only")
+DEFAULT_METHODS = ("nearest", "ip_basic", "ip_basic_multiscale", "guided", "guided_extrapolate", "lidar_only")
 PROJECTION_POINTS = 120_000
 
 
