@@ -212,8 +212,10 @@ def extend_up(inv: np.ndarray, top: np.ndarray) -> np.ndarray:
     rows = top[cols].astype(np.intp)
     vals = inv[rows, cols]
     ok = vals > 0
-    cols, vals, rows = cols[ok], vals[ok], rows[ok]
-    mask = np.zeros(inv.shape, bool)
-    mask[:, cols] = np.arange(H)[:, None] < rows[None, :]
-    inv[:, cols] = np.where(mask[:, cols], vals[None, :], inv[:, cols])
+    first = np.zeros(W, np.intp)  # rows to fill per column (0 = none)
+    first[cols[ok]] = rows[ok]
+    carried = np.zeros(W, inv.dtype)
+    carried[cols[ok]] = vals[ok]
+    mask = np.arange(H)[:, None] < first[None, :]
+    np.copyto(inv, np.broadcast_to(carried, inv.shape), where=mask)
     return mask

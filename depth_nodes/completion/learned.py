@@ -20,7 +20,9 @@ class LearnedCompleter(Completer):
 
     uses_image = True
 
-    def __init__(self, model_dir: str = "", backend: str = "onnxruntime", threads: int = 0, max_depth_m: float = 120.0):
+    def __init__(
+        self, model_dir: str = "", backend: str = "onnxruntime", threads: int = 0, max_depth_m: float = 120.0
+    ):
         self.model_dir = model_dir
         self.backend = backend
         self.threads = int(threads)
