@@ -354,3 +354,13 @@ def test_hole_passes_fill_large_holes_with_the_nearer_side(grid):
     boundary = np.argmax(key == 10000, axis=1)
     assert (boundary == boundary[0]).all() and 58 <= boundary[0] <= 64, boundary[0]
     assert level is not None and (level[:, 40:80] >= 1).all() and (level[:, :40] == 0).all()
+
+
+def test_hole_grid_auto_follows_image_size():
+    g = create("guided")
+    assert (
+        g._hole_grid((352, 1216)) == 1 and g._hole_grid((720, 1280)) == 2 and g._hole_grid((1080, 1920)) == 4
+    )
+    assert create("guided", hole_grid_px=2)._hole_grid((1080, 1920)) == 2
+    with pytest.raises(ValueError, match="hole_grid_px"):
+        create("guided", hole_grid_px=-1)

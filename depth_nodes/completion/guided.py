@@ -41,6 +41,9 @@ from depth_nodes.completion.registry import register
 #: upward extrapolation: their error grows with the distance to the returns.
 HOLE_SPREAD_REL = 0.1
 EXTRAPOLATED_SPREAD_REL = 0.5
+#: Auto ``hole_grid_px``: full resolution up to this many pixels, a 2x grid up to the next, else 4x.
+AUTO_GRID_FULL_PX = 600_000
+AUTO_GRID_HALF_PX = 1_500_000
 
 
 class GuidedCompleter(Completer):
@@ -57,9 +60,10 @@ class GuidedCompleter(Completer):
       column between two returns of a tilted top scan line is filled up to them).
     - ``hole_kernels_px`` (px, (15, 31, 63)): box sizes of the coarse passes that fill holes the IP-Basic
       chain leaves (dark surfaces, dropouts, sparse LiDARs); () = none.
-    - ``hole_grid_px`` (px, 4): the hole passes run on every 4th pixel (max-pooled) with 4x smaller
-      boxes: 1.37x -> 1.08x ip_basic's time on 1920x1080 PandaSet frames, within +-2 % MAE/RMSE on
-      64-beam scans, up to +10 % on 16-beam input (docs); 1 = full resolution.
+    - ``hole_grid_px`` (px, 0 = auto): the hole passes run on every n-th pixel (max-pooled) with n x
+      smaller boxes. Auto: 1 up to 0.6 MP (KITTI's 1216x352: full resolution), 2 up to 1.5 MP (720p), 4
+      above (1080p: 1.37x -> 1.08x ip_basic's time on PandaSet, MAE/RMSE within +-2 % on 64-beam scans,
+      up to +10 % on 16-beam input; docs/guided_completion.md).
     - ``near_reach_px`` (px, 0): opt-in, pixels within this distance of a return of the near surface
       take the near envelope (foreground wins at silhouettes): -1..-4 % MAE on spinning LiDARs, +5 %
       RMSE on the ring-less PandarGT, hence off.
@@ -85,7 +89,7 @@ class GuidedCompleter(Completer):
         extrapolate: bool = False,
         top_window_px: int = 4,
         hole_kernels_px: tuple[int, ...] = (15, 31, 63),
-        hole_grid_px: int = 4,
+        hole_grid_px: int = 0,
         edge_rel: float = 0.1,
         colour_window_px: int = 15,
         colour_margin: float = 0.0,
@@ -120,8 +124,8 @@ class GuidedCompleter(Completer):
         self.blur_px = int(blur_px)
         self.top_window_px = int(top_window_px)
         self.hole_kernels_px = kernels
-        if hole_grid_px < 1:
-            raise ValueError(f"hole_grid_px must be >= 1, got {hole_grid_px}")
+        if hole_grid_px < 0:
+            raise ValueError(f"hole_grid_px must be >= 0 (0 = auto), got {hole_grid_px}")
         self.hole_grid_px = int(hole_grid_px)
         self.image_params = ImageParams(
             edge_rel=float(edge_rel), window_px=int(colour_window_px), margin=float(colour_margin)
@@ -142,7 +146,7 @@ class GuidedCompleter(Completer):
         r0 = first // W
         block = sparse[r0:]
         inv, conf_b = self._complete_rows(
-            block, image[r0:] if self.use_colour and image is not None else None
+            block, image[r0:] if self.use_colour and image is not None else None, self._hole_grid((H, W))
         )
         empty = cv2.compare(inv, 0, cv2.CMP_LE)
         inv = cv2.min(cv2.max(inv, 1.0 / self.max_depth_m), 1.0 / self.min_depth_m)
@@ -156,16 +160,16 @@ class GuidedCompleter(Completer):
             conf[:r0] = self._confidence(inv_top, inv_top * np.float32(EXTRAPOLATED_SPREAD_REL))
         return Completion(depth, conf)
 
-    def _complete_rows(self, sparse: np.ndarray, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _complete_rows(
+        self, sparse: np.ndarray, image: np.ndarray | None, grid: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Inverse depth (0 = no estimate) and confidence of a block of rows starting at the top return."""
         inv = inverse_depth(sparse)
         valid = cv2.compare(inv, 0, cv2.CMP_GT)
         top = top_envelope(valid.view(bool), self.top_window_px)
         # Holes only count below the top envelope (above it everything is cleared, unless extrapolating).
         region = None if self.extrapolate else below_rows(inv.shape, top)
-        near, far, level = envelopes(
-            self.keys.encode(inv), self.keys, self.hole_kernels_px, region, self.hole_grid_px
-        )
+        near, far, level = envelopes(self.keys.encode(inv), self.keys, self.hole_kernels_px, region, grid)
         est = cv2.add(near, far)
         est *= np.float32(0.5)
         spread = cv2.absdiff(near, far)  # (medians and hole passes can cross the envelopes)
@@ -204,6 +208,14 @@ class GuidedCompleter(Completer):
         cv2.copyTo(inv, valid, est)  # LiDAR returns are kept exactly
         spread = cv2.copyTo(np.zeros_like(spread), valid, spread)
         return est, self._confidence(est, spread)
+
+    def _hole_grid(self, shape: tuple[int, int]) -> int:
+        """Grid step of the hole passes for an image of ``shape`` (``hole_grid_px``, or auto by size:
+        their cost grows with the pixel count, their accuracy needs little resolution far from returns)."""
+        if self.hole_grid_px > 0:
+            return self.hole_grid_px
+        pixels = shape[0] * shape[1]
+        return 1 if pixels <= AUTO_GRID_FULL_PX else 2 if pixels <= AUTO_GRID_HALF_PX else 4
 
     def _confidence(self, inv: np.ndarray, spread: np.ndarray) -> np.ndarray:
         """1 / (1 + e / scale) with the expected error e = d**2 * (noise_inv + spread / 2) (metres),
