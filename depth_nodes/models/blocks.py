@@ -18,6 +18,8 @@ from torch.nn import functional as F
 PREFILL_KERNELS = (3, 7, 15, 31)
 #: The full-resolution local fill (between scan lines only): cheap small kernels.
 LOCAL_KERNELS = (3, 5, 9)
+#: Decoders of :class:`UNet`.
+DECODERS = ("light", "concat")
 
 
 def conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -82,16 +84,31 @@ def up(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 class UNet(nn.Module):
-    """A plain encoder-decoder (stride-2 convs down, nearest 2x up, concatenation skips) -> features."""
+    """A plain encoder-decoder (stride-2 convs down, nearest 2x up, skips) -> features.
 
-    def __init__(self, c_in: int, width: int, levels: int):
+    ``decoder="light"`` (the default): each level up is a 1x1 conv to the finer width *before* the upsampling,
+    the skip added (not concatenated) and one 3x3 conv -- a third of the decoder's multiply-adds of the
+    ``"concat"`` decoder (concatenation skip + two 3x3 convs), which the first shipped model used.
+    """
+
+    def __init__(self, c_in: int, width: int, levels: int, decoder: str = "light"):
         super().__init__()
         if levels < 1 or width < 1:
             raise ValueError("UNet needs levels >= 1 and width >= 1")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         chans = [width * 2**i for i in range(levels + 1)]
+        self.light = decoder == "light"
         self.stem = conv_block(c_in, chans[0])
         self.down = nn.ModuleList(conv_block(chans[i], chans[i + 1], stride=2) for i in range(levels))
-        self.up = nn.ModuleList(conv_block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(levels)))
+        if self.light:
+            self.lateral = nn.ModuleList(nn.Conv2d(chans[i + 1], chans[i], 1) for i in reversed(range(levels)))
+            self.up = nn.ModuleList(
+                nn.Sequential(nn.Conv2d(chans[i], chans[i], 3, padding=1), nn.ReLU(inplace=True))
+                for i in reversed(range(levels))
+            )
+        else:
+            self.up = nn.ModuleList(conv_block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(levels)))
         self.out_channels = chans[0]
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -103,9 +120,13 @@ class UNet(nn.Module):
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         feats = list(feats)
         x = feats.pop()
-        for up_block in self.up:
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = up_block(torch.cat([x, feats.pop()], dim=1))
+        for i, up_block in enumerate(self.up):
+            if self.light:
+                x = F.interpolate(self.lateral[i](x), scale_factor=2.0, mode="nearest")
+                x = up_block(x + feats.pop())
+            else:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                x = up_block(torch.cat([x, feats.pop()], dim=1))
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

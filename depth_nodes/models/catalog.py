@@ -11,11 +11,11 @@ from pathlib import Path
 from depth_nodes.models.registry import FUSION_IO_INPUTS, FUSION_IO_OUTPUTS, Family, register
 
 LEARNED = "learned"
-_COMMON = {"width": 16, "levels": 3, "head_hidden": 8, "min_depth_m": 1.0, "max_depth_m": 120.0}
+_COMMON = {"width": 16, "levels": 3, "head_hidden": 8, "min_depth_m": 1.0, "max_depth_m": 120.0, "decoder": "light"}
 _FAMILIES = {
     "unguided": (
         "families:Unguided",
-        {**_COMMON, "levels": 0},
+        {k: v for k, v in {**_COMMON, "levels": 0}.items() if k != "decoder"},
         "sparsity-invariant (normalised) convolutions on the sparse depth alone, 1/4 res + full-res head",
     ),
     "early_fusion": (

@@ -36,50 +36,58 @@ HEAD_FEATURES = 2
 
 
 class FullResHead(nn.Module):
-    """Two 3x3 convs at full resolution: [image, inv, coarse inv, valid, coarse features] -> (delta inv_n, conf)."""
+    """Two 3x3 convs at full resolution: [image, inv, coarse inv, valid, coarse features] -> (delta inv_n, conf,
+    ``extra`` channels the family uses at full resolution, e.g. the return gate of ``learned``)."""
 
-    def __init__(self, hidden: int = 8, features: int = HEAD_FEATURES):
+    def __init__(self, hidden: int = 8, features: int = HEAD_FEATURES, extra: int = 0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(6 + features, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 2, 3, padding=1)
+            nn.Conv2d(6 + features, hidden, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 2 + extra, 3, padding=1),
         )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, image, inv_n, coarse_n, valid, feats) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image, inv_n, coarse_n, valid, feats):
         out = self.net(torch.cat([image, inv_n, coarse_n, valid, feats], dim=1))
-        return inv_n + 0.05 * out[:, :1], out[:, 1:2]
+        return inv_n + 0.05 * out[:, :1], out[:, 1:2], out[:, 2:]
 
 
 class CoarseBase(InverseDepthModel):
-    """A 1/4-resolution body producing ``1 + 1 + extra + HEAD_FEATURES`` channels, then the full-res head."""
+    """A 1/4-resolution body, then the full-res head.
+
+    :meth:`coarse` returns ``2 + HEAD_FEATURES`` channels at 1/4 resolution: absolute normalised inverse
+    depth, a confidence logit and the features passed up to the head. The body's conv outputs
+    ``n_out = 2 + extra_outputs + HEAD_FEATURES`` channels (``extra_outputs``: what a family consumes at 1/4
+    resolution, e.g. the affinities of ``learned``); ``head_extra`` more channels come out of the full-res head.
+    """
 
     extra_outputs = 0
+    head_extra = 0
 
     def __init__(self, width: int, levels: int, head_hidden: int, min_depth_m: float, max_depth_m: float):
         super().__init__(min_depth_m, max_depth_m, stride=4 * 2**int(levels))
-        self.head = FullResHead(head_hidden)
+        self.head = FullResHead(head_hidden, extra=self.head_extra)
         self.n_out = 2 + self.extra_outputs + HEAD_FEATURES
 
-    def coarse(self, image, sparse_n, valid) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1/4-res output channels, 1/4-res base inv_n the coarse residual is added to)."""
+    def coarse(self, image, sparse_n, valid) -> torch.Tensor:
+        """1/4-res [inv_n, confidence logit, HEAD_FEATURES features]."""
         raise NotImplementedError
 
     def core(self, image, sparse_inv_depth):
-        """(inv_n, confidence logit, extra channels at full res, sparse_n, valid).
+        """(inv_n, confidence logit, head extra channels, sparse_n, valid) at full resolution.
 
-        Full resolution: between scan lines the local fill (nearest return within a few pixels) is the base,
-        elsewhere the upsampled coarse estimate; the head then corrects both with the image.
+        Between scan lines the local fill (nearest return within a few pixels) is the base, elsewhere the
+        upsampled coarse estimate; the head then corrects both with the image. Only the 2 + HEAD_FEATURES
+        coarse channels are upsampled (full-resolution tensors dominate the CPU time).
         """
         sparse_n, valid = self.normalise(sparse_inv_depth)
-        out, base4 = self.coarse(image, sparse_n, valid)
-        out_up = up(torch.cat([base4 + out[:, :1], out[:, 1:]], dim=1), 4)
+        out_up = up(self.coarse(image, sparse_n, valid), 4)
         local, local_conf = prefill(sparse_n, valid, LOCAL_KERNELS)
         near = (local_conf > 0).to(local.dtype)
         inv_n = near * local + (1.0 - near) * out_up[:, :1]
-        extra = out_up[:, 2 : 2 + self.extra_outputs]
-        feats = out_up[:, 2 + self.extra_outputs :]
-        inv_n, conf_logit = self.head(image, inv_n, out_up[:, :1], valid, feats)
+        inv_n, conf_logit, extra = self.head(image, inv_n, out_up[:, :1], valid, out_up[:, 2:])
         return inv_n, out_up[:, 1:2] + conf_logit, extra, sparse_n, valid
 
     def forward(self, image: torch.Tensor, sparse_inv_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,26 +95,24 @@ class CoarseBase(InverseDepthModel):
         return self.to_depth(inv_n), torch.sigmoid(conf_logit)
 
 
+def _absolute(out: torch.Tensor) -> torch.Tensor:
+    """Absolute inverse depth: a sigmoid over the model's range, started near the mean of the returns."""
+    return torch.cat([torch.sigmoid(out[:, :1] - 3.0), out[:, 1:]], dim=1)
+
+
 class _UNetBody(CoarseBase):
-    """A U-Net on ``c_in`` 1/4-resolution channels; the base is 0 (absolute prediction) unless overridden."""
+    """A U-Net on ``c_in`` 1/4-resolution channels predicting absolute inverse depth unless overridden."""
 
     c_in = 5
 
-    def __init__(self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0):
+    def __init__(self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0, decoder="light"):
         super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m)
-        self.unet = UNet(self.c_in, width, levels)
+        self.unet = UNet(self.c_in, width, levels, decoder)
         self.out = nn.Conv2d(self.unet.out_channels, self.n_out, 3, padding=1)
 
-    def inputs_d4(self, image, sparse_n, valid):
-        s4, v4 = sparse_down4(sparse_n, valid)
-        return torch.cat([down4(image), s4, v4], dim=1), s4
-
     def coarse(self, image, sparse_n, valid):
-        x, s4 = self.inputs_d4(image, sparse_n, valid)
-        out = self.out(self.unet(x))
-        # absolute inverse depth: a sigmoid over the model's range, started near the mean of the returns
-        inv = torch.sigmoid(out[:, :1] - 3.0)
-        return torch.cat([inv, out[:, 1:]], dim=1), torch.zeros_like(inv)
+        s4, v4 = sparse_down4(sparse_n, valid)
+        return _absolute(self.out(self.unet(torch.cat([down4(image), s4, v4], dim=1))))
 
 
 class EarlyFusion(_UNetBody):
@@ -116,20 +122,20 @@ class EarlyFusion(_UNetBody):
 class LateFusion(_UNetBody):
     """Two encoders (image; sparse depth + validity) fused in the decoder: depth features gated by the image."""
 
-    def __init__(self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0):
-        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m)
-        self.unet = UNet(3, width, levels)  # image branch (its decoder is the shared decoder)
-        self.depth_enc = UNet(2, width, levels)  # depth branch (encoder only is used)
+    def __init__(self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0, decoder="light"):
+        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m, decoder)
+        self.unet = UNet(3, width, levels, decoder)  # image branch (its decoder is the shared decoder)
+        self.depth_enc = UNet(2, width, levels, decoder)  # depth branch (encoder only is used)
         self.depth_enc.up = nn.ModuleList()
+        if hasattr(self.depth_enc, "lateral"):
+            self.depth_enc.lateral = nn.ModuleList()
 
     def coarse(self, image, sparse_n, valid):
         s4, v4 = sparse_down4(sparse_n, valid)
         img_f = self.unet.encode(down4(image))
         dep_f = self.depth_enc.encode(torch.cat([s4, v4], dim=1))
         fused = [d * torch.sigmoid(g) + g for d, g in zip(dep_f, img_f, strict=True)]
-        out = self.out(self.unet.decode(fused))
-        inv = torch.sigmoid(out[:, :1] - 3.0)
-        return torch.cat([inv, out[:, 1:]], dim=1), torch.zeros_like(inv)
+        return _absolute(self.out(self.unet.decode(fused)))
 
 
 class Residual(_UNetBody):
@@ -137,13 +143,17 @@ class Residual(_UNetBody):
 
     c_in = 7
 
-    def coarse(self, image, sparse_n, valid):
+    def body(self, image, sparse_n, valid):
+        """(the body's n_out channels at 1/4 res, the prefill, the 1/4-res returns and their validity)."""
         s4, v4 = sparse_down4(sparse_n, valid)
         fill, fill_conf = prefill(*nearest_down4(sparse_n, valid))
-        x = torch.cat([down4(image), s4, v4, fill, fill_conf], dim=1)
-        out = self.out(self.unet(x))
+        out = self.out(self.unet(torch.cat([down4(image), s4, v4, fill, fill_conf], dim=1)))
+        return out, fill, s4, v4
+
+    def coarse(self, image, sparse_n, valid):
+        out, fill, _, _ = self.body(image, sparse_n, valid)
         # residual in normalised inverse depth, small at start so training begins at the prefill
-        return torch.cat([0.05 * torch.tanh(out[:, :1]), out[:, 1:]], dim=1), fill
+        return torch.cat([fill + 0.05 * torch.tanh(out[:, :1]), out[:, 1:]], dim=1)
 
 
 class SparseConv(nn.Module):
@@ -179,9 +189,7 @@ class Unguided(CoarseBase):
         x, m = sparse_down4(sparse_n, valid)
         for layer in self.layers:
             x, m = layer(x, m)
-        out = self.out(x)
-        inv = torch.sigmoid(out[:, :1] - 3.0)
-        return torch.cat([inv, out[:, 1:]], dim=1), torch.zeros_like(inv)
+        return _absolute(self.out(x))
 
     def core(self, image, sparse_inv_depth):
         return super().core(torch.zeros_like(image), sparse_inv_depth)
