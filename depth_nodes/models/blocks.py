@@ -18,6 +18,8 @@ from torch.nn import functional as F
 PREFILL_KERNELS = (3, 7, 15, 31)
 #: The full-resolution local fill (between scan lines only): cheap small kernels.
 LOCAL_KERNELS = (3, 5, 9)
+#: 3x3 box smoothings of the full-resolution base (returns kept exact).
+SMOOTH_ITERATIONS = 3
 #: Decoders of :class:`UNet`.
 DECODERS = ("light", "concat")
 
@@ -62,6 +64,20 @@ def prefill(
         filled = (fill > 0).to(fill.dtype)
         conf = conf + (filled - (1.0 - empty)) * (1.0 - (i + 1) / (n + 1))
     return fill, conf
+
+
+def smooth_keep_returns(
+    inv_n: torch.Tensor, sparse_n: torch.Tensor, valid: torch.Tensor, iterations: int = SMOOTH_ITERATIONS
+) -> torch.Tensor:
+    """``iterations`` 3x3 box filters of the full-resolution base, then the returns put back exactly.
+
+    The nearest-return fill between scan lines is blocky; averaging it (but not the returns) cut the RMSE of
+    the untrained base on held-out KITTI frames by 15 % (4 frames of frames 35-49: MAE 161 -> 151 mm, RMSE
+    1235 -> 1046 mm with 3 iterations; docs/models.md), for three 1-channel poolings.
+    """
+    for _ in range(iterations):
+        inv_n = F.avg_pool2d(inv_n, 3, stride=1, padding=1, count_include_pad=False)
+    return valid * sparse_n + (1.0 - valid) * inv_n
 
 
 def down4(x: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from depth_nodes.models.blocks import (
     down4,
     nearest_down4,
     prefill,
+    smooth_keep_returns,
     sparse_down4,
     up,
 )
@@ -36,21 +37,21 @@ HEAD_FEATURES = 2
 
 
 class FullResHead(nn.Module):
-    """Two 3x3 convs at full resolution: [image, inv, coarse inv, valid, coarse features] -> (delta inv_n, conf,
-    ``extra`` channels the family uses at full resolution, e.g. the return gate of ``learned``)."""
+    """Two 3x3 convs at full resolution: [image, smoothed inv, sharp inv, coarse inv, valid, coarse features] ->
+    (smoothed inv + delta, conf, ``extra`` channels the family uses at full res, e.g. the gate of ``learned``)."""
 
     def __init__(self, hidden: int = 8, features: int = HEAD_FEATURES, extra: int = 0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(6 + features, hidden, 3, padding=1),
+            nn.Conv2d(7 + features, hidden, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden, 2 + extra, 3, padding=1),
         )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, image, inv_n, coarse_n, valid, feats):
-        out = self.net(torch.cat([image, inv_n, coarse_n, valid, feats], dim=1))
+    def forward(self, image, inv_n, sharp_n, coarse_n, valid, feats):
+        out = self.net(torch.cat([image, inv_n, sharp_n, coarse_n, valid, feats], dim=1))
         return inv_n + 0.05 * out[:, :1], out[:, 1:2], out[:, 2:]
 
 
@@ -78,16 +79,18 @@ class CoarseBase(InverseDepthModel):
     def core(self, image, sparse_inv_depth):
         """(inv_n, confidence logit, head extra channels, sparse_n, valid) at full resolution.
 
-        Between scan lines the local fill (nearest return within a few pixels) is the base, elsewhere the
-        upsampled coarse estimate; the head then corrects both with the image. Only the 2 + HEAD_FEATURES
-        coarse channels are upsampled (full-resolution tensors dominate the CPU time).
+        Between scan lines the local fill (nearest return within a few pixels) is the sharp base, elsewhere the
+        upsampled coarse estimate; :func:`blocks.smooth_keep_returns` smooths it (returns kept); the head then
+        corrects the smooth base from the image, the sharp base and the coarse estimate. Only the
+        2 + HEAD_FEATURES coarse channels are upsampled (full-resolution tensors dominate the CPU time).
         """
         sparse_n, valid = self.normalise(sparse_inv_depth)
         out_up = up(self.coarse(image, sparse_n, valid), 4)
         local, local_conf = prefill(sparse_n, valid, LOCAL_KERNELS)
         near = (local_conf > 0).to(local.dtype)
-        inv_n = near * local + (1.0 - near) * out_up[:, :1]
-        inv_n, conf_logit, extra = self.head(image, inv_n, out_up[:, :1], valid, out_up[:, 2:])
+        sharp = near * local + (1.0 - near) * out_up[:, :1]
+        smooth = smooth_keep_returns(sharp, sparse_n, valid)
+        inv_n, conf_logit, extra = self.head(image, smooth, sharp, out_up[:, :1], valid, out_up[:, 2:])
         return inv_n, out_up[:, 1:2] + conf_logit, extra, sparse_n, valid
 
     def forward(self, image: torch.Tensor, sparse_inv_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
