@@ -27,6 +27,7 @@ from depth_nodes.models.blocks import (
     down4,
     nearest_down4,
     prefill,
+    ring_fill,
     smooth_keep_returns,
     sparse_down4,
     up,
@@ -37,8 +38,8 @@ HEAD_FEATURES = 2
 
 
 class FullResHead(nn.Module):
-    """Two 3x3 convs at full resolution: [image, smoothed inv, sharp inv, coarse inv, valid, coarse features] ->
-    (smoothed inv + delta, conf, ``extra`` channels the family uses at full res, e.g. the gate of ``learned``)."""
+    """Two 3x3 convs at full resolution: [image, base inv, sharp inv, coarse inv, valid, coarse features] ->
+    (base inv + delta, conf, ``extra`` channels the family uses at full res, e.g. the gate of ``learned``)."""
 
     def __init__(self, hidden: int = 8, features: int = HEAD_FEATURES, extra: int = 0):
         super().__init__()
@@ -79,9 +80,10 @@ class CoarseBase(InverseDepthModel):
     def core(self, image, sparse_inv_depth):
         """(inv_n, confidence logit, head extra channels, sparse_n, valid) at full resolution.
 
-        Between scan lines the local fill (nearest return within a few pixels) is the sharp base, elsewhere the
-        upsampled coarse estimate; :func:`blocks.smooth_keep_returns` smooths it (returns kept); the head then
-        corrects the smooth base from the image, the sharp base and the coarse estimate. Only the
+        Near returns the local fill (nearest return within a few pixels) is the sharp base, elsewhere the
+        upsampled coarse estimate; :func:`blocks.smooth_keep_returns` smooths it (returns kept) and on the scan
+        lines :func:`blocks.ring_fill` (the nearest return along the line, within 3 px) replaces it; the head then corrects
+        this base from the image, the sharp base and the coarse estimate. Only the
         2 + HEAD_FEATURES coarse channels are upsampled (full-resolution tensors dominate the CPU time).
         """
         sparse_n, valid = self.normalise(sparse_inv_depth)
@@ -89,8 +91,9 @@ class CoarseBase(InverseDepthModel):
         local, local_conf = prefill(sparse_n, valid, LOCAL_KERNELS)
         near = (local_conf > 0).to(local.dtype)
         sharp = near * local + (1.0 - near) * out_up[:, :1]
-        smooth = smooth_keep_returns(sharp, sparse_n, valid)
-        inv_n, conf_logit, extra = self.head(image, smooth, sharp, out_up[:, :1], valid, out_up[:, 2:])
+        ring, on_ring = ring_fill(sparse_n, valid)
+        base = on_ring * ring + (1.0 - on_ring) * smooth_keep_returns(sharp, sparse_n, valid)
+        inv_n, conf_logit, extra = self.head(image, base, sharp, out_up[:, :1], valid, out_up[:, 2:])
         return inv_n, out_up[:, 1:2] + conf_logit, extra, sparse_n, valid
 
     def forward(self, image: torch.Tensor, sparse_inv_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
