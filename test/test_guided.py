@@ -155,8 +155,9 @@ def test_top_is_nan_by_default_and_extrapolate_is_opt_in():
     highest = np.argmax(sparse > 0, axis=0)
     for name in ("guided", "lidar_only"):
         out = create(name).complete(sparse, image)
-        # Nothing above the highest return within +-top_window_px (4) columns, confidence 0 there.
-        envelope = np.array([highest[max(0, x - 4) : x + 5].min() for x in range(W)])
+        # Nothing above the highest return within +-top_window_px columns, confidence 0 there.
+        w = create(name).top_window_px
+        envelope = np.array([highest[max(0, x - w) : x + w + 1].min() for x in range(W)])
         sky = np.arange(H)[:, None] < envelope[None, :]
         assert sky.sum() > 1000
         assert np.isnan(out.depth[sky]).all() and (out.confidence[sky] == 0).all(), name

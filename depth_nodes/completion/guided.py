@@ -57,7 +57,7 @@ class GuidedCompleter(Completer):
     - ``extrapolate`` (False): estimates above the LiDAR's top envelope (the fill's own reach, then each
       column's top value carried up to row 0, low confidence), as IP-Basic's ``extrapolate`` option;
       for benchmark comparisons. Default: NaN (confidence 0) there.
-    - ``top_window_px`` (px, 4): the top envelope is the highest return within +-this many columns (a
+    - ``top_window_px`` (px, 12): the top envelope is the highest return within +-this many columns (a
       column between two returns of a tilted top scan line is filled up to them).
     - ``hole_kernels_px`` (px, (15, 31, 63)): box sizes of the coarse passes that fill holes the IP-Basic
       chain leaves (dark surfaces, dropouts, sparse LiDARs); () = none.
@@ -88,7 +88,7 @@ class GuidedCompleter(Completer):
         self,
         use_image: bool = True,
         extrapolate: bool = False,
-        top_window_px: int = 4,
+        top_window_px: int = 12,
         hole_kernels_px: tuple[int, ...] = (15, 31, 63),
         hole_grid_px: int = 0,
         edge_rel: float = 0.1,
