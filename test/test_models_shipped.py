@@ -50,3 +50,18 @@ def test_learned_without_model_dir_runs_the_shipped_checkpoint() -> None:
     ret = sp > 0
     assert np.isfinite(out.depth).mean() > 0.5
     assert np.nanmedian(np.abs(out.depth[ret] - sp[ret]) / sp[ret]) < 0.05  # returns kept
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_learned_completer_threads_reach_the_backend(backend: str) -> None:
+    """``create("learned", threads=N)`` sets the backend's CPU threads (the bench pins them this way)."""
+    from depth_nodes.completion import create
+
+    name = "learned" if backend == "onnxruntime" else "learned_torch"
+    before = torch.get_num_threads()
+    try:
+        comp = create(name, threads=1)
+        assert comp.estimator().backend.threads == 1
+        assert create(name).estimator().backend.threads == 0
+    finally:
+        torch.set_num_threads(before)  # the torch backend sets the process-wide count

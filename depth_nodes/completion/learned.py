@@ -34,7 +34,9 @@ class LearnedCompleter(Completer):
         if self._est is None:
             from depth_nodes.runtime.estimator import LearnedOptions, build_learned
 
-            self._est = build_learned(LearnedOptions(model_dir=self.model_dir, backend=self.backend))
+            self._est = build_learned(
+                LearnedOptions(model_dir=self.model_dir, backend=self.backend, threads=self.threads)
+            )
         return self._est
 
     @property

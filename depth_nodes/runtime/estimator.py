@@ -47,6 +47,7 @@ class LearnedOptions:
     engine_cache_dir: str = "~/.cache/depth_nodes/engines"
     force_engine_update: bool = False
     resolutions: list[tuple[int, int]] = field(default_factory=lambda: [(352, 1216)])
+    threads: int = 0  # CPU threads of torch / ONNX Runtime (0 = the library's default)
 
 
 class LearnedEstimator:
@@ -118,6 +119,8 @@ def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = 
     if not path.exists():
         raise ModelError(f"model_dir {path} does not exist")
     extra = {"on_line": on_line} if on_line else {}  # TensorRT build progress (other backends ignore it)
+    if opts.threads:
+        extra["threads"] = int(opts.threads)
     backend = create_backend(
         path, opts.backend, opts.precision, opts.device, opts.engine_cache_dir, opts.resolutions,
         opts.force_engine_update, **extra,
