@@ -202,14 +202,14 @@ def pipeline_figure(path: Path, seed: int = 0, frame: int = 1) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from depth_nodes.completion.guided_fill import envelopes
+    from depth_nodes.completion.guided_fill import envelopes, inverse_depth
     from depth_nodes.eval.metrics import fill_background
 
     cases = [c for c in synth_cases([seed], frame + 1) if c.name.startswith(f"s{seed}/{frame}/")]
     full = next(c for c in cases if c.name.endswith("/full"))
     beam16 = next(c for c in cases if c.name.endswith("/16beam"))
     g = create("guided")
-    near, far, _ = envelopes(g.keys.encode(full.sparse), g.keys, g.hole_kernels_px)
+    near, far, _ = envelopes(g.keys.encode(inverse_depth(full.sparse)), g.keys, g.hole_kernels_px)
     out16 = g.complete(beam16.sparse, beam16.image)
     outf = g.complete(full.sparse, full.image)
     ipf = create("ip_basic").complete(full.sparse, full.image)

@@ -27,8 +27,9 @@ DIAMOND_KERNEL_5 = np.array(
 FULL_KERNEL_5 = np.ones((5, 5), np.uint8)
 FULL_KERNEL_7 = np.ones((7, 7), np.uint8)
 FAR_MEDIAN = False
-#: Grid step of the hole passes (``fill_holes``); 1 = full resolution.
-HOLE_GRID = 4
+#: Default grid step of the hole passes (``fill_holes``): full resolution (``guided`` picks its own by
+#: image size, ``GuidedCompleter._hole_grid``).
+HOLE_GRID = 1
 
 
 def inverse_depth(sparse: np.ndarray) -> np.ndarray:
@@ -128,7 +129,7 @@ class DepthKeys:
     """Depth <-> uint16 keys ``round(sqrt(inv / inv_max) * KEY_MAX)``, larger = nearer, 0 = no return.
 
     ``inv_max = 1 / min_depth_m``: nearer returns saturate to ``KEY_MAX``; the farthest depth
-    (``max_depth_m``) keeps a key >= 1 so no return is lost (asserted)."""
+    (``max_depth_m``) keeps a key >= 16 so no return is lost (a wider range is a ValueError)."""
 
     def __init__(self, min_depth_m: float, max_depth_m: float) -> None:
         self.scale = KEY_MAX * float(np.sqrt(min_depth_m))  # key = scale * sqrt(inv)
