@@ -4,6 +4,11 @@
 File names follow the official layout: ``<drive>_image_<frame>_image_02.png`` in ``image/``, with
 ``velodyne_raw`` / ``groundtruth_depth`` replacing the second ``image`` token in the other folders, and
 ``intrinsics/<...>_image_02.txt`` holding the 3x3 K as 9 numbers on one line.
+
+Optional sidecar of this project (``depth-nodes make-gt`` and ``depth-nodes synth`` write it):
+``poses/<...>_image_02.txt``, the camera pose ``T_world_cam`` of the frame as 16 numbers (row-major 4 x 4,
+metres; camera axes x right, y down, z forward), in one world frame per layout -- what photometric
+self-supervision between consecutive frames needs.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from depth_nodes.errors import DataFormatError
 DEPTH_SCALE = 256.0
 MAX_PNG_DEPTH_M = 65535 / DEPTH_SCALE
 LAYOUT_DIRS = ("image", "velodyne_raw", "groundtruth_depth", "intrinsics")
+POSES_DIR = "poses"
 
 
 def read_depth_png(path: str | Path) -> np.ndarray:
@@ -83,6 +89,30 @@ def read_intrinsics(path: str | Path) -> np.ndarray:
     return vals.reshape(3, 3)
 
 
+def read_pose(path: str | Path | None) -> np.ndarray | None:
+    """Read a ``poses/`` sidecar (16 numbers, row-major 4 x 4 ``T_world_cam``); None when absent."""
+    if path is None or not Path(path).is_file():
+        return None
+    path = Path(path)
+    try:
+        vals = np.array(path.read_text().split(), dtype=np.float64)
+    except ValueError as exc:
+        raise DataFormatError(f"{path}: a pose must be 16 numbers") from exc
+    if vals.size != 16 or not np.all(np.isfinite(vals)):
+        raise DataFormatError(f"{path}: a pose must hold 16 finite numbers (4x4 T_world_cam), found {vals.size}")
+    T = vals.reshape(4, 4)
+    if not np.allclose(T[3], [0, 0, 0, 1], atol=1e-6):
+        raise DataFormatError(f"{path}: the last row of a 4x4 pose must be 0 0 0 1, got {T[3]}")
+    return T
+
+
+def write_pose(path: str | Path, T_world_cam: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    T = np.asarray(T_world_cam, np.float64).reshape(4, 4)
+    path.write_text(" ".join(f"{v:.9e}" for v in T.reshape(-1)) + "\n")
+
+
 def write_intrinsics(path: str | Path, K: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +128,7 @@ class DCFrame:
     velodyne_raw: Path
     groundtruth: Path | None
     intrinsics: Path | None
+    pose: Path | None = None  # poses/ sidecar (T_world_cam), None when the layout has none
 
     def load(self) -> dict[str, np.ndarray | None]:
         """Load ``image`` (RGB uint8), ``sparse`` and ``groundtruth`` (metres, 0 = none), ``K``."""
@@ -106,6 +137,7 @@ class DCFrame:
             "sparse": read_depth_png(self.velodyne_raw),
             "groundtruth": read_depth_png(self.groundtruth) if self.groundtruth else None,
             "K": read_intrinsics(self.intrinsics) if self.intrinsics else None,
+            "T_world_cam": read_pose(self.pose),
         }
 
 
@@ -132,9 +164,13 @@ def list_frames(root: str | Path) -> list[DCFrame]:
             raise DataFormatError(f"missing sparse depth for {name}: {vel}")
         gt = root / "groundtruth_depth" / _swap(name, "groundtruth_depth")
         intr = root / "intrinsics" / (Path(name).stem + ".txt")
+        pose = root / POSES_DIR / (Path(name).stem + ".txt")
         frames.append(
-            DCFrame(img.stem, img, vel, gt if gt.is_file() else None, intr if intr.is_file() else None)
-        )
+            DCFrame(
+                img.stem, img, vel, gt if gt.is_file() else None, intr if intr.is_file() else None,
+                pose if pose.is_file() else None,
+            )
+        )  # fmt: skip
     if not frames:
         raise DataFormatError(f"no frames in {img_dir} (expected *.png)")
     return frames
@@ -153,8 +189,9 @@ def write_frame(
     sparse: np.ndarray,
     groundtruth: np.ndarray | None,
     K: np.ndarray,
+    T_world_cam: np.ndarray | None = None,
 ) -> None:
-    """Write one frame in the ``val_selection_cropped`` layout."""
+    """Write one frame in the ``val_selection_cropped`` layout (+ the ``poses/`` sidecar when given)."""
     root = Path(root)
     write_rgb(root / "image" / frame_filename(drive, frame), image)
     write_depth_png(root / "velodyne_raw" / frame_filename(drive, frame, "velodyne_raw"), sparse)
@@ -163,6 +200,8 @@ def write_frame(
             root / "groundtruth_depth" / frame_filename(drive, frame, "groundtruth_depth"), groundtruth
         )
     write_intrinsics(root / "intrinsics" / (Path(frame_filename(drive, frame)).stem + ".txt"), K)
+    if T_world_cam is not None:
+        write_pose(root / POSES_DIR / (Path(frame_filename(drive, frame)).stem + ".txt"), T_world_cam)
 
 
 def crop_bottom_centre(shape: tuple[int, int], width: int = 1216, height: int = 352) -> tuple[int, int]:

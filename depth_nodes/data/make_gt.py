@@ -19,7 +19,9 @@ outliers removed), for each frame ``k``:
 
 Output: the ``val_selection_cropped`` layout (``image/``, ``velodyne_raw/`` = the current scan projected
 with the occlusion filter, as the node does, ``groundtruth_depth/``, ``intrinsics/``, and
-``velodyne_raw_rings/`` with ring id + 1 per pixel where rings are known); PandaSet writes ``pandar64/``
+``velodyne_raw_rings/`` with ring id + 1 per pixel where rings are known, and ``poses/``: each frame's
+camera pose ``T_world_cam = T_world_lidar @ inv(T_cam_lidar)`` from the step-1 poses, for photometric
+self-supervision; not for a single sweep); PandaSet writes ``pandar64/``
 and, for frames with PandarGT points, ``pandargt/`` (PandarGT input, the same Pandar64 ground truth).
 """
 
@@ -207,17 +209,21 @@ def write_layout_frame(
     sparse: np.ndarray,
     gt: np.ndarray | None,
     rings: np.ndarray | None,
+    T_world_lidar: np.ndarray | None = None,
 ) -> None:
-    """One frame into ``root`` (KITTI DC layout), bottom-centre cropped when ``drive.crop`` is set."""
+    """One frame into ``root`` (KITTI DC layout), bottom-centre cropped when ``drive.crop`` is set; with
+    ``T_world_lidar`` also its ``poses/`` sidecar (the camera pose; a crop leaves it unchanged)."""
     cam = frame.camera
     win, K = (slice(None), slice(None)), cam.K
     if drive.crop is not None:
         w, h = drive.crop
         x0, y0 = crop_bottom_centre(cam.shape, w, h)
         win, K = (slice(y0, y0 + h), slice(x0, x0 + w)), cam.crop(x0, y0, w, h).K
+    T_world_cam = None if T_world_lidar is None else T_world_lidar @ invert(frame.T_cam_lidar)
     write_frame(
-        root, drive.name, frame.index, frame.image[win], sparse[win], None if gt is None else gt[win], K
-    )
+        root, drive.name, frame.index, frame.image[win], sparse[win], None if gt is None else gt[win], K,
+        T_world_cam,
+    )  # fmt: skip
     if rings is not None:
         name = frame_filename(drive.name, frame.index, RINGS_DIR)
         (root / RINGS_DIR).mkdir(parents=True, exist_ok=True)
@@ -244,14 +250,16 @@ def make_gt(
         if drive.single_sweep:  # nothing to accumulate: input + rings only (held-out / ring protocols)
             params = replace(params, neighbours=0)
         sparse, gt, stats = frame_ground_truth(drive, poses, k, params)
+        pose = None if drive.single_sweep else np.asarray(poses[k], np.float64)  # one sweep: no motion
         write_layout_frame(
-            main_dir, drive, f, sparse, None if drive.single_sweep else gt, ring_image(f, f.points, sparse)
-        )
+            main_dir, drive, f, sparse, None if drive.single_sweep else gt, ring_image(f, f.points, sparse),
+            pose,
+        )  # fmt: skip
         for name, pts in f.extra_points.items():
             extra = scan_to_depth(
                 pts, f.T_cam_lidar, f.camera, max_depth_m=params.max_depth_m, on_nonfinite="drop"
             ).depth
-            write_layout_frame(out / name, drive, f, extra, gt, None)
+            write_layout_frame(out / name, drive, f, extra, gt, None, pose)
             stats[f"{name}_input_pixels"] = int(np.count_nonzero(extra))
         per_frame.append(stats)
     summary = {

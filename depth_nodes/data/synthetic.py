@@ -335,7 +335,7 @@ def write_drive(
       projected with the core's occlusion filter; ``groundtruth_depth`` = the
       exact depth restricted by :func:`lidar_visible_gt`; plus ``velodyne_raw_rings/`` (uint8 PNG, ring
       id + 1 of each ``velodyne_raw`` pixel, 0 = none; named like ``velodyne_raw`` with that folder name;
-      only for ring patterns).
+      only for ring patterns; ``poses/``: exact camera poses ``T_world_cam``).
     - ``OUT/manifest.json``: written last with ``complete: true``; an output whose manifest matches
       (seed, frames, drive, size, pattern, motion, generator version) is reused unless ``force``.
     """
@@ -380,7 +380,8 @@ def write_drive(
         sparse = scan_to_depth(f.points, T_cam_velo, camera).depth
         gt = lidar_visible_gt(f.depth_gt, camera, T_cam_velo, pattern)
         win = (slice(y0, y0 + 352), slice(x0, x0 + 1216))
-        write_frame(dc_dir, drive, f.index, f.image[win], sparse[win], gt[win], crop_cam.K)
+        T_world_cam = f.T_world_velo @ invert(T_cam_velo)  # the pose the image was rendered from
+        write_frame(dc_dir, drive, f.index, f.image[win], sparse[win], gt[win], crop_cam.K, T_world_cam)
         if f.rings is not None:
             rings = ring_image(f.points, f.rings, T_cam_velo, camera, sparse)
             ring_path = ring_png_path(

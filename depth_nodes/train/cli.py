@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         help="PATH[:kind[:weight[:frames]]]: a KITTI DC layout (depth-nodes synth / make-gt output, KITTI DC); "
-        "kind gt (its groundtruth_depth) or self (held-out returns supervise; no GT needed); frames e.g. 0-34",
+        "kind gt (its groundtruth_depth), self (held-out returns supervise; no GT needed) or photo (self + "
+        "photometric consistency with the neighbouring frames; needs the poses/ sidecar); frames e.g. 0-34",
     )
     p.add_argument("--validate", action="append", default=[], help="a source to report on after every epoch")
     p.add_argument("-o", "--out", required=True, help="output directory (checkpoint/, model/, report.jsonl)")
@@ -30,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--photo-weight", type=float, default=0.1, help="weight of the photometric term (kind photo)")
     p.add_argument("--val-frames", type=int, default=6)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads per process")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch passing this time")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         sources=args.source, out_dir=args.out, model=args.model, params=json.loads(args.params),
         init_from=args.init_from, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch=args.batch,
-        crop_hw=(int(h), int(w)), lr=args.lr, seed=args.seed, augment=not args.no_augment,
+        crop_hw=(int(h), int(w)), lr=args.lr, seed=args.seed, augment=not args.no_augment, photo_weight=args.photo_weight,
         validate=args.validate, val_frames=args.val_frames, threads=args.threads, max_minutes=args.max_minutes,
         resume=not args.no_resume, progress=not args.no_progress,
     )  # fmt: skip

@@ -7,7 +7,10 @@ per source (``kind``):
 
 - ``gt``: the layout's ``groundtruth_depth`` (synthetic exact GT, make-gt's accumulated GT, KITTI DC's);
 - ``self``: no GT used -- the LiDAR supervises itself: a share of its returns (random points, or whole rings
-  when the ring sidecar exists) is withheld from the input and becomes the target.
+  when the ring sidecar exists) is withheld from the input and becomes the target;
+- ``photo``: ``self`` plus photometric consistency with the previous and next frame (the layout's ``poses/``
+  sidecar gives the ego-motion; :mod:`depth_nodes.train.photo_data`, :mod:`depth_nodes.train.photometric`).
+  Photo samples are never flipped (the pose would have to be mirrored with them).
 
 Every sample is a pure function of (seed, epoch, index): data-parallel ranks and resumed runs see the same
 crops and augmentations, whatever the process count.
@@ -23,8 +26,9 @@ import numpy as np
 from depth_nodes.data.kitti_depth import list_frames, read_depth_png, read_rgb
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.eval.bench_frames import read_rings
+from depth_nodes.train.photo_data import PhotoIndex, PhotoInputs
 
-KINDS = ("gt", "self")
+KINDS = ("gt", "self", "photo")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Sample:
     image: np.ndarray  # H x W x 3 uint8
     sparse: np.ndarray  # H x W float32 m, the network input
     target: np.ndarray  # H x W float32 m, 0 = no supervision
+    photo: PhotoInputs | None = None  # photometric inputs (kind photo)
 
 
 class FrameSet:
@@ -110,6 +115,7 @@ class FrameSet:
                 weights.append(src.weight / len(picked))
         w = np.asarray(weights, np.float64)
         self.probs = w / w.sum()
+        self.photo = PhotoIndex(self.items) if any(s.kind == "photo" for s in sources) else None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -178,9 +184,13 @@ def make_sample(
 ) -> Sample:
     """Sample ``index`` of ``epoch``: a weighted frame pick, crop, supervision target and augmentation."""
     rng = np.random.default_rng([seed, epoch, index])
-    src, image, sparse, gt, rings = frames.load(int(rng.choice(len(frames), p=frames.probs)))
+    item = int(rng.choice(len(frames), p=frames.probs))
+    src, image, sparse, gt, rings = frames.load(item)
     y0, x0 = _crop_window(sparse, *crop_hw, rng)
     sl = (slice(y0, y0 + crop_hw[0]), slice(x0, x0 + crop_hw[1]))
+    photo = None
+    if src.kind == "photo":
+        photo = frames.photo.inputs(item, image[sl], (x0, y0), lambda j: frames.load(j)[1])
     image, sparse = image[sl], sparse[sl]
     gt = gt[sl] if gt is not None else None
     rings = rings[sl] if rings is not None else None
@@ -198,6 +208,8 @@ def make_sample(
         gain = rng.uniform(1 - aug.exposure, 1 + aug.exposure)
         gamma = rng.uniform(1 - aug.exposure, 1 + aug.exposure)
         image = np.clip(255.0 * (gain * (image / 255.0)) ** gamma, 0, 255).astype(np.uint8)
-        if aug.flip and rng.random() < 0.5:
+        if aug.flip and rng.random() < 0.5 and photo is None:
             image, sparse, target = image[:, ::-1], sparse[:, ::-1], target[:, ::-1]
-    return Sample(np.ascontiguousarray(image), np.ascontiguousarray(sparse, np.float32), np.ascontiguousarray(target))
+    return Sample(
+        np.ascontiguousarray(image), np.ascontiguousarray(sparse, np.float32), np.ascontiguousarray(target), photo
+    )

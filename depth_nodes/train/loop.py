@@ -43,6 +43,7 @@ class TrainConfig:
     lr: float = 2e-3
     seed: int = 0
     augment: bool = True
+    photo_weight: float = 0.1  # weight of the photometric term of kind-photo samples
     validate: list[str] = field(default_factory=list)  # sources (PATH[:kind[:weight[:frames]]]) to validate on
     val_frames: int = 6  # per validation source
     threads: int = 2
@@ -72,14 +73,15 @@ def _batch_tensors(frames, cfg: TrainConfig, epoch: int, step: int, rank: int, w
 
     norm = Normalisation()
     aug = Augment() if cfg.augment else None
-    feeds, targets = [], []
+    feeds, targets, photo = [], [], []
     for j in range(rank, cfg.batch, world):
         s = make_sample(frames, step * cfg.batch + j, cfg.seed, epoch, cfg.crop_hw, aug)
         feeds.append(to_inputs_numpy(s.image, s.sparse, norm, stride=1))
         targets.append(s.target[None, None])
+        photo.append(s.photo)
     img = torch.from_numpy(np.concatenate([f["image"] for f in feeds]))
     inv = torch.from_numpy(np.concatenate([f["sparse_inv_depth"] for f in feeds]))
-    return img, inv, torch.from_numpy(np.concatenate(targets))
+    return img, inv, torch.from_numpy(np.concatenate(targets)), photo
 
 
 def save_optimizer(opt, directory: Path, epoch: int, step_total: int) -> None:
@@ -172,9 +174,17 @@ def train(cfg: TrainConfig, rank: int | None = None, world: int | None = None, i
             bar = tqdm(bar, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", mininterval=5)
         net.train()
         for _step in bar:
-            img, inv, target = _batch_tensors(frames, cfg, epoch, step_total, rank, world)
+            img, inv, target, photo = _batch_tensors(frames, cfg, epoch, step_total, rank, world)
             depth, conf = net(img, inv)
-            loss, parts = completion_loss(depth, conf, target, img)
+            extra = None
+            if any(p is not None for p in photo):
+                from depth_nodes.train.photometric import photometric_term
+
+                extra = cfg.photo_weight * photometric_term(depth, photo)
+                parts_photo = float(extra.detach().mean())
+            loss, parts = completion_loss(depth, conf, target, img, extra=extra)
+            if extra is not None:
+                parts["photo"] = parts_photo
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

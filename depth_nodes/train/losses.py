@@ -28,8 +28,10 @@ def completion_loss(
     image: torch.Tensor,
     smooth_weight: float = 1.0,
     conf_weight: float = 0.05,
+    extra: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """(scalar loss = mean over samples, parts) for depth/confidence (B x 1 x H x W) vs target (m, 0 = none)."""
+    """(scalar loss = mean over samples, parts) for depth/confidence (B x 1 x H x W) vs target (m, 0 = none);
+    ``extra`` (B,): further per-sample terms, already weighted (the photometric one)."""
     mask = (target > 0).to(depth.dtype)
     n = mask.sum(dim=(1, 2, 3)).clamp(min=1.0)
     err = (depth - target) * mask
@@ -41,6 +43,8 @@ def completion_loss(
     conf = (bce * mask).sum(dim=(1, 2, 3)) / n
     smooth = edge_aware_smoothness(1.0 / depth.clamp(min=0.1), image)
     per_sample = l1 + 0.5 * rmse + conf_weight * conf + smooth_weight * smooth
+    if extra is not None:
+        per_sample = per_sample + extra
     loss = per_sample.mean()
     parts = {"l1_m": float(l1.detach().mean()), "rmse_m": float(rmse.detach().mean()), "conf": float(conf.detach().mean())}
     return loss, parts
