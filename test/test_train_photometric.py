@@ -167,6 +167,15 @@ def test_photo_source_samples_and_trains_and_needs_poses(tmp_path) -> None:
     with pytest.raises(DepthNodesError, match="poses/"):
         FrameSet([Source.parse(f"{tmp_path / 'b'}:photo:1")])
     FrameSet([Source.parse(f"{tmp_path / 'b'}:self:1")])  # self needs no poses
+    _write_scene_layout(tmp_path / "c")
+    img, depth = render(np.zeros(3))  # another drive in the same folder: its own world frame
+    write_frame(tmp_path / "c", "drive2", 7, img, depth, depth, K, np.eye(4))
+    fs = FrameSet([Source.parse(f"{tmp_path / 'c'}:photo:1")])
+    names = [f.name.split("_image_")[0] for _, f in fs.items]
+    assert fs.photo.neighbours == {
+        i: [] if names[i] == "drive2" else fs.photo.neighbours[i] for i in range(4)
+    }
+    assert sum(len(v) for v in fs.photo.neighbours.values()) == 4  # drive's 3 frames: 0-1, 1-0, 1-2, 2-1
 
 
 def test_make_gt_and_synth_write_camera_poses(tmp_path) -> None:

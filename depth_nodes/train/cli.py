@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--photo-weight", type=float, default=0.1, help="weight of the photometric term (kind photo)")
+    p.add_argument("--photo-weight", type=float, default=1.0, help="weight of the photometric term (kind photo)")
     p.add_argument("--val-frames", type=int, default=6)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads per process")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch passing this time")

@@ -43,7 +43,7 @@ class TrainConfig:
     lr: float = 2e-3
     seed: int = 0
     augment: bool = True
-    photo_weight: float = 0.1  # weight of the photometric term of kind-photo samples
+    photo_weight: float = 1.0  # photometric term of kind-photo samples (its depth gradient ~ the smoothness one)
     validate: list[str] = field(default_factory=list)  # sources (PATH[:kind[:weight[:frames]]]) to validate on
     val_frames: int = 6  # per validation source
     threads: int = 2

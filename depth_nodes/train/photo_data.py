@@ -3,7 +3,8 @@
 A ``photo`` source is a layout with the ``poses/`` sidecar (``T_world_cam`` per frame, written by
 ``depth-nodes make-gt`` and ``depth-nodes synth``). Its frames are supervised like ``self`` (held-out returns)
 plus the photometric term of :mod:`depth_nodes.train.photometric` against the previous and next frame of the
-layout -- neighbours only when both are used by this source (a held-out block never lends its images).
+layout -- neighbours only when both are used by this source (a held-out block never lends its images) and
+belong to the same drive (file-name prefix).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ class PhotoInputs:
     offset_xy: tuple[int, int]  # (x0, y0) of the crop in the full image
     sources: list[np.ndarray]  # full H x W x 3 images of the neighbouring frames
     T_src_tgt: list[np.ndarray]  # 4 x 4 each: target-camera coordinates -> source-camera coordinates
+
+
+def drive_of(name: str) -> str:
+    """The drive part of a layout file name (``<drive>_image_<frame>_image_02``): poses of different drives
+    live in different world frames, so frames of two drives never neighbour each other."""
+    return name.split("_image_", 1)[0]
 
 
 class PhotoIndex:
@@ -58,9 +65,13 @@ class PhotoIndex:
                 continue
             pos = layout_pos[str(src.path)]
             self.neighbours[i] = [
-                j for j in (i - 1, i + 1)
-                if 0 <= j < len(items) and items[j][0] is src and abs(pos[items[j][1].name] - pos[f.name]) == 1
-            ]  # fmt: skip
+                j
+                for j in (i - 1, i + 1)
+                if 0 <= j < len(items)
+                and items[j][0] is src
+                and abs(pos[items[j][1].name] - pos[f.name]) == 1
+                and drive_of(items[j][1].name) == drive_of(f.name)  # one world frame per drive
+            ]
 
     def inputs(self, i: int, target_crop: np.ndarray, offset_xy: tuple[int, int], load) -> PhotoInputs:
         """The photometric inputs of item ``i`` (``load(j)`` gives item j's full RGB image)."""
