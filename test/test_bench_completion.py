@@ -365,3 +365,29 @@ def test_folder_of_layouts_and_real_docs_section(tmp_path: Path) -> None:
     text = docs.read_text()
     assert text.index("real rows v2") < text.index("## Completion\n") and "v1" not in text
     assert text.count("## Completion on real data: kitti") == 1 and "synthetic" in text
+
+
+def test_model_dirs_join_the_bench_as_methods(tmp_path: Path, capsys) -> None:
+    """``--model NAME=DIR@torch``: a trained model directory is benched next to the registered methods."""
+    pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0 then .[ml])")
+    pytest.importorskip("safetensors", reason="safetensors not installed (pip install '.[ml]')")
+    from depth_nodes import models
+
+    camera, T = fake_calib()
+    frame = next(bc.prepare_synthetic([next(fake_drive(2, 1))], camera, T))
+    K = camera.crop(13, 23, 1216, 352).K
+    write_frame(tmp_path / "dc", "drive", 0, frame.image, frame.inputs["full"], frame.gts["full"]["dense"], K)
+    net = models.create("learned", {"width": 4, "levels": 1, "head_hidden": 4, "iterations": 2})
+    models.save(net, tmp_path / "tiny")
+    out = tmp_path / "b.json"
+    argv = ["bench", "completion", "--data", str(tmp_path / "dc"), "--methods", "nearest", "--json", str(out)]
+    assert main(argv + ["--model", f"tiny={tmp_path / 'tiny'}@torch"]) == 0
+    data = json.loads(out.read_text())
+    rows = {(r["method"], r["input"], r["gt"]): r for r in data["results"]}
+    tiny, ref = rows[("tiny", "scan", "accumulated")], rows[("nearest", "scan", "accumulated")]
+    assert 0 < tiny["mae_mm"] < 5 * ref["mae_mm"]  # an untrained net starts at its in-graph prefill
+    assert f"--model tiny={tmp_path / 'tiny'}@torch" in data["config"]["command"]
+    assert main(argv + ["--model", "tiny"]) == 1
+    assert "expected NAME=DIR" in capsys.readouterr().err
+    assert main(argv + ["--model", f"x={tmp_path / 'missing'}"]) == 1
+    assert "is not a directory" in capsys.readouterr().err

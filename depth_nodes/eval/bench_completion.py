@@ -178,6 +178,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(DEFAULT_METHODS),
         help="comma-separated completers; unregistered ones are skipped with a note",
     )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="bench a trained model directory (depth-nodes train's model/) as method NAME, next to --methods; "
+        "NAME=DIR@torch runs it on torch instead of ONNX Runtime (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="write the full result as JSON here")
     parser.add_argument(
         "--data",
@@ -214,6 +222,7 @@ def command_line(args: argparse.Namespace, methods: list[str]) -> str:
         parts.append(f"--data {args.data}")
     if args.max_depth_m is not None:
         parts.append(f"--max-depth-m {args.max_depth_m:g}")
+    parts += [f"--model {spec}" for spec in getattr(args, "model", [])]
     return " ".join(parts)
 
 
@@ -227,11 +236,33 @@ def count_dc_frames(data_dir: Path, n_frames: int | None) -> tuple[int, str]:
     return sum(len(f) for f in layouts), f"{w}x{h}"
 
 
+def register_models(specs: Iterable[str]) -> list[str]:
+    """Register ``NAME=DIR[@backend]`` model directories as learned completers; returns their names."""
+    from depth_nodes.completion.learned import LearnedCompleter
+    from depth_nodes.completion.registry import register
+
+    names = []
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        directory, _, backend = rest.partition("@")
+        if not sep or not name or not directory:
+            raise DepthNodesError(f"--model {spec!r}: expected NAME=DIR or NAME=DIR@backend")
+        if not Path(directory).is_dir():
+            raise DepthNodesError(f"--model {spec!r}: {directory} is not a directory")
+        extra = {"backend": backend} if backend else {}
+        register(name, f"learned model of {directory}")(
+            lambda _d=directory, _e=extra, **p: LearnedCompleter(model_dir=_d, **{**_e, **p})
+        )
+        names.append(name)
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     tune_malloc()
     if args.frames is not None and args.frames < 1:
         raise DepthNodesError("--frames must be >= 1")
-    methods, skipped = resolve_methods(args.methods.split(","))
+    extra = register_models(args.model)
+    methods, skipped = resolve_methods(args.methods.split(",") + extra)
     for name in skipped:
         print(f"note: method {name!r} is not registered in this build: skipped", file=sys.stderr)
     if not methods:

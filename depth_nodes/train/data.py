@@ -27,6 +27,7 @@ from depth_nodes.data.kitti_depth import list_frames, read_depth_png, read_rgb
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.eval.bench_frames import read_rings
 from depth_nodes.train.photo_data import PhotoIndex, PhotoInputs
+from depth_nodes.train.rescale import decimate_columns, draw_scale, rescale_sample
 
 KINDS = ("gt", "self", "photo")
 
@@ -78,6 +79,9 @@ class Augment:
     noise_rel: float = 0.005  # multiplicative depth noise sigma
     exposure: float = 0.3  # gain range +-, and gamma range
     flip: bool = True
+    scale_prob: float = 0.5  # P(the crop is seen through another focal length, train/rescale.py)
+    scale_range: tuple[float, float] = (0.5, 2.0)  # log-uniform focal-length factor
+    azimuth_prob: float = 0.3  # P(returns kept in every 2nd-6th column only: a coarser LiDAR azimuth step)
 
 
 @dataclass
@@ -186,14 +190,23 @@ def make_sample(
     rng = np.random.default_rng([seed, epoch, index])
     item = int(rng.choice(len(frames), p=frames.probs))
     src, image, sparse, gt, rings = frames.load(item)
-    y0, x0 = _crop_window(sparse, *crop_hw, rng)
-    sl = (slice(y0, y0 + crop_hw[0]), slice(x0, x0 + crop_hw[1]))
+    scale = 1.0  # photo samples keep the camera: their intrinsics and poses warp the neighbours
+    if aug is not None and src.kind != "photo" and rng.random() < aug.scale_prob:
+        scale = draw_scale(rng, sparse.shape, crop_hw, aug.scale_range)
+    win = (min(sparse.shape[0], round(crop_hw[0] / scale)), min(sparse.shape[1], round(crop_hw[1] / scale)))
+    y0, x0 = _crop_window(sparse, *win, rng)
+    sl = (slice(y0, y0 + win[0]), slice(x0, x0 + win[1]))
     photo = None
     if src.kind == "photo":
         photo = frames.photo.inputs(item, image[sl], (x0, y0), lambda j: frames.load(j)[1])
     image, sparse = image[sl], sparse[sl]
     gt = gt[sl] if gt is not None else None
     rings = rings[sl] if rings is not None else None
+    if win != tuple(crop_hw):
+        image, sparse, gt, rings = rescale_sample(image, sparse, gt, rings, crop_hw)
+    if aug is not None and rng.random() < aug.azimuth_prob:
+        sparse = decimate_columns(sparse, rng)
+        rings = None if rings is None else np.where(sparse > 0, rings, -1)
     if aug is not None and rng.random() < aug.ring_dropout:
         sparse = thin_rings(sparse, rings, rng)
         rings = None if rings is None else np.where(sparse > 0, rings, -1)
