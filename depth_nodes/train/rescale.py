@@ -73,8 +73,12 @@ def rescale_sample(
     return image_out, sparse_out, target_out, rings_out
 
 
-def draw_scale(rng: np.random.Generator, frame_hw: tuple[int, int], crop_hw: tuple[int, int],
-               scale_range: tuple[float, float]) -> float:
+def draw_scale(
+    rng: np.random.Generator,
+    frame_hw: tuple[int, int],
+    crop_hw: tuple[int, int],
+    scale_range: tuple[float, float],
+) -> float:
     """A log-uniform scale in ``scale_range``, raised where needed so the window ``crop / s`` fits the frame."""
     lo, hi = scale_range
     s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
@@ -82,7 +86,9 @@ def draw_scale(rng: np.random.Generator, frame_hw: tuple[int, int], crop_hw: tup
     return max(s, s_min)
 
 
-def decimate_columns(sparse: np.ndarray, rng: np.random.Generator, steps: tuple[int, ...] = (2, 3, 4, 6)) -> np.ndarray:
+def decimate_columns(
+    sparse: np.ndarray, rng: np.random.Generator, steps: tuple[int, ...] = (2, 3, 4, 6)
+) -> np.ndarray:
     """Keep the returns in every k-th column (k drawn from ``steps``, random phase): coarser azimuth steps."""
     k = int(rng.choice(steps))
     keep = (np.arange(sparse.shape[1]) + int(rng.integers(k))) % k == 0
