@@ -134,3 +134,39 @@ def test_learned_exports_to_onnx_with_parity(tmp_path) -> None:
 @pytest.mark.parametrize("name", [f for f in FAMILIES if f != "learned"])
 def test_every_family_exports_to_onnx_with_parity(name, tmp_path) -> None:
     _export_parity(name, tmp_path)
+
+
+def test_envelope_clamp_keeps_estimates_within_the_returns_around_them() -> None:
+    from depth_nodes.models.blocks import envelope_clamp
+
+    sparse = torch.zeros(1, 1, 12, 12)
+    sparse[0, 0, 2, 2], sparse[0, 0, 2, 4] = 0.2, 0.5  # two returns (normalised inverse depth)
+    valid = (sparse > 0).float()
+    est = torch.full_like(sparse, 0.9)  # overshoots both (too near)
+    est[0, 0, 3, 3] = 0.05  # and one pixel too far
+    out = envelope_clamp(est, sparse, valid, 5)
+    assert out[0, 0, 2, 3] == pytest.approx(0.5) and out[0, 0, 3, 3] == pytest.approx(0.2)
+    assert out[0, 0, 11, 11] == pytest.approx(0.9)  # no return within the window: left alone
+    mid = envelope_clamp(torch.full_like(sparse, 0.3), sparse, valid, 5)
+    assert mid[0, 0, 2, 3] == pytest.approx(0.3)  # between the two returns it sees: untouched
+    assert mid[0, 0, 2, 0] == pytest.approx(0.2)  # it sees only the 0.2 return
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_families_default_to_the_envelope_clamp_and_it_can_be_switched_off(name) -> None:
+    img, sparse, _ = scene()
+    net = tiny(name)
+    assert models.config_of(net)["params"]["clamp_px"] == 15
+    with torch.no_grad():
+        for p in net.parameters():  # a wild network: the clamp must hold its output
+            p.add_(torch.randn_like(p) * 0.5)
+        d, _ = net(img, sparse)
+    inv = 1.0 / d
+    hi = torch.nn.functional.max_pool2d(sparse, 15, stride=1, padding=7)
+    lo = -torch.nn.functional.max_pool2d(-(sparse + (sparse == 0).float() * 10), 15, stride=1, padding=7)
+    has = hi > 0
+    assert (inv[has] <= hi[has] * (1 + 1e-5)).all() and (inv[has] >= lo[has] * (1 - 1e-5)).all()
+    with pytest.raises(ModelError, match="clamp_px"):
+        models.create(name, {**TINY, "levels": 0 if name == "unguided" else 1, "clamp_px": 4})
+    off = models.create(name, {**TINY, "levels": 0 if name == "unguided" else 1, "clamp_px": 0})
+    assert off.clamp_px == 0

@@ -11,7 +11,17 @@ from pathlib import Path
 from depth_nodes.models.registry import FUSION_IO_INPUTS, FUSION_IO_OUTPUTS, Family, register
 
 LEARNED = "learned"
-_COMMON = {"width": 16, "levels": 3, "head_hidden": 8, "min_depth_m": 1.0, "max_depth_m": 120.0, "decoder": "light"}
+#: ``clamp_px`` 15: the estimate stays within the range of the returns in its 15 x 15 window (blocks.envelope_clamp);
+#: a checkpoint saved before the parameter existed gets it too (defaults fill missing parameters).
+_COMMON = {
+    "width": 16,
+    "levels": 3,
+    "head_hidden": 8,
+    "min_depth_m": 1.0,
+    "max_depth_m": 120.0,
+    "decoder": "light",
+    "clamp_px": 15,
+}
 _FAMILIES = {
     "unguided": (
         "families:Unguided",

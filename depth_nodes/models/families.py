@@ -25,6 +25,7 @@ from depth_nodes.models.blocks import (
     UNet,
     conv_block,
     down4,
+    envelope_clamp,
     nearest_down4,
     prefill,
     ring_fill,
@@ -68,10 +69,19 @@ class CoarseBase(InverseDepthModel):
     extra_outputs = 0
     head_extra = 0
 
-    def __init__(self, width: int, levels: int, head_hidden: int, min_depth_m: float, max_depth_m: float):
+    def __init__(
+        self, width: int, levels: int, head_hidden: int, min_depth_m: float, max_depth_m: float, clamp_px: int = 0
+    ):
         super().__init__(min_depth_m, max_depth_m, stride=4 * 2**int(levels))
         self.head = FullResHead(head_hidden, extra=self.head_extra)
         self.n_out = 2 + self.extra_outputs + HEAD_FEATURES
+        if clamp_px < 0 or (clamp_px and clamp_px % 2 == 0):
+            raise ValueError(f"clamp_px must be 0 (off) or an odd window size, got {clamp_px}")
+        self.clamp_px = int(clamp_px)
+
+    def clamp(self, inv_n, sparse_n, valid):
+        """The final estimate within the range of the returns around it (``clamp_px`` window; 0 = off)."""
+        return envelope_clamp(inv_n, sparse_n, valid, self.clamp_px) if self.clamp_px else inv_n
 
     def coarse(self, image, sparse_n, valid) -> torch.Tensor:
         """1/4-res [inv_n, confidence logit, HEAD_FEATURES features]."""
@@ -97,8 +107,8 @@ class CoarseBase(InverseDepthModel):
         return inv_n, out_up[:, 1:2] + conf_logit, extra, sparse_n, valid
 
     def forward(self, image: torch.Tensor, sparse_inv_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        inv_n, conf_logit, _, _, _ = self.core(image, sparse_inv_depth)
-        return self.to_depth(inv_n), torch.sigmoid(conf_logit)
+        inv_n, conf_logit, _, sparse_n, valid = self.core(image, sparse_inv_depth)
+        return self.to_depth(self.clamp(inv_n, sparse_n, valid)), torch.sigmoid(conf_logit)
 
 
 def _absolute(out: torch.Tensor) -> torch.Tensor:
@@ -111,8 +121,10 @@ class _UNetBody(CoarseBase):
 
     c_in = 5
 
-    def __init__(self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0, decoder="light"):
-        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m)
+    def __init__(
+        self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0, decoder="light", clamp_px=0
+    ):
+        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m, clamp_px)
         self.unet = UNet(self.c_in, width, levels, decoder)
         self.out = nn.Conv2d(self.unet.out_channels, self.n_out, 3, padding=1)
 
@@ -128,8 +140,10 @@ class EarlyFusion(_UNetBody):
 class LateFusion(_UNetBody):
     """Two encoders (image; sparse depth + validity) fused in the decoder: depth features gated by the image."""
 
-    def __init__(self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0, decoder="light"):
-        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m, decoder)
+    def __init__(
+        self, width=16, levels=3, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0, decoder="light", clamp_px=0
+    ):
+        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m, decoder, clamp_px)
         self.unet = UNet(3, width, levels, decoder)  # image branch (its decoder is the shared decoder)
         self.depth_enc = UNet(2, width, levels, decoder)  # depth branch (encoder only is used)
         self.depth_enc.up = nn.ModuleList()
@@ -185,8 +199,8 @@ class Unguided(CoarseBase):
     by default the head sees a zero image, so the family stays LiDAR-only.
     """
 
-    def __init__(self, width=16, levels=0, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0):
-        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m)
+    def __init__(self, width=16, levels=0, head_hidden=8, min_depth_m=1.0, max_depth_m=120.0, clamp_px=0):
+        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m, clamp_px)
         ks = (11, 7, 5, 3, 3)
         self.layers = nn.ModuleList(SparseConv(1 if i == 0 else width, width, k) for i, k in enumerate(ks))
         self.out = nn.Conv2d(width, self.n_out, 1)

@@ -41,9 +41,17 @@ class Propagation(Residual):
     head_extra = 1  # the full-resolution return gate
 
     def __init__(
-        self, width=16, levels=3, head_hidden=8, iterations=6, min_depth_m=1.0, max_depth_m=120.0, decoder="light"
+        self,
+        width=16,
+        levels=3,
+        head_hidden=8,
+        iterations=6,
+        min_depth_m=1.0,
+        max_depth_m=120.0,
+        decoder="light",
+        clamp_px=0,
     ):
-        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m, decoder)
+        super().__init__(width, levels, head_hidden, min_depth_m, max_depth_m, decoder, clamp_px)
         if iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {iterations}")
         self.iterations = int(iterations)
@@ -72,4 +80,5 @@ class Propagation(Residual):
     def forward(self, image: torch.Tensor, sparse_inv_depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d, conf_logit, gate_logit, sparse_n, valid = self.core(image, sparse_inv_depth)
         gate = torch.sigmoid(gate_logit + 2.0) * valid
-        return self.to_depth(d + gate * (sparse_n - d)), torch.sigmoid(conf_logit)
+        d = self.clamp(d + gate * (sparse_n - d), sparse_n, valid)
+        return self.to_depth(d), torch.sigmoid(conf_logit)
