@@ -185,3 +185,29 @@ def test_gpu_preprocessing_matches_the_numpy_one() -> None:
     for n in a:
         assert tuple(b[n].shape) == a[n].shape == ((1, 3, 32, 48) if n == "image" else (1, 1, 32, 48))
         np.testing.assert_allclose(b[n].numpy(), a[n], atol=1e-5)
+
+
+def test_a_stale_model_onnx_is_not_run(exported, tmp_path, caplog) -> None:
+    """``<dir>/model.onnx`` exported for another config (older defaults, an edited config.json) is re-exported."""
+    import shutil
+
+    import onnx
+
+    d = tmp_path / "model"
+    shutil.copytree(exported["dir"], d)
+    shutil.copy(exported["onnx"], d / "model.onnx")
+    assert factory.resolve_onnx(d, tmp_path / "cache", *EXPORT_HW) == d / "model.onnx"  # matches: used as is
+    m = onnx.load(str(d / "model.onnx"))
+    for p in m.metadata_props:
+        if p.key == "depth_nodes.config_hash":
+            p.value = "0123456789abcdef"
+    onnx.save(m, str(d / "model.onnx"))
+    with caplog.at_level("WARNING"):
+        fresh = factory.resolve_onnx(d, tmp_path / "cache", *EXPORT_HW)
+    assert fresh.parent == tmp_path / "cache" and fresh.is_file()
+    assert "was exported for config 0123456789abcdef" in caplog.text
+    a = create_backend(fresh, "onnxruntime")
+    img, sp = street_frame(*EXPORT_HW, seed=2)
+    feed = to_inputs_numpy(img, sp, Normalisation(), 4)
+    ref = create_backend(exported["onnx"], "onnxruntime").infer(feed)["depth"]
+    assert np.abs(a.infer(feed)["depth"] - ref).max() <= 1e-4

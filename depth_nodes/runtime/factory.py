@@ -54,15 +54,29 @@ def resolve_onnx(source: Path, cache_dir: Path, height: int, width: int) -> Path
     """The ONNX file of ``source``: the file itself, ``<dir>/model.onnx``, or an export into ``cache_dir``."""
     if source.is_file() and source.suffix == ".onnx":
         return source
-    if (source / ONNX_FILE).is_file():
-        return source / ONNX_FILE
     if not source.is_dir():
         raise ModelError(f"model {source} does not exist (need a model directory or an .onnx file)")
     from depth_nodes import models
     from depth_nodes.runtime.export import export
 
-    cfg = models.read_config(source)
-    out = cache_dir.expanduser() / f"{cfg['model']}-{models.config_hash(cfg)}-{_weights_tag(source)}.onnx"
+    cfg = models.read_config(source) if (source / models.CONFIG_FILE).is_file() else None
+    # the config this version builds from the directory (family defaults filled in): an ONNX exported for
+    # another one (an older version's defaults, an edited config.json) would run a different graph
+    want = models.config_hash(models.full_config(cfg["model"], cfg.get("params", {}))) if cfg else ""
+    if (source / ONNX_FILE).is_file():
+        from depth_nodes.runtime.onnx_io import META_PREFIX, read_onnx
+
+        have = read_onnx(source / ONNX_FILE, check=False).metadata.get(META_PREFIX + "config_hash", "")
+        if not want or not have or have == want:
+            return source / ONNX_FILE
+        log.warning(
+            "%s was exported for config %s, but %s with this version's defaults is %s: exporting a fresh "
+            "ONNX into %s (run `depth-nodes export %s --out %s` to refresh it)",
+            source / ONNX_FILE, have, source / models.CONFIG_FILE, want, cache_dir, source, source / ONNX_FILE,
+        )  # fmt: skip
+    if cfg is None:
+        models.read_config(source)  # the clear error naming the missing config.json
+    out = cache_dir.expanduser() / f"{cfg['model']}-{want}-{_weights_tag(source)}.onnx"
     if not out.is_file():
         log.warning("no %s in %s: exporting it to %s", ONNX_FILE, source, out)
         export(models.load(source), out, height, width)
