@@ -144,10 +144,10 @@ def test_envelope_clamp_keeps_estimates_within_the_returns_around_them() -> None
     valid = (sparse > 0).float()
     est = torch.full_like(sparse, 0.9)  # overshoots both (too near)
     est[0, 0, 3, 3] = 0.05  # and one pixel too far
-    out = envelope_clamp(est, sparse, valid, 5)
+    out = envelope_clamp(est, sparse, valid, (5, 5))
     assert out[0, 0, 2, 3] == pytest.approx(0.5) and out[0, 0, 3, 3] == pytest.approx(0.2)
     assert out[0, 0, 11, 11] == pytest.approx(0.9)  # no return within the window: left alone
-    mid = envelope_clamp(torch.full_like(sparse, 0.3), sparse, valid, 5)
+    mid = envelope_clamp(torch.full_like(sparse, 0.3), sparse, valid, (5, 5))
     assert mid[0, 0, 2, 3] == pytest.approx(0.3)  # between the two returns it sees: untouched
     assert mid[0, 0, 2, 0] == pytest.approx(0.2)  # it sees only the 0.2 return
 
@@ -156,17 +156,20 @@ def test_envelope_clamp_keeps_estimates_within_the_returns_around_them() -> None
 def test_families_default_to_the_envelope_clamp_and_it_can_be_switched_off(name) -> None:
     img, sparse, _ = scene()
     net = tiny(name)
-    assert models.config_of(net)["params"]["clamp_px"] == 15
+    assert models.config_of(net)["params"]["clamp_px"] == [63, 15] and net.clamp_hw == (63, 15)
     with torch.no_grad():
         for p in net.parameters():  # a wild network: the clamp must hold its output
             p.add_(torch.randn_like(p) * 0.5)
         d, _ = net(img, sparse)
     inv = 1.0 / d
-    hi = torch.nn.functional.max_pool2d(sparse, 15, stride=1, padding=7)
-    lo = -torch.nn.functional.max_pool2d(-(sparse + (sparse == 0).float() * 10), 15, stride=1, padding=7)
+    pool = dict(kernel_size=(63, 15), stride=1, padding=(31, 7))
+    hi = torch.nn.functional.max_pool2d(sparse, **pool)
+    lo = -torch.nn.functional.max_pool2d(-(sparse + (sparse == 0).float() * 10), **pool)
     has = hi > 0
     assert (inv[has] <= hi[has] * (1 + 1e-5)).all() and (inv[has] >= lo[has] * (1 - 1e-5)).all()
     with pytest.raises(ModelError, match="clamp_px"):
         models.create(name, {**TINY, "levels": 0 if name == "unguided" else 1, "clamp_px": 4})
     off = models.create(name, {**TINY, "levels": 0 if name == "unguided" else 1, "clamp_px": 0})
-    assert off.clamp_px == 0
+    assert off.clamp_hw is None
+    square = models.create(name, {**TINY, "levels": 0 if name == "unguided" else 1, "clamp_px": 15})
+    assert square.clamp_hw == (15, 15)

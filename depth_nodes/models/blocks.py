@@ -46,16 +46,24 @@ def max_pool_sep(x: torch.Tensor, k: int) -> torch.Tensor:
     return F.max_pool2d(x, (k, 1), stride=1, padding=(k // 2, 0))
 
 
-def envelope_clamp(inv_n: torch.Tensor, sparse_n: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
-    """``inv_n`` clipped to [min, max] of the returns in its k x k window, where the window holds any.
+def envelope_clamp(
+    inv_n: torch.Tensor, sparse_n: torch.Tensor, valid: torch.Tensor, window_hw: tuple[int, int]
+) -> torch.Tensor:
+    """``inv_n`` clipped to [min, max] of the returns in its rows x cols window, where the window holds any.
 
     A network's estimate between returns then cannot leave the range of depths the LiDAR measured around
     it: the safety net of a model seeing another sensor or city (trained on KITTI, the unclamped model
     overshot far surfaces of PandaSet; docs/models.md). Two separable max filters each way, so it stays
     plain MaxPool/Min/Max in ONNX and TensorRT.
     """
-    hi = max_pool_sep(sparse_n, k)
-    lo = -max_pool_sep(-(sparse_n + (1.0 - valid) * 2.0), k)  # holes read 2 (> any inv_n) for the min
+    kh, kw = window_hw
+
+    def pool(x):
+        x = F.max_pool2d(x, (1, kw), stride=1, padding=(0, kw // 2))
+        return F.max_pool2d(x, (kh, 1), stride=1, padding=(kh // 2, 0))
+
+    hi = pool(sparse_n)
+    lo = -pool(-(sparse_n + (1.0 - valid) * 2.0))  # holes read 2 (> any inv_n) for the min
     has = (hi > 0).to(inv_n.dtype)
     return has * torch.minimum(torch.maximum(inv_n, lo), hi) + (1.0 - has) * inv_n
 

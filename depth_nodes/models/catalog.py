@@ -11,8 +11,9 @@ from pathlib import Path
 from depth_nodes.models.registry import FUSION_IO_INPUTS, FUSION_IO_OUTPUTS, Family, register
 
 LEARNED = "learned"
-#: ``clamp_px`` 15: the estimate stays within the range of the returns in its 15 x 15 window (blocks.envelope_clamp);
-#: a checkpoint saved before the parameter existed gets it too (defaults fill missing parameters).
+#: ``clamp_px`` [63, 15]: the estimate stays within the range of the returns in its 63-row x 15-column window
+#: (blocks.envelope_clamp; tall, so that it spans the rings above and below even on a 16-beam scan); a checkpoint
+#: saved before the parameter existed gets it too (defaults fill missing parameters).
 _COMMON = {
     "width": 16,
     "levels": 3,
@@ -20,7 +21,7 @@ _COMMON = {
     "min_depth_m": 1.0,
     "max_depth_m": 120.0,
     "decoder": "light",
-    "clamp_px": 15,
+    "clamp_px": [63, 15],
 }
 _FAMILIES = {
     "unguided": (

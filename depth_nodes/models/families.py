@@ -70,18 +70,19 @@ class CoarseBase(InverseDepthModel):
     head_extra = 0
 
     def __init__(
-        self, width: int, levels: int, head_hidden: int, min_depth_m: float, max_depth_m: float, clamp_px: int = 0
+        self, width: int, levels: int, head_hidden: int, min_depth_m: float, max_depth_m: float, clamp_px=0
     ):
         super().__init__(min_depth_m, max_depth_m, stride=4 * 2**int(levels))
         self.head = FullResHead(head_hidden, extra=self.head_extra)
         self.n_out = 2 + self.extra_outputs + HEAD_FEATURES
-        if clamp_px < 0 or (clamp_px and clamp_px % 2 == 0):
-            raise ValueError(f"clamp_px must be 0 (off) or an odd window size, got {clamp_px}")
-        self.clamp_px = int(clamp_px)
+        hw = [clamp_px, clamp_px] if isinstance(clamp_px, int) else list(clamp_px)
+        if hw != [0, 0] and (len(hw) != 2 or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in hw)):
+            raise ValueError(f"clamp_px must be 0 (off), an odd window size or [rows, cols] odd, got {clamp_px}")
+        self.clamp_hw = None if hw == [0, 0] else (hw[0], hw[1])
 
     def clamp(self, inv_n, sparse_n, valid):
         """The final estimate within the range of the returns around it (``clamp_px`` window; 0 = off)."""
-        return envelope_clamp(inv_n, sparse_n, valid, self.clamp_px) if self.clamp_px else inv_n
+        return inv_n if self.clamp_hw is None else envelope_clamp(inv_n, sparse_n, valid, self.clamp_hw)
 
     def coarse(self, image, sparse_n, valid) -> torch.Tensor:
         """1/4-res [inv_n, confidence logit, HEAD_FEATURES features]."""
