@@ -17,7 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=int, default=352, help="export / parity resolution: rows (px)")
     p.add_argument("--width", type=int, default=1216, help="export / parity resolution: columns (px)")
     p.add_argument("--fixed", action="store_true", help="fixed H/W instead of dynamic (resolution in metadata)")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted max |torch - ORT| (default 1e-4)")
+    p.add_argument(
+        "--tolerance", type=float, default=1e-3, help="largest accepted max |torch - ORT| in m (export.DEFAULT_TOLERANCE)"
+    )
     p.add_argument("--frames", help="directory of .npz frames (image + sparse_depth_m) for the parity check")
     p.add_argument("--config", help="JSON of family parameters when MODEL is a family name")
 
