@@ -49,22 +49,35 @@ def max_pool_sep(x: torch.Tensor, k: int) -> torch.Tensor:
 def envelope_clamp(
     inv_n: torch.Tensor, sparse_n: torch.Tensor, valid: torch.Tensor, window_hw: tuple[int, int]
 ) -> torch.Tensor:
-    """``inv_n`` clipped to [min, max] of the returns in its rows x cols window, where the window holds any.
+    """``inv_n`` clipped to [min, max] of the returns around it, where they bound it from above and below.
 
-    A network's estimate between returns then cannot leave the range of depths the LiDAR measured around
-    it: the safety net of a model seeing another sensor or city (trained on KITTI, the unclamped model
-    overshot far surfaces of PandaSet; docs/models.md). Two separable max filters each way, so it stays
-    plain MaxPool/Min/Max in ONNX and TensorRT.
+    The window is ``rows x cols`` (odd); a pixel is clamped only when both its upper half (rows y - rows//2
+    .. y) and its lower half (y .. y + rows//2) hold returns, and then to the range of both halves' returns:
+    an estimate between two scan lines cannot leave the depths the LiDAR measured on them. With returns on
+    one side only (above the top ring, below the bottom one, a sparse scan whose next ring is further away)
+    the range would be that one line's, i.e. nearest-neighbour fill: those pixels are left alone.
+    The safety net of a model seeing another sensor or city (trained on KITTI, the unclamped model
+    overshot far surfaces of PandaSet; docs/models.md). Separable max pools on padded inputs plus Min/Max:
+    plain Pad/MaxPool/Min/Max in ONNX and TensorRT.
     """
     kh, kw = window_hw
+    half = kh // 2
 
-    def pool(x):
-        x = F.max_pool2d(x, (1, kw), stride=1, padding=(0, kw // 2))
-        return F.max_pool2d(x, (kh, 1), stride=1, padding=(kh // 2, 0))
+    def row_pool(x):
+        return F.max_pool2d(x, (1, kw), stride=1, padding=(0, kw // 2))
 
-    hi = pool(sparse_n)
-    lo = -pool(-(sparse_n + (1.0 - valid) * 2.0))  # holes read 2 (> any inv_n) for the min
-    has = (hi > 0).to(inv_n.dtype)
+    def half_pools(x, fill: float):
+        """max over rows y - half .. y and over rows y .. y + half."""
+        up = F.max_pool2d(F.pad(x, (0, 0, half, 0), value=fill), (half + 1, 1), stride=1)
+        down = F.max_pool2d(F.pad(x, (0, 0, 0, half), value=fill), (half + 1, 1), stride=1)
+        return up, down
+
+    hi_up, hi_down = half_pools(row_pool(sparse_n), 0.0)
+    neg = row_pool(-(sparse_n + (1.0 - valid) * 2.0))  # holes read -2: below any -inv_n
+    lo_up, lo_down = half_pools(neg, -2.0)
+    hi = torch.maximum(hi_up, hi_down)
+    lo = -torch.maximum(lo_up, lo_down)
+    has = ((hi_up > 0) & (hi_down > 0)).to(inv_n.dtype)
     return has * torch.minimum(torch.maximum(inv_n, lo), hi) + (1.0 - has) * inv_n
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from depth_nodes.models.registry import FUSION_IO_INPUTS, FUSION_IO_OUTPUTS, Family, register
 
 LEARNED = "learned"
-#: ``clamp_px`` [63, 15]: the estimate stays within the range of the returns in its 63-row x 15-column window
-#: (blocks.envelope_clamp; tall, so that it spans the rings above and below even on a 16-beam scan); a checkpoint
-#: saved before the parameter existed gets it too (defaults fill missing parameters).
+#: ``clamp_px`` 15: where returns lie both in the upper and the lower half of a pixel's 15 x 15 window, the estimate
+#: stays within their range (blocks.envelope_clamp; ``[rows, cols]`` for another shape); a checkpoint saved before
+#: the parameter existed gets it too (defaults fill missing parameters).
 _COMMON = {
     "width": 16,
     "levels": 3,
@@ -21,7 +21,7 @@ _COMMON = {
     "min_depth_m": 1.0,
     "max_depth_m": 120.0,
     "decoder": "light",
-    "clamp_px": [63, 15],
+    "clamp_px": 15,
 }
 _FAMILIES = {
     "unguided": (
