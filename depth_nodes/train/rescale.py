@@ -26,18 +26,29 @@ import cv2
 import numpy as np
 
 
-def scatter_nearest(values: np.ndarray, scale_yx: tuple[float, float], out_hw: tuple[int, int]) -> np.ndarray:
+def scatter_nearest(
+    values: np.ndarray,
+    scale_yx: tuple[float, float],
+    out_hw: tuple[int, int],
+    payload: np.ndarray | None = None,
+    fill: float = 0,
+) -> np.ndarray:
     """Re-project the non-zero pixels of ``values`` (depth m) into an ``out_hw`` grid whose pixel (i, j) covers
-    source rows ``i / sy .. (i + 1) / sy`` (and columns likewise); the nearest depth wins a shared pixel."""
+    source rows ``i / sy .. (i + 1) / sy`` (and columns likewise); the nearest depth wins a shared pixel.
+
+    ``payload`` (same shape, e.g. ring ids): scattered instead of the depths, in the depths' order, so each
+    output pixel carries the payload of the return that won it; ``fill`` elsewhere.
+    """
+    src = values if payload is None else payload
+    out = np.full(out_hw, fill, src.dtype)
     ys, xs = np.nonzero(values > 0)
-    out = np.zeros(out_hw, values.dtype)
     if ys.size == 0:
         return out
-    d = values[ys, xs]
     oy = np.minimum(((ys + 0.5) * scale_yx[0]).astype(np.int64), out_hw[0] - 1)
     ox = np.minimum(((xs + 0.5) * scale_yx[1]).astype(np.int64), out_hw[1] - 1)
-    order = np.argsort(-d, kind="stable")  # far first: with repeated indices the last (nearest) write wins
-    out[oy[order], ox[order]] = d[order]
+    # far first: of repeated indices the last (nearest) write wins
+    order = np.argsort(-values[ys, xs], kind="stable")
+    out[oy[order], ox[order]] = src[ys[order], xs[order]]
     return out
 
 
@@ -60,16 +71,7 @@ def rescale_sample(
     image_out = cv2.resize(image, (w, h), interpolation=interp)
     sparse_out = scatter_nearest(sparse, (sy, sx), out_hw)
     target_out = None if target is None else scatter_nearest(target, (sy, sx), out_hw)
-    rings_out = None
-    if rings is not None:
-        # the same far-first order as the depths, so each pixel keeps the ring of the return that won it
-        ys, xs = np.nonzero(sparse > 0)
-        rings_out = np.full(out_hw, -1, rings.dtype)
-        if ys.size:
-            oy = np.minimum(((ys + 0.5) * sy).astype(np.int64), h - 1)
-            ox = np.minimum(((xs + 0.5) * sx).astype(np.int64), w - 1)
-            order = np.argsort(-sparse[ys, xs], kind="stable")
-            rings_out[oy[order], ox[order]] = rings[ys[order], xs[order]]
+    rings_out = None if rings is None else scatter_nearest(sparse, (sy, sx), out_hw, payload=rings, fill=-1)
     return image_out, sparse_out, target_out, rings_out
 
 
