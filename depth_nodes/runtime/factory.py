@@ -74,8 +74,8 @@ def resolve_onnx(source: Path, cache_dir: Path, height: int, width: int) -> Path
             "ONNX into %s (run `depth-nodes export %s --out %s` to refresh it)",
             source / ONNX_FILE, have, source / models.CONFIG_FILE, want, cache_dir, source, source / ONNX_FILE,
         )  # fmt: skip
-    if cfg is None:
-        models.read_config(source)  # the clear error naming the missing config.json
+    if cfg is None:  # neither model.onnx nor config.json: read_config raises the error naming config.json
+        cfg = models.read_config(source)
     out = cache_dir.expanduser() / f"{cfg['model']}-{want}-{_weights_tag(source)}.onnx"
     if not out.is_file():
         log.warning("no %s in %s: exporting it to %s", ONNX_FILE, source, out)
