@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,10 @@ PNGS = ("frame.png", "image.png", "sparse.png", "depth.png", "confidence.png", "
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)  # ROS_DOMAIN_ID: this session's own (conftest)
+    env = dict(os.environ)
+    # A domain of its own per demo run (conftest's session domains are 1-100): the fixture's demo and the
+    # user-bag demo after it once shared one, and the second node counted a 4th image of 3 played.
+    env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(101, 200))
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
