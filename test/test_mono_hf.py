@@ -59,11 +59,6 @@ def _inputs(sparse=None, stamp_ns=0):
     return pl.FrameInputs(cam, stamp_ns, "cam", rgb, sp, 80.0)
 
 
-def test_input_size_multiple_of_14_aspect_kept():
-    hh, ww = hf.input_size(352, 1216, 518)
-    assert hh % 14 == 0 and ww % 14 == 0 and abs(ww / hh - 1216 / 352) < 14 / hh
-
-
 def test_missing_weights_error_names_dir_and_files(tmp_path):
     with pytest.raises(hf.MonoModelError, match="does not exist.*config.json"):
         hf.load_hf_model(tmp_path / "nope")
@@ -73,8 +68,8 @@ def test_missing_weights_error_names_dir_and_files(tmp_path):
 
 
 def test_relative_and_metric_da_v2_load_and_predict(dirs):
-    rel = hf.load_hf_model(dirs["rel"], input_height_px=70)
-    met = hf.load_hf_model(dirs["metric"], input_height_px=70)
+    rel = hf.load_hf_model(dirs["rel"], input_size_px=70)
+    met = hf.load_hf_model(dirs["metric"], input_size_px=70)
     assert rel.kind == INVERSE and met.kind == METRIC and not rel.prompted
     for m in (rel, met):
         pred, used = m.predict(_inputs().rgb)
@@ -90,7 +85,7 @@ def test_metric_rescaling_through_the_node_selector(dirs):
         "lidar_only",
         monocular="depth_anything_v2",
         log=print,
-        options={"mono_model_dir": str(dirs["metric"]), "mono_input_height_px": 70, "mono_background": False},
+        options={"mono_model_dir": str(dirs["metric"]), "mono_input_size_px": 70, "mono_background": False},
     )
     est = sel.for_mode(pl.MONOCULAR)
     assert est.inner is not None, est.reason
@@ -109,7 +104,7 @@ def test_metric_rescaling_through_the_node_selector(dirs):
 
 
 def test_relative_model_needs_a_fit_then_is_metric(dirs):
-    m = load_model("depth_anything_v2", MonoOptions(model_dir=str(dirs["rel"]), input_height_px=70))
+    m = load_model("depth_anything_v2", MonoOptions(model_dir=str(dirs["rel"]), input_size_px=70))
     from depth_nodes.mono.estimator import MonoEstimator
 
     est = MonoEstimator(m)
@@ -127,7 +122,7 @@ def test_relative_model_needs_a_fit_then_is_metric(dirs):
 
 
 def test_prompt_da_uses_lidar_and_guards_a_flat_prompt(dirs):
-    m = load_model("prompt_depth_anything", MonoOptions(model_dir=str(dirs["prompt"]), input_height_px=70))
+    m = load_model("prompt_depth_anything", MonoOptions(model_dir=str(dirs["prompt"]), input_size_px=70))
     assert m.prompted and m.kind == METRIC
     rng = np.random.default_rng(1)
     sparse = np.zeros((H, W), np.float32)
@@ -138,7 +133,7 @@ def test_prompt_da_uses_lidar_and_guards_a_flat_prompt(dirs):
         5.0 - 1e-3 <= pred.min() and pred.max() <= 40.0 + 1e-3
     )  # PromptDA de-normalises to the prompt's range
     flat = np.where(sparse > 0, 10.0, 0.0).astype(np.float32)
-    x = torch.from_numpy(m.preprocess(_inputs().rgb))
+    x = m.preprocess(_inputs().rgb)  # pixel_values on the model's device
     with torch.no_grad():  # what the guard prevents: transformers' min/max normalisation of a flat prompt
         raw = m.model(pixel_values=x, prompt_depth=torch.full((1, 1, 4, 12), 10.0)).predicted_depth
     assert torch.isnan(raw).all()
@@ -155,7 +150,7 @@ def test_eval_method_mono_da_v2_fits_each_frames_own_lidar(dirs, tmp_path):
     from depth_nodes.eval.evaluator import evaluate
     from depth_nodes.mono.hf import load_hf_model
 
-    m = load_hf_model(dirs["metric"], input_height_px=70)
+    m = load_hf_model(dirs["metric"], input_size_px=70)
     rgb = _inputs().rgb
     pred = m.predict(rgb)[0]
     gt = np.where(pred > 1.0, 0.7 * pred, 0.0).astype(
@@ -165,7 +160,7 @@ def test_eval_method_mono_da_v2_fits_each_frames_own_lidar(dirs, tmp_path):
     sparse[::4, ::3] = gt[::4, ::3]
     K = np.array([[100.0, 0, W / 2], [0, 100.0, H / 2], [0, 0, 1]])
     write_frame(tmp_path / "dc", "2011_09_26_drive_0001_sync", 0, rgb, sparse, gt, K)
-    s = evaluate(tmp_path / "dc", "mono:depth_anything_v2", {"model_dir": str(dirs["metric"]), "input_height_px": 70},
+    s = evaluate(tmp_path / "dc", "mono:depth_anything_v2", {"model_dir": str(dirs["metric"]), "input_size_px": 70},
                  tmp_path / "out", report=False, progress=False)  # fmt: skip
     assert "own input LiDAR" in s["method"]
     assert s["mean"]["absrel"] < 0.01  # PNG quantisation (1/256 m) only

@@ -22,6 +22,9 @@ class Completion:
     depth: np.ndarray
     confidence: np.ndarray
     kept_returns: np.ndarray | None = None
+    #: Stamp (ns) of the image this estimate came from when it is not the frame's own: a monocular estimate
+    #: finished after its frame's budget and published with a later frame (depth_nodes.mono.runner). None = own.
+    source_stamp_ns: int | None = None
 
 
 class Completer(ABC):

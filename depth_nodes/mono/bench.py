@@ -22,12 +22,12 @@ from depth_nodes.mono.scale import ScaleFitError, apply_scale, fit_scale
 
 
 def bench(data_dir: str | Path, frames: list[int], cuts: list[int], estimator: str = "mono", model_dir: str = "",
-          max_depth_m: float = 80.0, input_height_px: int = 518, guided: bool = True) -> dict:  # fmt: skip
+          max_depth_m: float = 80.0, input_size_px: int = 0, guided: bool = True) -> dict:  # fmt: skip
     from depth_nodes import completion
     from depth_nodes.mono.completer import MonoCompleter
 
     all_frames = list_frames(data_dir)
-    mono = MonoCompleter(estimator, model_dir, input_height_px, max_depth_m)
+    mono = MonoCompleter(estimator, model_dir, input_size_px, max_depth_m)
     cache: dict[int, tuple[dict, np.ndarray]] = {}
     times: list[float] = []
 

@@ -24,11 +24,11 @@ class MonoCompleter(Completer):
 
     uses_image = True
 
-    def __init__(self, kind: str = "mono", model_dir: str = "", input_height_px: int = 518,
+    def __init__(self, kind: str = "mono", model_dir: str = "", input_size_px: int = 0,
                  max_depth_m: float = 120.0, min_fit_points: int = 50) -> None:  # fmt: skip
         from depth_nodes.mono.estimator import MonoOptions, load_model
 
-        self.model = load_model(kind, MonoOptions(model_dir=model_dir, input_height_px=input_height_px))
+        self.model = load_model(kind, MonoOptions(model_dir=model_dir, input_size_px=input_size_px))
         self.max_depth_m = float(max_depth_m)
         self.min_fit_points = int(min_fit_points)
         self.K: np.ndarray | None = None

@@ -26,6 +26,7 @@ import numpy as np
 
 from depth_nodes.completion.base import Completion
 from depth_nodes.errors import DepthNodesError, EmptyInputError
+from depth_nodes.mono.runner import LatestJobRunner
 from depth_nodes.mono.scale import ScaleFitError, ScaleTracker, blend, fit_scale
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,15 @@ class MonoOptions:
     handover_frames: int = 5
     fit_period_frames: int = 5
     min_fit_points: int = 200
-    input_height_px: int = 518  # Depth Anything input height (multiple of 14 after rounding)
+    #: Depth Anything: the processor's target size (px, both sides; 0 = the directory's preprocessor_config.json)
+    input_size_px: int = 0
+    device: str = "auto"  # Depth Anything: auto = cuda:0 when torch sees a CUDA GPU, else cpu
+    backend: str = "auto"  # Depth Anything: auto | torch | onnxruntime | tensorrt (auto: TensorRT on a GPU)
+    precision: str = "fp32"
+    engine_cache_dir: str = "~/.cache/depth_nodes/engines"
+    camera_hw: tuple[int, int] = (352, 1216)  # the camera size a DA ONNX / engine is made for
+    #: The node's worker waits at most this long for a monocular estimate of the frame (s); see GuardedMono.
+    frame_budget_s: float = 0.05
     #: Depth beyond which the far falloff of the confidence halves it (m).
     confidence_far_m: float = 30.0
 
@@ -54,7 +63,8 @@ def load_model(kind: str, opts: MonoOptions):
         return load_own_model(opts.model_dir, backend="auto")
     from depth_nodes.mono.hf import MonoModelError, load_hf_model
 
-    model = load_hf_model(opts.model_dir, opts.input_height_px)
+    model = load_hf_model(opts.model_dir, opts.input_size_px, opts.device, opts.backend, opts.precision,
+                          opts.engine_cache_dir, tuple(opts.camera_hw))  # fmt: skip
     if (kind == PROMPT_DA) != model.prompted:
         raise MonoModelError(f"{opts.model_dir} holds {model.name}, not a {kind} model")
     return model
@@ -201,7 +211,9 @@ class GuardedMono:
         self._last_K = None
         self._torch_model = None  # a torch copy of the own net for torch_forward (PGD)
         self._lock = threading.Lock()
-        self._fitting = threading.Lock()  # held while a guided-mode refit runs on its thread
+        self._background = background
+        self._runner: LatestJobRunner | None = None  # the net's own thread (background only)
+        self.late_published = 0  # estimates published with a later frame (their own image's stamp)
         self._loader: threading.Thread | None = None
         if background:
             self._loader = threading.Thread(target=self._load, name="mono-model-loader", daemon=True)
@@ -222,6 +234,8 @@ class GuardedMono:
             self._warn(self.reason)
             return
         with self._lock:
+            if self._background:
+                self._runner = LatestJobRunner("mono-infer")
             self.inner, self.state, self.reason = inner, "ready", ""
         log.info("monocular estimator %s ready (%s)", inner.name, getattr(inner.model, "backend", "torch"))
 
@@ -252,45 +266,62 @@ class GuardedMono:
         return forward
 
     def estimate(self, inputs) -> Completion:
+        """Monocular mode. In the background (the node): the net runs on its own thread; this frame waits at most
+        ``frame_budget_s`` for its estimate, else publishes the newest finished estimate of an earlier frame
+        (stamped with that image, each once) or nothing (:mod:`depth_nodes.mono.runner`)."""
         inner = self.inner
         if inner is None:
             raise EmptyInputError(self.reason)
         self._last_stamp_ns = inputs.stamp_ns
         self._last_K = inputs.camera.K
-        return inner.estimate(inputs)
+        runner = self._runner
+        if runner is None:
+            return inner.estimate(inputs)
+        key = ("estimate", inputs.stamp_ns)
+        runner.submit(key, lambda: inner.estimate(inputs))
+        res = runner.wait(key, self.opts.frame_budget_s)
+        if res is not None:
+            return res.unwrap()  # an EmptyInputError (no scale fit yet) tells this frame why
+        late = runner.take_newest("estimate")
+        if late is not None and late.ok:
+            self.late_published += 1
+            late.value.source_stamp_ns = int(late.key[1])
+            return late.value
+        last = runner.last_seconds
+        took = f"{last:.2f} s" if np.isfinite(last) else "not finished yet"
+        raise EmptyInputError(f"monocular estimate not ready within mono_frame_budget_s {self.opts.frame_budget_s:g} s "
+                              f"(last net run {took}); published with a later frame, stamped with its image")  # fmt: skip
 
     def observe(self, inputs, guided: Completion) -> Completion:
-        """Guided mode. The handover blend (after monocular frames) runs on this frame; a plain scale refit runs
-        on a worker thread (one at a time, frames arriving meanwhile are skipped), so guided frames never wait
-        for the net (~0.3 s on a loaded 2-core CPU at KITTI size)."""
+        """Guided mode. A plain scale refit runs on the net's thread when it is idle (frames arriving meanwhile
+        are not refitted), so guided frames never wait for it; the handover blend (after monocular frames) waits
+        at most ``frame_budget_s`` for the net, else this frame is guided alone."""
         self._last_stamp_ns = inputs.stamp_ns
         inner = self.inner
         if inner is None:
             return guided
-        if inner._was_mono or inner._handover_left > 0:
+        runner = self._runner
+        if runner is None:
             return inner.observe(inputs, guided)
-        if self._fitting.acquire(blocking=False):
-            threading.Thread(
-                target=self._refit, args=(inner, inputs, guided), name="mono-refit", daemon=True
-            ).start()
+        if inner._was_mono or inner._handover_left > 0:
+            key = ("observe", inputs.stamp_ns)
+            runner.submit(key, lambda: inner.observe(inputs, guided))
+            res = runner.wait(key, self.opts.frame_budget_s)
+            return res.value if res is not None and res.ok else guided
+        runner.submit(("refit", inputs.stamp_ns), lambda: inner.observe(inputs, guided), only_if_idle=True)
         return guided
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Node shutdown: wait for a model load or scale refit still running on its thread. A daemon thread
-        inside ONNX Runtime / torch native code at interpreter exit aborts the process ("terminate called
-        without an active exception"), measured when a node was stopped while the net was still loading."""
+        """Node shutdown: wait for a model load or a net run still going on its thread. A daemon thread inside
+        ONNX Runtime / torch native code at interpreter exit aborts the process ("terminate called without an
+        active exception"), measured when a node was stopped while the net was still loading."""
         if self._loader is not None:
             self._loader.join(timeout_s)
-        if self._fitting.acquire(timeout=timeout_s):
-            self._fitting.release()
+        runner = self._runner
+        if runner is not None:
+            runner.close(timeout_s)
         with self._lock:
             self.inner, self.state, self.reason = None, "closed", "node shutting down"
-
-    def _refit(self, inner: MonoEstimator, inputs, guided: Completion) -> None:
-        try:
-            inner.observe(inputs, guided)  # never raises on model errors (it records them)
-        finally:
-            self._fitting.release()
 
     def diagnostics(self) -> tuple[dict[str, str], list[str]]:
         inner = self.inner
@@ -299,6 +330,12 @@ class GuardedMono:
         values, warnings = inner.diagnostics()
         values["mono_state"] = "ready"
         values["mono_backend"] = str(getattr(inner.model, "backend", "torch"))
+        if getattr(inner.model, "device", None):
+            values["mono_device"] = str(inner.model.device)
+        runner = self._runner
+        if runner is not None and np.isfinite(runner.last_seconds):
+            values["mono_net_s"] = f"{runner.last_seconds:.3f}"
+            values["mono_published_late"] = str(self.late_published)
         age = inner.fit_age_s(self._last_stamp_ns)
         values["mono_fit_age_s"] = f"{age:.2f}" if np.isfinite(age) else "no fit yet"
         values["mono_confidence"] = f"{inner.tracker.confidence(self._last_stamp_ns):.3f}"

@@ -202,6 +202,10 @@ class FramePipeline:
             # monocular model loading / unavailable / no scale fit yet: not published, diagnostics say why
             result.reason = f"{self.modes.reason}; {exc}"
             return result
+        if out.source_stamp_ns is not None and out.source_stamp_ns != stamp_ns:
+            # a late monocular estimate: published under its own image's stamp; that image is not kept, so the
+            # cloud is coloured by depth and the LiDAR (none in monocular mode) is not written back
+            result.stamp_ns, rgb, sparse = int(out.source_stamp_ns), None, None
         mono = self.selector.for_mode(MONOCULAR)
         if mode == GUIDED and hasattr(mono, "observe"):  # keeps the mono scale fresh; blends the handover
             out = mono.observe(frame_inputs, out)

@@ -34,6 +34,7 @@ from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa
 from depth_nodes.ros.node_main import NODE_NAME, TOPICS, main  # noqa: F401 - main: console script target
 from depth_nodes.ros.node_stats import NodeStats
 from depth_nodes.ros.node_worker import FrameWorker
+from depth_nodes.ros.time_conv import ns_to_stamp
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,10 @@ class DepthNode(Node):
             "resolutions": p.model_resolutions,
             "mono_model_dir": p.mono_model_dir, "mono_half_life_s": p.mono_scale_half_life_s,
             "mono_handover_frames": p.mono_handover_frames, "mono_fit_period_frames": p.mono_fit_period_frames,
-            "mono_input_height_px": p.mono_input_height_px,
+            "mono_input_size_px": p.mono_input_size_px, "mono_device": p.mono_device,
+            "mono_backend": p.mono_backend, "mono_precision": p.mono_precision,
+            "mono_frame_budget_s": p.mono_frame_budget_s, "mono_engine_cache_dir": p.engine_cache_dir,
+            "mono_camera_hw": tuple(int(v) for v in p.model_resolutions.split(",")[0].strip().lower().split("x")),
         }  # fmt: skip
 
     def _create_endpoints(self) -> None:
@@ -202,7 +206,10 @@ class DepthNode(Node):
         return replace(opt, cloud=want_cloud, confidence=want_conf, colorized=want_col)
 
     def publish(self, result: pl.FrameResult, frame) -> None:
-        header = Header(stamp=frame.stamp, frame_id=result.frame_id)
+        stamp = frame.stamp
+        if result.stamp_ns != getattr(frame, "stamp_ns", result.stamp_ns):  # a late mono estimate: its image's
+            stamp = ns_to_stamp(result.stamp_ns)
+        header = Header(stamp=stamp, frame_id=result.frame_id)
         self.depth_pub.publish(conv.numpy_to_image(result.depth, "32FC1", header))
         if frame.camera_info is not None:
             self.info_pub.publish(copy_camera_info(frame.camera_info, header))

@@ -49,8 +49,19 @@ SPECS: tuple[ParamSpec, ...] = (
               False, 0.01, 3600.0),
     ParamSpec("mono_handover_frames", 5, "frames blending mono -> guided when the LiDAR returns", False, 0, 100),
     ParamSpec("mono_fit_period_frames", 5, "in guided mode, refit the mono scale every n-th frame", False, 1, 1000),
-    ParamSpec("mono_input_height_px", 518, "Depth Anything input height (rounded to a multiple of 14)", False,
-              14, 2044),
+    ParamSpec("mono_input_size_px", 0, "Depth Anything processor target size (px, both sides: the side whose scale "
+              "is closer to 1 gets it, each rounded to 14); 0 = the model's preprocessor_config.json (518)", False,
+              0, 2044),
+    ParamSpec("mono_device", "auto", "device of Depth Anything: auto (cuda:0 when torch sees a GPU), cpu, cuda, "
+              "cuda:N", False),
+    ParamSpec("mono_backend", "auto", "runtime of Depth Anything: auto = tensorrt on a CUDA GPU with tensorrt, "
+              "else torch; onnxruntime / tensorrt run an ONNX exported for model_resolutions' first size", False,
+              choices=("auto", "torch", "onnxruntime", "tensorrt")),
+    ParamSpec("mono_precision", "fp32", "precision of Depth Anything (fp16: TensorRT or torch CUDA)", False,
+              choices=("fp32", "fp16", "int8")),
+    ParamSpec("mono_frame_budget_s", 0.05, "longest the worker waits for a frame's monocular estimate (s); the "
+              "net runs on its own thread, a later estimate is published once with its own image's stamp",
+              False, 0.0, 60.0),
     ParamSpec("backend", "auto", "inference backend for learned estimators", False,
               choices=("auto", "tensorrt", "onnxruntime", "torch")),
     ParamSpec("model_dir", "", "model of completer 'learned': a model directory (config.json + model.safetensors) "
@@ -144,7 +155,11 @@ class NodeParams:
     mono_scale_half_life_s: float
     mono_handover_frames: int
     mono_fit_period_frames: int
-    mono_input_height_px: int
+    mono_input_size_px: int
+    mono_device: str
+    mono_backend: str
+    mono_precision: str
+    mono_frame_budget_s: float
     backend: str
     model_dir: str
     precision: str
