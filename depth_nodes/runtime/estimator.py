@@ -121,6 +121,12 @@ def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = 
     extra = {"on_line": on_line} if on_line else {}  # TensorRT build progress (other backends ignore it)
     if opts.threads:
         extra["threads"] = int(opts.threads)
+    from depth_nodes.runtime.contract import contract_path
+
+    if contract_path(path) is not None:  # a user's ONNX with its model.json (docs/onnx_contract.md)
+        from depth_nodes.runtime.contract_model import build_contract_estimator
+
+        return build_contract_estimator(path, opts, **extra)
     backend = create_backend(
         path, opts.backend, opts.precision, opts.device, opts.engine_cache_dir, opts.resolutions,
         opts.force_engine_update, **extra,
