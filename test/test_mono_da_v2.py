@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed (pip install
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install transformers)")
 
 from depth_nodes.mono import da_preprocess as dp  # noqa: E402
-from depth_nodes.mono.hf import load_hf_model  # noqa: E402
+from depth_nodes.mono.hf import MonoModelError, load_hf_model  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -159,5 +159,7 @@ def test_onnx_export_parity_through_the_runtime_backend(da_dir, tmp_path):
         a, b = ref.predict(img)[0], ort_m.predict(img)[0]
         assert a.shape == b.shape == (60, 200) and np.ptp(a) > 0.1  # m: the output varies over the image
         assert np.abs(a - b).max() <= min(1e-4 * np.abs(a).max(), 1e-3 * np.ptp(a)), np.abs(a - b).max()
+    with pytest.raises(MonoModelError, match=r"made for 70x238 inputs, this 60x100 camera needs 70x112: set model_res"):
+        ort_m.predict(_street(60, 100))
     again = load_hf_model(da_dir, device="cpu", backend="onnxruntime", engine_cache_dir=tmp_path, camera_hw=(60, 200))
     assert again.runtime.onnx_path == files[0]  # the cached export is reused

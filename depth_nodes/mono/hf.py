@@ -115,6 +115,12 @@ class HFDepthModel:
         h, w = rgb.shape[:2]
         x = self.preprocess(rgb)
         if self.runtime is not None:
+            info = getattr(self.runtime, "info", None)
+            res = info.resolution if info is not None else None
+            if res is not None and tuple(res) != tuple(x.shape[2:]):
+                raise MonoModelError(f"{self.name}: the {self.backend} model was made for {res[0]}x{res[1]} inputs, "
+                                     f"this {h}x{w} camera needs {x.shape[2]}x{x.shape[3]}: set model_resolutions "
+                                     f"to {h}x{w} (the ONNX / engine is re-made for it)")  # fmt: skip
             feed = {"pixel_values": x if self.device.startswith("cuda") else x.numpy()}
             out = torch.as_tensor(self.runtime.infer(feed)["predicted_depth"]).to(self.device)
             return upsample_torch(out, (h, w)), False
