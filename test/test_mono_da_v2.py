@@ -3,6 +3,7 @@ device end to end, ONNX export with parity run through the runtime's ONNX Runtim
 saved with save_pretrained (plus the processor's preprocessor_config.json) and loaded through our loader."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,15 +145,21 @@ def test_cuda_matches_cpu(da_dir):
     assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max()
 
 
-def test_onnx_export_parity_through_the_runtime_backend(da_dir, tmp_path):
+@pytest.fixture(scope="module")
+def engine_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("engines")  # one export shared by the tests below (~1 min on a loaded CPU)
+
+
+def test_onnx_export_parity_through_the_runtime_backend(da_dir, engine_cache):
     """backend onnxruntime: the ONNX exported at the camera's processed size into the engine cache (parity
     checked at export), run through depth_nodes.runtime.create_backend; the H x W result equals torch's."""
     from depth_nodes.runtime.onnx_io import read_onnx
 
     ref = load_hf_model(da_dir, device="cpu")
-    ort_m = load_hf_model(da_dir, device="cpu", backend="onnxruntime", engine_cache_dir=tmp_path, camera_hw=(60, 200))
+    ort_m = load_hf_model(da_dir, device="cpu", backend="onnxruntime", engine_cache_dir=engine_cache,
+                          camera_hw=(60, 200))  # fmt: skip
     assert ort_m.backend == "onnxruntime" and ort_m.runtime.kind == "onnxruntime"
-    files = list(tmp_path.glob("*.onnx"))
+    files = list(engine_cache.glob("*.onnx"))
     assert len(files) == 1 and read_onnx(files[0]).resolution == (70, 238)
     for seed in (3, 4):
         img = _street(60, 200, seed)
@@ -161,5 +168,26 @@ def test_onnx_export_parity_through_the_runtime_backend(da_dir, tmp_path):
         assert np.abs(a - b).max() <= min(1e-4 * np.abs(a).max(), 1e-3 * np.ptp(a)), np.abs(a - b).max()
     with pytest.raises(MonoModelError, match=r"made for 70x238 inputs, this 60x100 camera needs 70x112: set model_res"):
         ort_m.predict(_street(60, 100))
-    again = load_hf_model(da_dir, device="cpu", backend="onnxruntime", engine_cache_dir=tmp_path, camera_hw=(60, 200))
+    again = load_hf_model(da_dir, device="cpu", backend="onnxruntime", engine_cache_dir=engine_cache,
+                          camera_hw=(60, 200))  # fmt: skip
     assert again.runtime.onnx_path == files[0]  # the cached export is reused
+
+
+def test_tensorrt_goes_through_the_runtime_factory(da_dir, engine_cache, monkeypatch):
+    """mono_backend tensorrt: the DA ONNX goes to depth_nodes.runtime.create_backend with the processed size as
+    the engine's profile, the precision and device as configured (a spy that runs ONNX Runtime instead: no GPU
+    here; the engine build itself is the runtime's, tested there)."""
+    import depth_nodes.runtime as rt
+    from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
+
+    calls = []
+
+    def spy(model, backend, precision, device, cache, resolutions, *a, **kw):
+        calls.append((Path(model).suffix, backend, precision, device, resolutions))
+        return OnnxRuntimeBackend(model)
+
+    monkeypatch.setattr(rt, "create_backend", spy)
+    m = load_hf_model(da_dir, device="cpu", backend="tensorrt", precision="fp16", engine_cache_dir=engine_cache,
+                      camera_hw=(60, 200))  # fmt: skip
+    assert calls == [(".onnx", "tensorrt", "fp16", "cpu", [(70, 238)])]
+    assert m.predict(_street(60, 200))[0].shape == (60, 200)

@@ -219,3 +219,26 @@ def test_relative_output_is_fitted_to_the_frames_lidar(penet_dir, tmp_path):
     ok = np.isfinite(out.depth)
     assert ok.mean() > 0.95
     np.testing.assert_allclose(out.depth[ok], truth[ok], rtol=1e-3)
+
+
+def test_tensorrt_goes_through_the_runtime_factory(penet_dir, monkeypatch):
+    """backend tensorrt: the contract's ONNX goes to the runtime's create_backend with the network's size as the
+    engine profile (a spy running ONNX Runtime: no GPU here; engines are the runtime's, tested there)."""
+    from depth_nodes.runtime import factory
+    from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
+
+    calls = []
+
+    def spy(model, backend, precision, device, cache, resolutions, *a, **kw):
+        calls.append((model.name, backend, precision, resolutions))
+        b = OnnxRuntimeBackend(model)
+        b.kind = "tensorrt"  # what the estimator reports
+        return b
+
+    monkeypatch.setattr(factory, "create_backend", spy)
+    est = build_learned(LearnedOptions(model_dir=str(penet_dir[0]), backend="tensorrt", precision="fp16",
+                                       resolutions=[(60, 90)]))  # fmt: skip
+    assert calls == [("model.onnx", "tensorrt", "fp16", [(64, 96)])]  # padded to the stride
+    rgb, sparse, K = _frame(60, 90)
+    np.testing.assert_allclose(est.predict(rgb, sparse, K).depth, _reference(penet_dir[1], rgb, sparse, K, 64, 96),
+                               rtol=1e-5, atol=1e-4)  # fmt: skip
