@@ -150,6 +150,7 @@ def engine_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("engines")  # one export shared by the tests below (~1 min on a loaded CPU)
 
 
+@pytest.mark.slow  # the export: ~20 s on a free core, 1-2 min on the loaded 2-core dev machine
 def test_onnx_export_parity_through_the_runtime_backend(da_dir, engine_cache):
     """backend onnxruntime: the ONNX exported at the camera's processed size into the engine cache (parity
     checked at export), run through depth_nodes.runtime.create_backend; the H x W result equals torch's."""
@@ -173,6 +174,7 @@ def test_onnx_export_parity_through_the_runtime_backend(da_dir, engine_cache):
     assert again.runtime.onnx_path == files[0]  # the cached export is reused
 
 
+@pytest.mark.slow
 def test_tensorrt_goes_through_the_runtime_factory(da_dir, engine_cache, monkeypatch):
     """mono_backend tensorrt: the DA ONNX goes to depth_nodes.runtime.create_backend with the processed size as
     the engine's profile, the precision and device as configured (a spy that runs ONNX Runtime instead: no GPU

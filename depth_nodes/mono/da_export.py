@@ -1,4 +1,4 @@
-"""ONNX export of a Depth Anything V2 directory with a parity check (``depth-nodes mono export-da DIR --out F``).
+"""ONNX export of a Depth Anything V2 directory with a parity check (``python3 -m depth_nodes.mono.da_export DIR --out F``).
 
 Same conventions as ``depth-nodes export`` (:mod:`depth_nodes.runtime.export`: pinned opset, the ``torch.export``
 exporter, ``onnx.checker``, ``depth_nodes.*`` metadata), with the transformers model's own I/O: ``pixel_values``
