@@ -42,7 +42,7 @@ def first_frame(client, sender, tries: int = 8):
     for _ in range(tries):
         stamp = sender.send()
         try:
-            depth = client.wait_stamp("depth/image", stamp, timeout=4.0)
+            depth = client.wait_stamp("depth/image_rect", stamp, timeout=4.0)
             info = client.wait_stamp("depth/camera_info", stamp, timeout=2.0)
         except TimeoutError:
             time.sleep(0.1)

@@ -171,7 +171,7 @@ def test_node_survives_malformed_input_and_publishes_every_good_frame(fuzz_node)
     for i in range(N_GOOD):
         stamp = sender.send()
         try:
-            msg = client.wait_stamp("depth/image", stamp, timeout=10.0)
+            msg = client.wait_stamp("depth/image_rect", stamp, timeout=10.0)
         except TimeoutError:
             missing.append(i)
             continue

@@ -1,7 +1,7 @@
 """Reading a ``depth-nodes demo`` run back from its two bags (input, recorded output) and scoring it.
 
 Reads everything back from the bags with ``rosbags`` (what a user could do with any recording):
-the published ``/depth/image`` of every frame is scored against ground truth (when there is some) with the
+the published ``/depth/image_rect`` of every frame is scored against ground truth (when there is some) with the
 KITTI devkit metrics of :mod:`depth_nodes.eval.metrics` on the 1216 x 352 bottom-centre crop; end-to-end
 latency is the recorder's reception time of each depth image minus the player's publish time of its input
 image (same host clock); the mode timeline comes from the recorded ``/diagnostics``. The figures are drawn by
@@ -25,7 +25,7 @@ from depth_nodes.msgs.camera_info import camera_info_to_model
 from depth_nodes.msgs.cloud import pointcloud2_to_arrays, pointcloud2_view, unpack_rgb
 from depth_nodes.msgs.image import image_to_depth, image_to_numpy, image_to_rgb
 
-DEPTH = "/depth/image"
+DEPTH = "/depth/image_rect"
 CONFIDENCE = "/depth/confidence"
 COLORIZED = "/depth/colorized"
 CLOUD = "/depth/points"
