@@ -111,7 +111,11 @@ def test_published_depth_back_projected_with_p_lands_on_the_lidar_points(model) 
     np.testing.assert_array_equal(np.reshape(fields["k"], (3, 3)), P[:, :3])
     # Every LiDAR return, projected as image_geometry's project3dToPixel does, finds the published depth
     # of its own range at that pixel; back-projecting that pixel lands within 1 px / 1 % of the return.
-    X, Y, Z = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64), points[:, 2].astype(np.float64)
+    X, Y, Z = (
+        points[:, 0].astype(np.float64),
+        points[:, 1].astype(np.float64),
+        points[:, 2].astype(np.float64),
+    )
     u = (P[0, 0] * X + P[0, 3]) / Z + P[0, 2]
     v = (P[1, 1] * Y + P[1, 3]) / Z + P[1, 2]
     ui, vi = np.rint(u).astype(int), np.rint(v).astype(int)
@@ -125,7 +129,9 @@ def test_published_depth_back_projected_with_p_lands_on_the_lidar_points(model) 
     assert np.quantile(rel, 0.99) < 0.01 and np.median(rel) < 0.002, (np.quantile(rel, 0.99), np.median(rel))
     xb = (ui[inside] - P[0, 2] - P[0, 3]) / P[0, 0] * d
     yb = (vi[inside] - P[1, 2] - P[1, 3]) / P[1, 1] * d
-    reproj_px = np.hypot(P[0, 0] * (xb / d - X[inside] / Z[inside]), P[1, 1] * (yb / d - Y[inside] / Z[inside]))
+    reproj_px = np.hypot(
+        P[0, 0] * (xb / d - X[inside] / Z[inside]), P[1, 1] * (yb / d - Y[inside] / Z[inside])
+    )
     assert reproj_px.max() <= np.sqrt(0.5) + 1e-6  # within the pixel the return falls in: < 1 px
     miss_3d = np.linalg.norm(np.stack([xb, yb, d], 1) - points[inside], axis=1) / Z[inside]
     assert np.quantile(miss_3d, 0.99) < 0.01, np.quantile(miss_3d, 0.99)
