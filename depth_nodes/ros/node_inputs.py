@@ -189,11 +189,11 @@ class NodeInputs:
         except DepthNodesError as exc:
             node.warn(problem_key("camera_info", exc), f"camera_info: {exc}; not paired by stamp")
             return
-        if p.camera_info_sync == "stamp":
-            released, dropped = self.info_sync.add_info(
-                stamp_ns, info, p.camera_info_stamp_tolerance_s, time.perf_counter()
-            )
-            self._settle(released, dropped)
+        # Kept by stamp in either policy, so a runtime switch to "stamp" finds the recent ones.
+        released, dropped = self.info_sync.add_info(
+            stamp_ns, info, p.camera_info_stamp_tolerance_s, time.perf_counter()
+        )
+        self._settle(released, dropped)
 
     def _read_geometry(self, msg) -> conv.CameraGeometry | None:
         """The geometry of a CameraInfo with a new calibration (logged), None when it is unusable (warned)."""
