@@ -106,9 +106,10 @@ class Mailbox:
 
 
 #: How long an image waits for the CameraInfo of its stamp before it is dropped (s). Drivers publish the two
-#: back to back (image_transport's CameraPublisher: the image first), so a real wait is a few ms; an image
+#: back to back (image_transport's CameraPublisher: the image first), so a real wait is a few ms (the bound is
+#: generous: an executor backlog on a loaded machine must not drop a frame whose info is still queued); an image
 #: whose info never comes is normally dropped sooner, when a CameraInfo stamped after it arrives.
-CAMERA_INFO_WAIT_S = 0.5
+CAMERA_INFO_WAIT_S = 1.0
 
 
 _LATER_INFO = "a CameraInfo stamped later arrived, none with its stamp"
