@@ -243,8 +243,8 @@ class NodeInputs:
             return self._reject_image(
                 "size mismatch",
                 f"{self.image_topic}: size mismatch",
-                f"image is {d.rgb.shape[1]}x{d.rgb.shape[0]} but CameraInfo says {camera.width}x{camera.height}; "
-                "waiting for a matching CameraInfo",
+                f"image is {d.rgb.shape[1]}x{d.rgb.shape[0]} but CameraInfo says {camera.width}x{camera.height} "
+                "(the CameraInfo paired with it)",
             )
         frame_id = d.frame_id or info.frame_id
         if not frame_id:
