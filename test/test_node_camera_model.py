@@ -30,7 +30,7 @@ from depth_nodes.msgs.camera_info import camera_info_to_model  # noqa: E402
 from depth_nodes.ros import conversions as conv  # noqa: E402
 
 K_RAW = np.array([[214.0, 0.0, 166.0], [0.0, 213.0, 45.0], [0.0, 0.0, 1.0]])
-#: Strong barrel distortion: image corners move by ~25 px (monotonic over the whole image).
+#: Strong barrel distortion: a corner pixel sits ~59 px from where the pinhole K puts it (monotonic over the image).
 D_RAW = [-0.36, 0.12, 0.001, -0.0005, 0.0]
 R_RECT = cv2.Rodrigues(np.array([0.004, -0.006, 0.002]))[0]
 P_RECT = np.hstack([scene.K, np.zeros((3, 1))])  # the rectified image is the scene's pinhole camera
@@ -128,7 +128,7 @@ def test_raw_camera_depth_is_rectified_onto_p_for_depth_image_proc() -> None:
             scene.HEIGHT, scene.WIDTH, 3
         )
         # Where the scene is uniform over 5 x 5 px (interpolation cannot blur), the colour is exact; the
-        # distorted input there is off by > 2 levels in 4 % of those pixels (its content sits up to ~25 px away).
+        # distorted input there is off by > 2 levels in 4 % of those pixels (its content sits up to ~59 px away).
         k = np.ones((5, 5), np.uint8)
         flat = (cv2.dilate(sender.rgb, k).astype(int) - cv2.erode(sender.rgb, k).astype(int)).max(axis=2) == 0
         flat[:8], flat[-8:], flat[:, :8], flat[:, -8:] = False, False, False, False
