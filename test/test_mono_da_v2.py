@@ -85,6 +85,20 @@ def test_preprocessing_equals_transformers_processor(tmp_path, hw, size_px):
     assert levels.max() <= 2.01 and (levels > 0.5).mean() < 0.01, (levels.max(), (levels > 0.5).mean())
 
 
+def test_loader_preprocesses_like_the_directorys_processor(da_dir):
+    """Through our loader (load_hf_model reads the directory's preprocessor_config.json, here size 70) vs the
+    processor transformers builds from the same directory (AutoImageProcessor picks this PIL one without
+    torchvision)."""
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+
+    img = _street(120, 400, seed=5)
+    ref = DPTImageProcessorPil.from_pretrained(da_dir)(images=img, return_tensors="np")["pixel_values"]
+    ours = load_hf_model(da_dir).preprocess(img).numpy()
+    assert ours.shape == ref.shape == (1, 3, 70, 238)
+    levels = np.abs(ours - ref) * np.asarray(STD, np.float32).reshape(1, 3, 1, 1) * 255.0
+    assert levels.max() <= 2.01 and (levels > 0.5).mean() < 0.01
+
+
 def test_resize_rule_examples():
     spec = dp.ProcessorSpec()
     assert dp.resize_size(352, 1216, spec) == (518, 1792)  # KITTI: the height's scale is closer to 1
