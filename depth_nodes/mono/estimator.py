@@ -213,6 +213,7 @@ class GuardedMono:
         self._lock = threading.Lock()
         self._background = background
         self._runner: LatestJobRunner | None = None  # the net's own thread (background only)
+        self._fitting = threading.Lock()  # held while a guided-mode refit runs on its thread
         self.late_published = 0  # estimates published with a later frame (their own image's stamp)
         self._loader: threading.Thread | None = None
         if background:
@@ -293,9 +294,10 @@ class GuardedMono:
                               f"(last net run {took}); published with a later frame, stamped with its image")  # fmt: skip
 
     def observe(self, inputs, guided: Completion) -> Completion:
-        """Guided mode. A plain scale refit runs on the net's thread when it is idle (frames arriving meanwhile
-        are not refitted), so guided frames never wait for it; the handover blend (after monocular frames) waits
-        at most ``frame_budget_s`` for the net, else this frame is guided alone."""
+        """Guided mode. A plain scale refit runs on a thread of its own (one at a time, frames arriving meanwhile
+        are not refitted), so guided frames never wait for it and a monocular frame never queues behind it; the
+        handover blend (after monocular frames) waits at most ``frame_budget_s`` for the net, else this frame is
+        guided alone."""
         self._last_stamp_ns = inputs.stamp_ns
         inner = self.inner
         if inner is None:
@@ -308,8 +310,15 @@ class GuardedMono:
             runner.submit(key, lambda: inner.observe(inputs, guided))
             res = runner.wait(key, self.opts.frame_budget_s)
             return res.value if res is not None and res.ok else guided
-        runner.submit(("refit", inputs.stamp_ns), lambda: inner.observe(inputs, guided), only_if_idle=True)
+        if self._fitting.acquire(blocking=False):  # its own thread, so a monocular frame never queues behind it
+            threading.Thread(target=self._refit, args=(inner, inputs, guided), name="mono-refit", daemon=True).start()
         return guided
+
+    def _refit(self, inner: MonoEstimator, inputs, guided: Completion) -> None:
+        try:
+            inner.observe(inputs, guided)  # never raises on model errors (it records them)
+        finally:
+            self._fitting.release()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Node shutdown: wait for a model load or a net run still going on its thread. A daemon thread inside
@@ -320,6 +329,8 @@ class GuardedMono:
         runner = self._runner
         if runner is not None:
             runner.close(timeout_s)
+        if self._fitting.acquire(timeout=timeout_s):
+            self._fitting.release()
         with self._lock:
             self.inner, self.state, self.reason = None, "closed", "node shutting down"
 
