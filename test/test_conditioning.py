@@ -227,7 +227,10 @@ def test_cli_raw_conditioned_and_occlusion_flags(rig, tmp_path, capsys):
     ev = tmp_path / "ev"
     assert main(["eval", str(root), "--method", "guided", "--conditioned", "-o", str(ev), "--figures", "0"]) == 0
     summary = json.loads((ev / "metrics.json").read_text())
-    assert summary["input"] == "conditioned" and summary["occlusion"]["vertical_px"] == 7
+    assert summary["input"] == "conditioned" and summary["occlusion"] is None  # nothing applied
+    assert main(["eval", str(root), "--method", "guided", "--occlusion", "vertical_px=9", "-o", str(ev), "--figures", "0"]) == 0
+    summary = json.loads((ev / "metrics.json").read_text())
+    assert summary["input"] == "raw" and summary["occlusion"]["vertical_px"] == 9
 
 
 def test_bad_filter_parameters_give_clear_errors():
