@@ -19,11 +19,11 @@ from runtime_trt_fakes import MAGIC, make_fake_trt
 
 from depth_nodes.runtime import trt_precision
 from depth_nodes.runtime.errors import BackendUnavailableError, EngineError
-from depth_nodes.runtime.trt_errors import ProfileMismatchError, TransientEngineError, classify
 from depth_nodes.runtime.frames import street_frame
 from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
 from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
 from depth_nodes.runtime.trt_backend import GpuInfo, TensorRTBackend
+from depth_nodes.runtime.trt_errors import ProfileMismatchError, classify
 
 ORIN = GpuInfo("Orin", "8.7")
 RES = [(32, 48), (16, 24)]
