@@ -23,7 +23,7 @@ import numpy as np
 
 from depth_nodes.runtime import trt_build as B
 from depth_nodes.runtime.base import Backend, is_torch
-from depth_nodes.runtime.errors import BackendUnavailableError, EngineError
+from depth_nodes.runtime.errors import BackendUnavailableError, EngineError, ModelError
 from depth_nodes.runtime.onnx_io import read_onnx, sha256_file
 from depth_nodes.runtime.trt_cache import EngineCache, EngineKey, atomic_write, onnx_fingerprint, read_trusted
 from depth_nodes.runtime.trt_checks import PrecisionChecks
@@ -44,6 +44,16 @@ def _torch_dtype(trt, dt):
         if getattr(trt.DataType, name, object()) == dt:
             return tdt
     raise EngineError(f"engine tensor type {dt} is not supported by the depth_nodes runtime")
+
+
+def _check_onnx(path: Path) -> None:
+    """``onnx.checker`` by path, so a model with external weights (``model.onnx.data``) is checked with them."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # noqa: BLE001 - the checker raises several types
+        raise ModelError(f"ONNX file {path} fails onnx.checker: {exc}") from None
 
 
 class TensorRTBackend(PrecisionChecks, Backend):
@@ -255,7 +265,8 @@ class TensorRTBackend(PrecisionChecks, Backend):
         from depth_nodes.runtime.trt_api import precision_path
 
         self.gpu = self._gpu or GpuInfo.of(self.device)
-        self.info = read_onnx(self.onnx_path)
+        self.info = read_onnx(self.onnx_path, check=False)
+        _check_onnx(self.onnx_path)
         self.fingerprint = onnx_fingerprint(self.onnx_path)
         self.typed_onnx = P.is_typed_onnx(self.onnx_path)
         self.model_name = self.info.model_name

@@ -113,7 +113,13 @@ def _trusted_owner(uid: int) -> bool:
 
 def check_trusted(path: Path, what: str) -> None:
     """:class:`EngineError` unless ``path`` is owned by this user or root and not world-writable."""
-    st = path.stat()
+    try:
+        st = path.stat()
+    except PermissionError:
+        raise EngineError(
+            f"{what} {path} cannot be accessed by {_user(os.geteuid())} (a directory above it is private to another "
+            "user): set engine_cache_dir to a directory of your own"
+        ) from None
     if not _trusted_owner(st.st_uid):
         raise EngineError(
             f"{what} {path} belongs to {_user(st.st_uid)}, not to you ({_user(os.geteuid())}) or root: an engine "
