@@ -30,9 +30,9 @@ def _read(path: Path) -> str:
         return ""
 
 
-def jetson_model(model_file: Path = DEVICE_TREE_MODEL) -> str:
+def jetson_model(model_file: Path | None = None) -> str:
     """``"NVIDIA Jetson AGX Orin Developer Kit"`` on a Jetson, else ''."""
-    text = _read(model_file)
+    text = _read(model_file or DEVICE_TREE_MODEL)
     return text if "jetson" in text.lower() or "nvidia" in text.lower() else ""
 
 
@@ -42,7 +42,7 @@ class GpuInfo:
     compute_capability: str  # "8.7"
 
     @classmethod
-    def of(cls, device: str, model_file: Path = DEVICE_TREE_MODEL) -> GpuInfo:
+    def of(cls, device: str, model_file: Path | None = None) -> GpuInfo:
         import torch
 
         idx = torch.device(device).index or 0
@@ -52,7 +52,7 @@ class GpuInfo:
         return cls(board_name(name, mem_gib, model_file), f"{major}.{minor}")
 
 
-def board_name(cuda_name: str, memory_gib: float, model_file: Path = DEVICE_TREE_MODEL) -> str:
+def board_name(cuda_name: str, memory_gib: float, model_file: Path | None = None) -> str:
     """The CUDA device name, made unique per Jetson board (model string, else memory size)."""
     integrated = any(k in cuda_name.lower() for k in ("orin", "xavier", "tegra", "nano"))
     if not integrated:
