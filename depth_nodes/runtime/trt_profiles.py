@@ -3,7 +3,7 @@
 A configured resolution is a camera size: it is padded up to the model stride (KITTI's 375x1242 and the docs'
 376x1248 both become 384x1248), never refused for not being a multiple. For a dynamic-H/W ONNX each resolution
 gets a profile from ``MIN_SCALE`` to ``MAX_SCALE`` times its size (rounded to the stride) with the resolution
-as ``opt`` (the shape TensorRT tunes for), so the default 352x1216 profile (176x608 .. 448x1536) already holds
+as ``opt`` (the shape TensorRT tunes for), so the default 352x1216 profile (160x608 .. 448x1536) already holds
 a KITTI raw camera's 384x1248. A size outside every profile is a :class:`ProfileMismatchError` carrying the
 size; the guarded estimator then rebuilds the engine for it in the background while ONNX Runtime serves frames.
 A fixed-shape ONNX gets its one exact profile.
