@@ -80,6 +80,10 @@ class PrecisionChecks:
 
         if self.precision == "fp32" or not self.warmup_inputs:
             return
+        if self.typed_onnx:  # ONNX Runtime would run the same reduced-precision graph: no fp32 reference
+            self.notes.append(f"accuracy gate skipped: {self.onnx_path.name} is already {self.precision} (no fp32 "
+                              "ONNX to compare with)")  # fmt: skip
+            return
         if not _has("onnxruntime"):
             self.notes.append("accuracy gate skipped: onnxruntime not importable (no fp32 reference)")
             return
