@@ -137,3 +137,21 @@ def test_a_new_size_rebuilds_the_engine_while_onnxruntime_serves(exported, tmp_p
     assert trt.calls["executes"] == executes + 1 and np.nanmax(np.abs(again.depth - out.depth)) < 1e-5
     assert trt.calls["builds"] == 2
     g.close()
+
+
+def test_a_transient_error_while_loading_is_retried(exported, tmp_path, monkeypatch) -> None:
+    from depth_nodes.runtime import trt_backend
+
+    real_open, calls = trt_backend.TensorRTBackend._open_engine, []
+
+    def flaky_open(self, precision, force):
+        calls.append(precision)
+        if len(calls) == 1:  # the first build hits a CUDA OOM (another process's peak), the second works
+            raise trt_backend.TransientEngineError("TensorRT execute_async_v3 failed: Cuda Runtime (out of memory)")
+        return real_open(self, precision, force)
+
+    monkeypatch.setattr(trt_backend.TensorRTBackend, "_open_engine", flaky_open)
+    g = guard(exported["onnx"], tmp_path, make_fake_trt("10.3.0"), [(32, 48)], retry_backoff_s=0.01)
+    values, warnings = g.diagnostics()
+    assert len(calls) == 2 and values["learned_state"] == "active" and values["learned_error_kind"] == ""
+    assert not warnings

@@ -9,6 +9,7 @@ and serves the classical completer until it is ready. Then, per frame (:mod:`trt
 - **new input size** outside the TensorRT engine's profiles: the engine is rebuilt for it in the background
   while ONNX Runtime (CPU) runs the same ONNX (``learned_state: rebuilding``, ``learned_serving``); then
   TensorRT takes over again. ``learned_engine_sizing`` says whether a profile covered the size or a rebuild did.
+- a transient error while loading (out of GPU memory during the engine build) is retried the same way;
 - **permanent** (missing / corrupt / mismatched model, ONNX or engine, anything else): the classical completer
   for good, ``learned_state: fallback``, ``learned_error_kind: permanent``, the reason in ``learned_reason``;
   the node reports WARN.
@@ -75,11 +76,24 @@ class GuardedLearnedEstimator:
     def _load(self) -> None:
         from depth_nodes.runtime.estimator import build_learned
 
-        try:
-            est = build_learned(self.options, on_line=lambda s: log.info("%s", s))
-        except Exception as exc:  # noqa: BLE001 - any failure of an optional model must leave the node running
-            self._fail(f"learned model unusable, using {self.fallback_name!r}: {_why(exc)}", classify(exc))
-            return
+        for attempt in range(1, int(self.options.max_retries) + 2):
+            try:
+                est = build_learned(self.options, on_line=lambda s: log.info("%s", s))
+                break
+            except Exception as exc:  # noqa: BLE001 - any failure of an optional model must leave the node running
+                kind = classify(exc)
+                if kind != TRANSIENT or attempt > int(self.options.max_retries) or self.state == "closed":
+                    self._fail(f"learned model unusable, using {self.fallback_name!r}: {_why(exc)}",
+                               PERMANENT)  # fmt: skip
+                    return
+                delay = min(MAX_BACKOFF_S, float(self.options.retry_backoff_s) * 2 ** (attempt - 1))
+                with self._lock:
+                    self.error_kind, self.failures = TRANSIENT, attempt
+                    self.reason = f"loading: transient error {attempt} ({_why(exc)}), retrying in {delay:.2g} s"
+                self._warn(self.reason)
+                time.sleep(delay)
+        with self._lock:
+            self.failures, self.error_kind = 0, ""
         with self._lock:
             if self.state == "closed":  # shut down while loading
                 est.backend.close()
