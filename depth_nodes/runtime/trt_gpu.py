@@ -2,7 +2,7 @@
 
 :func:`detect_gpu` answers "is there an NVIDIA GPU here, and how do we know": torch CUDA; a Jetson (JetPack's
 ``/etc/nv_tegra_release``, ``/dev/nvhost-*`` device nodes, ``/proc/device-tree/model`` naming a Jetson); a
-desktop/server driver (``nvidia-smi -L``, ``/proc/driver/nvidia/gpus``). A Jetson with a CPU-only torch (pip's
+desktop/server driver (cuda-python's ``cudaGetDeviceCount``, ``nvidia-smi -L``, ``/proc/driver/nvidia/gpus``). A Jetson with a CPU-only torch (pip's
 default wheel) is found, so ``auto`` says why it does not run TensorRT instead of silently using the CPU.
 
 :class:`GpuInfo` is the GPU as the engine cache key sees it. An engine is tied to the exact device: on a Jetson
@@ -70,6 +70,9 @@ def detect_gpu(torch_ok: bool | None = None) -> tuple[str, str]:
 
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0), "torch CUDA"
+    name = _cuda_python_gpu()
+    if name:
+        return name, "cuda-python (cudaGetDeviceCount / cudaGetDeviceProperties)"
     model = jetson_model()
     nvhost = sorted(glob.glob("/dev/nvhost-*"))
     if TEGRA_RELEASE.is_file() or nvhost or "jetson" in model.lower():
@@ -87,7 +90,23 @@ def detect_gpu(torch_ok: bool | None = None) -> tuple[str, str]:
     gpus = sorted(glob.glob("/proc/driver/nvidia/gpus/*"))
     if gpus:
         return "NVIDIA GPU", f"NVIDIA driver ({gpus[0]})"
-    return "", "no NVIDIA GPU found (torch CUDA, nvidia-smi, /proc/driver/nvidia, Jetson markers)"
+    return "", "no NVIDIA GPU found (torch CUDA, cuda-python, Jetson markers, nvidia-smi, /proc/driver/nvidia)"
+
+
+def _cuda_python_gpu() -> str:
+    """The first CUDA device's name via NVIDIA's cuda-python (``cuda.bindings.runtime``), '' when absent/none."""
+    try:
+        if importlib.util.find_spec("cuda") is None or importlib.util.find_spec("cuda.bindings") is None:
+            return ""
+        from cuda.bindings import runtime as rt
+
+        err, count = rt.cudaGetDeviceCount()
+        if int(err) != 0 or count < 1:
+            return ""
+        err, prop = rt.cudaGetDeviceProperties(0)
+        return prop.name.decode(errors="replace").strip("\x00") if int(err) == 0 else "CUDA GPU"
+    except Exception:  # noqa: BLE001 - a broken optional package must not break backend selection
+        return ""
 
 
 def torch_cuda_build() -> str:
