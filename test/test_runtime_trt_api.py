@@ -9,7 +9,7 @@ native libraries so the real modules import on a CPU machine. For each version, 
 - the snapshot the fakes are derived from (``test/trt_api/<version>.json``) equals the live module's surface.
 
 Offline (always): the fakes of every version validate against the snapshots (``runtime_trt_fakes.validate``:
-nothing outside USED and the real API, real argument names), every ``trt.X...`` chain in the backend's source is
+nothing outside USED and the real API, real argument names: runtime_trt_fakes_api.py), every ``trt.X...`` chain in the backend's source is
 in USED, and the checker itself reports a wrong name and a wrong argument order.
 """
 
