@@ -22,7 +22,7 @@ from depth_nodes.ros.node_main import NODE_NAME, TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch"
-CONFIG = ROOT / "depth_nodes" / "config"  # the one canonical copy (package data; also installed to share/)
+CONFIG = ROOT / "config"  # the one canonical copy (package data of depth_nodes.config; also installed to share/)
 SHARE_SOURCES = {"config": CONFIG, "launch": LAUNCH}  # installed share/depth_nodes/<folder> -> source folder
 LAUNCH_FILES = ("depth_nodes.launch.py", "kitti_playback.launch.py")
 NODE_INPUTS = {TOPICS["image"], TOPICS["camera_info"], TOPICS["points"]}
