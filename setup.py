@@ -59,6 +59,11 @@ setup(
         # LiDAR odometry for `depth-nodes make-gt` on drives without poses (KITTI raw).
         "gt": ["kiss-icp>=1.0"],
         "dev": ["pytest>=7", "ruff>=0.5", "kiss-icp>=1.0"],
+        # Running the launch files without a ROS install (test/test_launch_files.py; scripts/test.sh): the PyPI
+        # dependencies of the launch / launch_ros wheels (../shared/wheels/ros2_launch, installed --no-deps)
+        # and colcon, so that `python -m colcon build` writes this interpreter into the installed executables.
+        "launch": ["osrf-pycommon", "lark-parser", "PyYAML", "ros-jazzy-ament-index-python",
+                   "colcon-common-extensions"],
     },
     zip_safe=False,
     maintainer="depth_nodes maintainers",

@@ -10,6 +10,7 @@ Waits are on matched endpoints and received stamps, never fixed sleeps.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +34,10 @@ def install(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     if isinstance(colcon, str):
         missing.append(colcon)
     if missing:
-        pytest.skip("launch tests need " + "; ".join(missing))
+        pytest.skip(f"launch tests: {sys.executable} lacks " + "; ".join(missing))
     work = tmp_path_factory.mktemp("launch_ws")
     prefix = colcon_build(work, colcon)
     exe = prefix / "lib" / "depth_nodes" / "depth_node"
-    import sys
-
     assert exe.read_text().splitlines()[0] == f"#!{sys.executable}", "the node would not start with rclpy's Python"
     from node_io import ros_env
 
