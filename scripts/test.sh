@@ -18,7 +18,8 @@ fi
 # (further installs go here, e.g. extras for optional backends: "$PY" -m pip install --quiet ...)
 # --- launch: begin (test/test_launch_files.py runs the launch files for real; test_colcon_install.py builds) ---
 # `launch` + `launch_ros` are pure Python but not on PyPI: wheels in ../shared/wheels/ros2_launch (its README).
-# --no-deps: launch_ros requires the name `ament_index_python`, which PyPI ships as ros-jazzy-ament-index-python.
+# --no-deps: launch_ros requires the name `ament_index_python`, which PyPI ships as ros-jazzy-ament-index-python
+# (pip then reports "launch-ros requires ament_index_python, which is not installed": expected, harmless).
 # The [launch] extra: their PyPI dependencies, and colcon (colcon-common-extensions) for `python -m colcon build`
 # with this interpreter. Without the wheels the launch tests skip, naming what is missing.
 LAUNCH_WHEELS=../shared/wheels/ros2_launch
