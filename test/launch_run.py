@@ -4,7 +4,8 @@
 
 What ``ros2launch`` does, with ``launch`` + ``launch_ros`` (the wheels in ``../shared/wheels/ros2_launch``):
 the launch file is looked up in the package's installed share directory (ament index, ``AMENT_PREFIX_PATH``),
-included with the ``NAME:=VALUE`` arguments and run by ``launch.LaunchService``; the exit status is the
+included with the ``NAME:=VALUE`` arguments and run by ``launch.LaunchService`` (noninteractive, as with
+``ros2 launch --noninteractive``: SIGINT to this process stops the launched ones); the exit status is the
 service's (non-zero when launch itself fails, e.g. on a bad argument, with launch's own message in its log).
 
 ``launch_ros.actions`` imports ``composition_interfaces.srv`` at import time; that message package is not on
@@ -63,7 +64,10 @@ def main(argv: list[str]) -> int:
 
     path = f"{get_package_share_directory(package)}/launch/{file_name}"
     print(f"launch_run: {path} {' '.join(args)} (composition_interfaces stand-in: {stand_in})", flush=True)
-    service = LaunchService(argv=args)
+    # noninteractive (`ros2 launch --noninteractive`): no terminal delivers Ctrl-C to the launched processes'
+    # process group here, so on SIGINT launch itself must send SIGINT to each of them (interactive launch only
+    # escalates to SIGTERM after 5 s, assuming the terminal already did).
+    service = LaunchService(argv=args, noninteractive=True)
     service.include_launch_description(
         LaunchDescription(
             [IncludeLaunchDescription(AnyLaunchDescriptionSource(path), launch_arguments=parse_arguments(args))]

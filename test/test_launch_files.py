@@ -115,57 +115,69 @@ def test_depth_nodes_launch_remaps_parameters_and_depth(install, tmp_path) -> No
 
 
 # ---------------------------------------------------------------------------------------------- kitti_playback
+BAG_FRAMES = 3
 @pytest.fixture(scope="module")
 def tiny_bag(tmp_path_factory) -> tuple[Path, Path]:
-    """(synthetic drive root, its rosbag2): `depth-nodes synth` (2 KITTI-size frames) + `depth-nodes kitti2bag`."""
+    """(synthetic drive root, its rosbag2): `depth-nodes synth` (3 KITTI-size frames) + `depth-nodes kitti2bag`."""
     from depth_nodes.cli import main
 
     root = tmp_path_factory.mktemp("tiny_drive")
     data, bag = root / "synthetic", root / "bag"
-    assert main(["synth", "-o", str(data), "--frames", "2", "--no-progress", "--no-preview"]) == 0
+    assert main(["synth", "-o", str(data), "--frames", str(BAG_FRAMES), "--no-progress", "--no-preview"]) == 0
     drive = data / "raw" / "2011_09_26" / "2011_09_26_drive_0001_sync"
     assert main(["kitti2bag", str(drive), "-o", str(bag)]) == 0
     return data, bag
 
 
 def test_kitti_playback_plays_a_bag_into_the_node(install, tiny_bag, tmp_path) -> None:
-    """kitti_playback.launch.py with the package's own player: the bag's frames come out as depth on sim time,
-    with kitti.yaml's parameters, and the transport argument reaches the node and the player."""
+    """kitti_playback.launch.py with the package's own player: the bag's frames come out as depth on sim time
+    (the bag's stamps, accurate against the drive's ground truth), with kitti.yaml's parameters, and the
+    transport argument is forwarded to depth_nodes.launch.py for both the node and the player."""
     from depth_nodes.demo import ground_truth_lookup
     from depth_nodes.ros import conversions as conv
 
     data, bag = tiny_bag
-    args = [f"bag:={bag}", "player:=depth_nodes", "rviz:=false", "loop:=true", "transport:=udp"]
+    gt_of = ground_truth_lookup(data)
+    # Played once: loop:=true jumps the sim clock back at every pass, which is not what this test is about.
+    # transport:=default: launch sets no profile, so node and player keep this session's (conftest: the shm
+    # profile of the source tree); were the argument not forwarded, the included file's own default (shm) would
+    # point them at the installed share/ copy. (udp: 1-4 MB best-effort scans over UDP are lost under load.)
+    args = [f"bag:={bag}", "player:=depth_nodes", "rviz:=false", "transport:=default"]
     depth_topic = f"/{TOPICS['depth']}"
     launched = _run(install, tmp_path, "kitti_playback.launch.py", args)
     probe = None
     try:
         probe = Probe("playback_probe", publish={}, subscribe=[depth_topic])
-        gt_of = ground_truth_lookup(data)
-
-        def depth_of_a_bag_frame() -> bool:
-            with probe.cond:
-                return any(gt_of(conv.stamp_to_ns(m.header.stamp)) is not None for m in probe.messages[depth_topic])
-
-        probe.wait_for(depth_of_a_bag_frame, STARTUP_S, f"{depth_topic} stamped like a bag frame", launched)
-        with probe.cond:
-            msg = next(m for m in probe.messages[depth_topic] if gt_of(conv.stamp_to_ns(m.header.stamp)) is not None)
-        depth, gt = conv.image_to_depth(msg), gt_of(conv.stamp_to_ns(msg.header.stamp))
-        both = np.isfinite(depth) & (gt > 0)
-        assert both.sum() > 0.2 * gt.size
-        assert np.median(np.abs(depth[both] - gt[both]) / gt[both]) < 0.05
+        # The player waits for the node's subscriptions (player_wait_s), so it is still there to be read.
+        both = {"depth_node", "bag_player"}
+        probe.wait_for(lambda: both <= set(launched.processes()), STARTUP_S, f"launch to start {both}", launched)
+        procs = launched.processes()
+        assert set(procs) == both, procs  # rviz:=false
+        inherited = install[1][PROFILE_ENV]
+        assert inherited != str(_share(install) / "config" / "fastdds_shm.xml")
+        assert {name: process_env(pid)[PROFILE_ENV] for name, pid in procs.items()} == dict.fromkeys(both, inherited)
         params = probe.parameters("/depth_node", ["use_sim_time", "camera_model", "lidar_frame", "min_lidar_points"])
         kitti = yaml.safe_load((_share(install) / "config" / "kitti.yaml").read_text())["/**"]["ros__parameters"]
         assert params == {
             "use_sim_time": True,
-            "camera_model": "rectified",
-            "lidar_frame": kitti["lidar_frame"],
+            "camera_model": "rectified",  # kitti_playback's argument to depth_nodes.launch.py
+            "lidar_frame": kitti["lidar_frame"],  # kitti.yaml, the extra parameter file
             "min_lidar_points": kitti["min_lidar_points"],
         }
-        procs = launched.processes()
-        assert set(procs) == {"depth_node", "bag_player"}, procs  # rviz:=false
-        udp = str(_share(install) / "config" / "fastdds_udp.xml")
-        assert {name: process_env(pid)[PROFILE_ENV] for name, pid in procs.items()} == dict.fromkeys(procs, udp)
+
+        def bag_frames() -> list:
+            with probe.cond:
+                return [m for m in probe.messages[depth_topic] if gt_of(conv.stamp_to_ns(m.header.stamp)) is not None]
+
+        probe.wait_for(lambda: bag_frames(), STARTUP_S, f"{depth_topic} stamped like a bag frame", launched)
+        done = "[bag_player-2]: process has finished cleanly"
+        probe.wait_for(lambda: done in launched.output(), STARTUP_S, "the player to finish the bag", launched)
+        assert probe.messages[depth_topic] and len(probe.messages[depth_topic]) == len(bag_frames()) <= BAG_FRAMES
+        for msg in bag_frames():
+            depth, gt = conv.image_to_depth(msg), gt_of(conv.stamp_to_ns(msg.header.stamp))
+            valid = np.isfinite(depth) & (gt > 0)
+            assert valid.sum() > 0.2 * gt.size
+            assert np.median(np.abs(depth[valid] - gt[valid]) / gt[valid]) < 0.05
     finally:
         if probe is not None:
             probe.close()
