@@ -107,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shm",
         action="store_true",
-        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (depth_nodes/config/fastdds_shm.xml)",
+        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (config/fastdds_shm.xml)",
     )
     parser.add_argument(
         "--transport",
