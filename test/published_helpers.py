@@ -83,3 +83,51 @@ def save_official_container(path: Path, family: str, state: OrderedDict, legacy:
     container = {"epoch": 3, "model": state, "optimizer": {"state": {}, "param_groups": []}, "args": args}
     torch.save(container, path, _use_new_zipfile_serialization=not legacy)
     return path
+
+
+#: the node test scene's camera (test/node_scene.py: 320 x 96, fx = fy = 200, cx = 160, cy = 48)
+SCENE_K = "200,200,160,48"
+EXPORT_HW = (96, 320)
+_IMPORTED: dict = {}
+
+
+def imported_enet(tmp_path_factory) -> dict:
+    """{"dir", "onnx", "report"}: full-size ENet (rule weights) saved as an official legacy container,
+    imported with ``depth-nodes model import`` and exported to ``model.onnx`` in the directory.
+
+    The export of a 130 M parameter graph takes a minute or more, so the ONNX is cached in the system temp
+    directory under a key of the config, the exporting code and the library versions (a cache hit is copied)."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    import onnx
+    import torch
+
+    from depth_nodes import models
+    from depth_nodes.cli import main
+    from depth_nodes.runtime.export import export
+
+    if _IMPORTED:
+        return _IMPORTED
+    root = tmp_path_factory.mktemp("enet_import")
+    ckpt = save_official_container(root / "e.pth.tar", "enet", rule_state_dict("enet"), legacy=True)
+    assert main(["model", "import", "enet", str(ckpt), "-o", str(root / "enet"), "--K", SCENE_K]) == 0
+    ckpt.unlink()
+    mdir = root / "enet"
+    src = Path(__file__).resolve().parents[1] / "depth_nodes"
+    key = hashlib.sha256()
+    key.update((mdir / "config.json").read_bytes())
+    for rel in ("models/enet.py", "models/penet_blocks.py", "runtime/export.py", "runtime/preprocess.py"):
+        key.update((src / rel).read_bytes())
+    key.update(f"{torch.__version__} {onnx.__version__} {EXPORT_HW}".encode())
+    cache = Path(tempfile.gettempdir()) / "depth_nodes_test_cache" / f"enet-{key.hexdigest()[:20]}.onnx"
+    report = None
+    if not cache.is_file():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        report = export(models.load(mdir), root / "model.onnx", *EXPORT_HW)
+        shutil.move(str(root / "model.onnx"), cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)
+    shutil.copyfile(cache, mdir / "model.onnx")
+    _IMPORTED.update({"dir": mdir, "onnx": mdir / "model.onnx", "report": report})
+    return _IMPORTED
