@@ -183,6 +183,9 @@ def test_out_of_bounds_strides_and_truncation_are_errors(tmp_path: Path) -> None
     p.write_bytes(raw[:-8])
     with pytest.raises(CheckpointError, match="truncated"):
         read_checkpoint(p)
+    p.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        read_checkpoint(p)
     p.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError):
         read_checkpoint(p)

@@ -73,7 +73,7 @@ def test_depth_nodes_eval_runs_the_imported_model(enet: dict, tmp_path: Path, ca
     pred = read_depth_png(sorted((out / "predictions").glob("*.png"))[0])
     ok = np.isfinite(want) & (want <= 120.0)
     assert ok.sum() > 2000, ok.sum()  # random weights: most of the output is beyond 120 m
-    np.testing.assert_allclose(pred[ok], want[ok], atol=1 / 512 + 1e-4)
+    np.testing.assert_allclose(pred[ok], want[ok], atol=1 / 256 + 1e-4)  # PNG: 1/256 m steps
     assert (pred[~ok] == 0).all()
 
 
@@ -87,28 +87,28 @@ def test_node_publishes_the_imported_model_on_onnxruntime(enet: dict) -> None:
     }  # fmt: skip
     proc, client, sender = start_node(params)
     try:
-        deadline = time.monotonic() + 240.0  # ONNX Runtime opens a 0.5 GB graph; slow on a loaded machine
+        want = _ort_depth(enet["onnx"], sender.rgb, sender.sparse)
+        deadline = time.monotonic() + 300.0  # ONNX Runtime opens a 0.5 GB graph; ENet takes seconds a frame here
         depth = diag = None
         while time.monotonic() < deadline:
             stamp = sender.send()
-            try:
-                msg = client.wait_stamp("depth/image", stamp, timeout=5.0)
+            try:  # one frame at a time: the node's one-slot mailbox drops frames sent while ENet runs
+                msg = client.wait_stamp("depth/image", stamp, timeout=30.0)
             except TimeoutError:
                 continue
             diag = client.latest_diagnostics()
             assert diag.get("learned_state") != "fallback", diag
-            if diag.get("learned_state") == "active" and diag.get("estimator") == "learned" and \
-                    diag.get("mode") == "guided":  # fmt: skip
-                depth = depth_array(msg)
-                if diag.get("learned_model") == "enet":
+            if diag.get("learned_state") == "active":
+                got = depth_array(msg)
+                both = np.isfinite(want) & np.isfinite(got)
+                # the classical fallback served frames while the model loaded: wait for the model's answer
+                if both.mean() > 0.5 and np.allclose(got[both], want[both], rtol=1e-4, atol=1e-3):
+                    depth = got
                     break
-            time.sleep(0.2)  # ~5 Hz like a camera while the model loads
-        assert depth is not None, f"the learned model never served a frame: {client.latest_diagnostics()}"
+            time.sleep(0.2)
+        assert depth is not None, f"the learned model's depth never came: {client.latest_diagnostics()}"
+        assert (np.isfinite(want) == np.isfinite(depth)).mean() > 0.99  # NaN where the model gives no depth
         assert diag["learned_model"] == "enet" and diag["learned_backend"] == "onnxruntime"
-        assert "onnxruntime" in diag["learned_backend_reason"]
-        want = _ort_depth(enet["onnx"], sender.rgb, sender.sparse)
-        both = np.isfinite(want) & np.isfinite(depth)
-        assert both.mean() > 0.5 and (np.isfinite(want) == np.isfinite(depth)).mean() > 0.99
-        np.testing.assert_allclose(depth[both], want[both], rtol=1e-4, atol=1e-3)  # the model's answer
+        assert diag["estimator_guided"] == "learned" and "onnxruntime" in diag["learned_backend_reason"]
     finally:
         stop_node(proc, client)

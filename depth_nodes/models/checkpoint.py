@@ -18,6 +18,7 @@ element count and the raw bytes).
 from __future__ import annotations
 
 import io
+import mmap
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -291,8 +292,12 @@ def _read_zip(path: Path) -> RawCheckpoint:
 
 
 def _read_legacy(path: Path) -> RawCheckpoint:
-    data = path.read_bytes()
-    f = io.BytesIO(data)
+    with open(path, "rb") as fh:  # mapped, not read: real containers carry ~1 GB of optimizer state we skip
+        try:
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            raise CheckpointError(f"{path.name} is empty") from None
+    f = data
     magic, _ = _load_pickle(f, legacy=True)
     if magic != LEGACY_MAGIC:
         raise CheckpointError(f"{path.name} is neither a zip nor a legacy torch.save file (magic number {magic!r})")
