@@ -97,7 +97,7 @@ def test_installed_depth_node_publishes_depth(prefix: Path, tmp_path: Path) -> N
     env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(prefix / "share" / "depth_nodes" / "config" / "fastdds_shm.xml")
     shipped = prefix / "share" / "depth_nodes" / "config" / "depth_nodes.yaml"
     proc = InstalledNode(TEST_PARAMS, env=env, params_files=[shipped]).start()
-    client = NodeClient(outputs=("depth/image",))
+    client = NodeClient(outputs=("depth/image_rect",))
     try:
         client.wait_matched(30.0, inputs=("image", "camera_info", "points"))
         sender = SceneSender(client)
@@ -105,11 +105,11 @@ def test_installed_depth_node_publishes_depth(prefix: Path, tmp_path: Path) -> N
         for _ in range(8):  # the first frames can race discovery of the outputs
             stamp = sender.send()
             try:
-                depth = depth_array(client.wait_stamp("depth/image", stamp, timeout=5.0))
+                depth = depth_array(client.wait_stamp("depth/image_rect", stamp, timeout=5.0))
                 break
             except TimeoutError:
                 continue
-        assert depth is not None, f"no depth/image from the installed node:\n{proc.output()[-3000:]}"
+        assert depth is not None, f"no depth/image_rect from the installed node:\n{proc.output()[-3000:]}"
         gt = scene.dense_depth()
         both = np.isfinite(gt) & np.isfinite(depth)
         assert both.sum() > 0.3 * depth.size
