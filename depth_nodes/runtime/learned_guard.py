@@ -133,7 +133,7 @@ class GuardedLearnedEstimator:
                 return out
         if inputs.sparse is None:
             raise EmptyInputError("no LiDAR depth for a LiDAR-based estimator")
-        return self.fallback.complete(inputs.sparse.depth, inputs.rgb)
+        return self.fallback.complete(inputs.sparse.depth, inputs.rgb, conditioned=True)  # projected + filtered
 
     def _on_success(self, est, inputs) -> None:
         if self.failures:
