@@ -28,14 +28,22 @@ def test_gpu_check_script_measures_every_model_and_writes_json_and_markdown(tmp_
     result = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     shipped = {d.name for d in gpu_check.model_dirs([])}
     assert {"learned", "mono_unet"} <= shipped  # every package checkpoint is found
-    names = {row["model"] for row in result["rows"]}
-    assert {"learned", "mono_unet", "tiny_unet"} <= names and not result["errors"], result["errors"]
+    weights = {row["model"]: row["weights"] for row in result["rows"]}
+    assert not result["errors"], result["errors"]
+    assert weights["learned"] == weights["mono_unet"] == "shipped" and weights["tiny_unet"] == "imported"
+    assert "enet" not in weights  # reduced mode: the 130 M-parameter published nets only with --published yes
     for row in result["rows"]:
         assert row["device"] == "cpu" and row["precision"] == "fp32" and row["size_hw"] == "64x192"
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["n"] == 2
         assert row["parity_vs_cpu_fp32"]["max_abs_m"] == 0.0  # same device, same frame: bit-identical
     md = (tmp_path / "out" / "gpu_check.md").read_text()
     assert md.count("| cpu | fp32 |") == len(result["rows"]) and "reduced" in md and "| model |" in md
+
+
+def test_published_families_are_timed_with_seeded_weights_unless_imported(tmp_path) -> None:
+    rows = gpu_check.candidates([], published=True)
+    assert ("seeded (architecture timing)", "enet") in rows and ("seeded (architecture timing)", "penet") in rows
+    assert ("shipped", gpu_check.model_dirs([])[0]) in rows
 
 
 def test_parity_and_the_budget_are_real(tmp_path) -> None:

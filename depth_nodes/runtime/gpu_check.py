@@ -2,7 +2,10 @@
 
 ``bash scripts/gpu_check.sh [OUT_DIR]`` (no internet there, CUDA torch present, no TensorRT): for every model
 directory in the package (``depth_nodes/**/weights/<name>/`` with config.json + model.safetensors: the shipped
-checkpoints and any imported one saved there) plus ``--model DIR``, at 352x1216 and 384x1248 (H x W):
+checkpoints and any imported one saved there), every ``--model DIR`` (an imported checkpoint, e.g. from
+``depth-nodes model import penet``), and every published family (ENet, PENet) with seeded weights when no
+imported directory of it is given (the official weights are ~0.5 GB, beyond the machine's 64 MiB carry; latency
+depends on the architecture, not on the weight values), at 352x1216 and 384x1248 (H x W):
 
 - torch CUDA fp32 and fp16 (``torch.autocast``, as the torch backend runs fp16) latency, warm: ``--warmup``
   calls, then ``--iterations`` timed calls with ``torch.cuda.synchronize`` around each; p50 / p99 ms;
@@ -11,7 +14,8 @@ checkpoints and any imported one saved there) plus ``--model DIR``, at 352x1216 
 
 written as ``gpu_check.json`` + ``gpu_check.md`` (a markdown table) in OUT_DIR. A time budget (``--budget-s``,
 default 240 s) keeps the whole run under 5 minutes: rows not reached are listed as skipped. Without CUDA (or
-with ``--reduced``) it runs a reduced CPU mode -- 64x192, fp32 only, a few iterations -- so the script is
+with ``--reduced``) it runs a reduced CPU mode -- 64x192, fp32 only, a few iterations, no seeded published
+families (130 M parameters: ~23 s a call on a loaded 2-core CPU) unless ``--published yes`` -- so the script is
 tested on every CI run.
 """
 
@@ -37,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed calls before timing (default 5)")
     p.add_argument("--budget-s", type=float, default=240.0, help="stop starting rows after this (default 240 s)")
     p.add_argument("--reduced", action="store_true", help="CPU smoke mode (automatic without CUDA)")
+    p.add_argument("--published", choices=("auto", "yes", "no"), default="auto",
+                   help="seeded ENet/PENet rows (auto: on CUDA only)")  # fmt: skip
 
 
 def model_dirs(extra: list[str]) -> list[Path]:
@@ -47,17 +53,50 @@ def model_dirs(extra: list[str]) -> list[Path]:
     return list(dict.fromkeys([*found, *(Path(e).expanduser().resolve() for e in extra)]))
 
 
-def load_model(d: Path):
+def _register_families() -> None:
     import importlib
-
-    from depth_nodes import models
 
     for mod in FAMILY_MODULES:
         try:
             importlib.import_module(mod)
         except ImportError:
             pass
+
+
+def load_model(d: Path):
+    from depth_nodes import models
+
+    _register_families()
     return models.load(d).eval().float()
+
+
+def candidates(extra: list[str], published: bool) -> list[tuple[str, object]]:
+    """``(weights label, model dir or published family name)``: package dirs, --model dirs, seeded published."""
+    from depth_nodes import models
+
+    dirs = model_dirs(extra)
+    given = {Path(e).expanduser().resolve() for e in extra}
+    out: list[tuple[str, object]] = [("imported" if d in given else "shipped", d) for d in dirs]
+    if published:
+        have = set()
+        for d in dirs:
+            try:
+                have.add(models.read_config(d)["model"])
+            except Exception:  # noqa: BLE001 - reported when loaded
+                pass
+        out += [("seeded (architecture timing)", name) for name in getattr(models, "PUBLISHED", {}) if name not in have]
+    return out
+
+
+def _build(source):
+    if isinstance(source, Path):
+        return load_model(source)
+    import torch
+
+    from depth_nodes import models
+
+    torch.manual_seed(0)
+    return models.create(source).eval().float()
 
 
 def make_inputs(model, h: int, w: int) -> dict[str, np.ndarray]:
@@ -132,9 +171,10 @@ def run(args: argparse.Namespace) -> int:
         "sizes_hw": [list(s) for s in sizes], "iterations": iterations, "warmup": warmup, "rows": [], "skipped": [],
         "errors": [],
     }  # fmt: skip
-    for d in model_dirs(args.model):
+    published = args.published == "yes" or (args.published == "auto" and cuda)
+    for weights, d in candidates(args.model, published):
         try:
-            model = load_model(d)
+            model = _build(d)
         except Exception as exc:  # noqa: BLE001 - one unloadable model must not stop the others
             result["errors"].append({"model_dir": str(d), "error": f"{type(exc).__name__}: {exc}"})
             continue
@@ -146,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
             feed = make_inputs(model, ph, pw)
             ref = None
             for prec in precisions:
-                row = {"model": name, "model_dir": str(d), "parameters": n_params, "size_hw": f"{h}x{w}",
-                       "padded_hw": f"{ph}x{pw}", "device": device, "precision": prec}  # fmt: skip
+                row = {"model": name, "model_dir": str(d), "weights": weights, "parameters": n_params,
+                       "size_hw": f"{h}x{w}", "padded_hw": f"{ph}x{pw}", "device": device, "precision": prec}  # fmt: skip
                 if time.monotonic() - t_start > args.budget_s:
                     result["skipped"].append({**row, "why": f"time budget {args.budget_s:g} s spent"})
                     continue
@@ -178,16 +218,16 @@ def markdown(result: dict) -> str:
         f"{result['warmup']} warm-up + {result['iterations']} timed calls per row; parity = the same model's CPU "
         f"fp32 output on the same street frame. Wall time {result['wall_s']} s.",
         "",
-        "| model | params | H x W (padded) | device | precision | p50 ms | p99 ms | max abs diff vs CPU m | mean rel diff |",
-        "|---|---:|---|---|---|---:|---:|---:|---:|",
+        "| model | weights | params | H x W (padded) | device | precision | p50 ms | p99 ms | max abs diff vs CPU m | mean rel diff |",
+        "|---|---|---:|---|---|---|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         p = r["parity_vs_cpu_fp32"]
-        lines.append(f"| {r['model']} | {r['parameters']:,} | {r['size_hw']} ({r['padded_hw']}) | {r['device']} | "
+        lines.append(f"| {r['model']} | {r['weights']} | {r['parameters']:,} | {r['size_hw']} ({r['padded_hw']}) | {r['device']} | "
                      f"{r['precision']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {p['max_abs_m']:.3g} | "
                      f"{p['mean_rel']:.2g} |")  # fmt: skip
     for s in result["skipped"]:
-        lines.append(f"| {s['model']} | | {s['size_hw']} | {s['device']} | {s['precision']} | skipped: {s['why']} | | | |")
+        lines.append(f"| {s['model']} | {s['weights']} | | {s['size_hw']} | {s['device']} | {s['precision']} | skipped: {s['why']} | | | |")
     for e in result["errors"]:
         lines.append(f"\nError: {e.get('model', e.get('model_dir'))}: {e['error']}")
     return "\n".join(lines) + "\n"
