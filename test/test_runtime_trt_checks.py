@@ -134,3 +134,29 @@ def test_a_jetson_with_a_cpu_torch_is_detected_and_reported(tmp_path, monkeypatc
     assert values["learned_state"] == "active" and "Jetson Orin NX" in values["learned_gpu_unused"]
     assert any("CPU-only torch" in w for w in warnings)  # the node reports WARN, not a silent CPU run
     g.close()
+
+
+def test_check_engine_fails_a_reduced_precision_engine_off_fp32(exported, tmp_path, monkeypatch, capsys) -> None:
+    """check-engine used to fail only on fp32 differences: now fp16 over its tolerance fails it (exit 1)."""
+    from depth_nodes.cli import main as cli_main
+    from depth_nodes.runtime import engine_tools, trt_backend
+
+    trt = make_fake_trt("10.3.0")
+
+    class OnFake(trt_backend.TensorRTBackend):  # the CLI's backend, on the fake module and the CPU
+        def __init__(self, onnx, precision, device, *a, **k):
+            super().__init__(onnx, precision, "cpu", *a, trt_module=trt, gpu=ORIN, **k)
+
+    monkeypatch.setattr(trt_backend, "TensorRTBackend", OnFake)
+    monkeypatch.setattr(factory, "cuda_gpu", lambda: "Orin")
+    monkeypatch.setattr(factory, "_has", lambda m: True)
+    monkeypatch.setattr(engine_tools, "_fps", lambda b, f, n: 123.0)  # timing needs CUDA
+    args = ["check-engine", str(exported["onnx"]), "-r", "32x48", "--precision", "fp32", "--precision", "fp16",
+            "--engine-cache-dir", str(tmp_path), "--iterations", "1"]  # fmt: skip
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count(": PASS") == 2 and "fp16 vs ONNX Runtime fp32 on 4 street frames (procedural)" in out
+    trt.precision_error = 0.04
+    assert cli_main([*args, "--force-engine-update"]) == 1
+    out = capsys.readouterr().out
+    assert "check-engine FAILED: fp16: engine refused" in out and "mean |depth error| 4 %" in out
