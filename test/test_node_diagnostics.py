@@ -57,13 +57,14 @@ HAVE_ML = importlib.util.find_spec("onnxruntime") is not None or importlib.util.
 
 
 @pytest.mark.skipif(not HAVE_ML, reason="neither onnxruntime nor torch installed (depth_nodes[ml])")
-def test_monocular_with_the_shipped_default_estimator_publishes_warn(node) -> None:
-    """Shipped defaults (monocular_estimator: mono): a LiDAR outage gives published monocular depth, WARN."""
-    _, client, sender = node
-    guided(client, sender)
-    d = feed_until(client, lambda: sender.send(points=False), settled("monocular", WARN))
-    assert d["published_mode"] == "monocular" and d["mono_state"] == "ready", d
-    assert d["mono_scale"] != "no fit yet" and d["mono_backend"] in ("onnxruntime", "torch"), d
+def test_monocular_with_the_shipped_own_net_publishes_warn() -> None:
+    """``monocular_estimator: mono`` (the shipped own net; opt-in since issue 19, docs/node_bench.md): a LiDAR
+    outage gives published monocular depth, WARN."""
+    with running_node({"monocular_estimator": "mono"}) as (_, client, sender):
+        guided(client, sender)
+        d = feed_until(client, lambda: sender.send(points=False), settled("monocular", WARN))
+        assert d["published_mode"] == "monocular" and d["mono_state"] == "ready", d
+        assert d["mono_scale"] != "no fit yet" and d["mono_backend"] in ("onnxruntime", "torch"), d
 
 
 def test_none_when_nothing_arrives_is_error(node) -> None:

@@ -1,7 +1,7 @@
 """``/diagnostics`` of ``monocular`` mode without a usable monocular estimator: ERROR naming why.
 
 One node per case (``/diagnostics`` is one global topic, so not next to another module's node); the shipped
-default (``monocular_estimator: mono``) publishing monocular depth is in ``test_node_diagnostics.py``.
+own net (``monocular_estimator: mono``) publishing monocular depth is in ``test_node_diagnostics.py``.
 """
 
 from __future__ import annotations

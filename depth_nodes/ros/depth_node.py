@@ -32,7 +32,7 @@ from depth_nodes.ros.diagnostics import WARN, NodeReport, RateLimitedLog, assess
 from depth_nodes.ros.extrinsics import make_compensator, make_extrinsics
 from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
 from depth_nodes.ros.node_main import NODE_NAME, TOPICS, main  # noqa: F401 - main: console script target
-from depth_nodes.ros.node_stats import NodeStats
+from depth_nodes.ros.node_stats import NodeStats, timing_values
 from depth_nodes.ros.node_worker import FrameWorker
 
 
@@ -303,8 +303,7 @@ class DepthNode(Node):
         }
         for cause, n in snap.image_rejections.items():
             values[f"images_rejected_{cause.replace(' ', '_')}"] = n
-        for stage, ms in snap.stage_p50_ms.items():
-            values[f"stage_{stage}_p50_ms"] = ms
+        values.update(timing_values(snap))  # stage_*_p50_ms, worker_busy_*, CPU per frame
         est_values, est_warnings = self.selector.diagnostics()  # learned estimator: backend, fallback reason
         values.update(est_values)
         if est_warnings:  # the configured model is not running: degraded whatever the mode
