@@ -68,17 +68,17 @@ for _ in range(4):  # the LiDAR stops: the mode machine moves to monocular (its 
     frame(lidar=False)
 time.sleep(1.0)  # a background model loader would have imported its libraries by now
 report = node.report()
-out = {"heavy": [m for m in %r if m in sys.modules], "calls": calls, "drift_checks": node.drift.checks,
+out = {"heavy": [m for m in sys.argv[4].split(",") if m in sys.modules], "calls": calls, "drift_checks": node.drift.checks,
        "drift_offered": node.drift.frames_offered, "values": {k: str(v) for k, v in report.values.items()}}
 node.shutdown(); node.destroy_node(); rclpy.try_shutdown()
 print(json.dumps(out))
-""" % (HEAVY,)
+"""
 
 
 def run_node(overrides: dict, n_guided: int = 12) -> dict:
     pytest.importorskip("rclpy")
     res = subprocess.run(
-        [sys.executable, "-c", NODE_SCRIPT, str(TEST_DIR), json.dumps(overrides), str(n_guided)],
+        [sys.executable, "-c", NODE_SCRIPT, str(TEST_DIR), json.dumps(overrides), str(n_guided), ",".join(HEAVY)],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
@@ -112,7 +112,9 @@ def test_stage_times_add_up_to_the_worker_time_of_each_frame(defaults_run) -> No
         assert c["processing_ms"] >= t["queue"] >= 0
     values = defaults_run["values"]
     busy_mean = float(values["worker_busy_mean_ms"])
-    assert busy_mean > 0 and abs(float(values["sustainable_rate_hz"]) - 1e3 / busy_mean) < 1e-6 * 1e3 / busy_mean
+    assert (
+        busy_mean > 0 and abs(float(values["sustainable_rate_hz"]) - 1e3 / busy_mean) < 1e-6 * 1e3 / busy_mean
+    )
     assert float(values["process_cpu_per_frame_ms"]) > 0 and float(values["stage_drift_p50_ms"]) > 0
 
 

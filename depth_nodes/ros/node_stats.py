@@ -147,7 +147,9 @@ class NodeStats:
         busy = self.busy.percentiles((50, 99))
         snap.busy_ms.update({"p50": busy[50], "p99": busy[99], "mean": self.busy.mean()})
         cpu = (marks[-1] - marks[0]) / (len(marks) - 1) * 1e3 if len(marks) >= 2 else float("nan")
-        return replace(snap, busy_cpu_p50_ms=self.busy_cpu.percentiles((50,))[50], process_cpu_per_frame_ms=cpu)
+        return replace(
+            snap, busy_cpu_p50_ms=self.busy_cpu.percentiles((50,))[50], process_cpu_per_frame_ms=cpu
+        )
 
 
 def timing_values(snap: StatsSnapshot) -> dict[str, float]:
