@@ -174,3 +174,33 @@ def test_fast_edge_returns_equal_the_reference_on_synthetic_frames() -> None:
             np.testing.assert_array_equal(a, b)
         n += got[0].size + got[2].size
     assert n > 100  # the frames do have depth edges
+
+
+@pytest.mark.parametrize("organized", [False, True])
+def test_cloud_building_equals_the_boolean_mask_reference(organized) -> None:
+    """The flat-index cloud path (2.2x faster) gives exactly the points of the boolean-mask formulation,
+    NaN / inf / negative depth excluded, at every decimation, distorted camera included."""
+    from depth_nodes.core.camera import CameraModel
+    from depth_nodes.core.projection import depth_to_points
+
+    K = np.array([[721.5, 0, 609.6], [0, 721.5, 172.9], [0, 0, 1]])
+    cam = CameraModel(
+        304, 88, K / [[4], [4], [1]], D=np.array([0.1, -0.05, 0, 0, 0]), distortion_model="plumb_bob"
+    )
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(2, 60, cam.shape).astype(np.float32)
+    depth[:20], depth[50, ::3], depth[60, ::5] = np.nan, np.inf, -1.0
+    rgb = rng.integers(0, 255, (*cam.shape, 3), dtype=np.uint8)
+    rays = cam.pixel_rays()
+    for stride in (1, 2, 3):
+        d, r, c = depth[::stride, ::stride], rays[::stride, ::stride], rgb[::stride, ::stride]
+        ok = np.isfinite(d) & (d > 0)
+        xyz, col = depth_to_points(depth, cam, rgb, stride=stride, organized=organized)
+        if organized:
+            dz = np.where(ok, d, np.nan)
+            np.testing.assert_array_equal(xyz, np.stack([r[..., 0] * dz, r[..., 1] * dz, dz], -1))
+            np.testing.assert_array_equal(col, c)
+        else:
+            ref = np.stack([r[..., 0][ok] * d[ok], r[..., 1][ok] * d[ok], d[ok]], 1)
+            np.testing.assert_array_equal(xyz, ref)
+            np.testing.assert_array_equal(col, c[ok])

@@ -27,6 +27,12 @@ CAMERA_FRAME, LIDAR_FRAME = "camera_color_left", "velo_link"
 #: /diagnostics keys copied into each result (why frames were not published, what arrived).
 INPUT_KEYS = ("frames_in", "image_received_rate_hz", "image_rate_hz", "lidar_rate_hz", "last_not_published_reason",
               "rejected_messages", "images_rejected", "last_image_rejection", "qos_incompatibilities")  # fmt: skip
+#: The parts of the end-to-end latency in order (node stages from /diagnostics; ``deliver`` = e2e p50 - the
+#: node's stamp -> publish p50: the output's transport to the bench process). The calibration check runs
+#: after ``publish`` (no latency) and is reported with the worker's time per frame instead.
+E2E_PARTS = ("receive", "queue", "motion", "project", "estimate", "colorize", "cloud", "publish", "deliver")
+#: Node counters read before and after the measured seconds (differences are the run's).
+COUNTERS = ("drops", "frames_not_published", "frames_in", "frames_published", "drift_checks")
 
 
 # ------------------------------------------------------------------------------------------ frames
@@ -97,9 +103,9 @@ class RunResult:
     seconds: float
     frames_sent: int
     depth_received: int
-    lost: int
-    node_drops: int
-    node_not_published: int
+    lost: int  # sent - received by the bench = node_drops + node_not_published + lost_in_transport
+    node_drops: int  # frames replaced in the node's one-slot mailbox (each counted by the node)
+    node_not_published: int  # frames the node processed but could not publish (no scan paired, ...)
     latency_ms: dict = field(default_factory=dict)  # end to end: stamp -> depth/image received here
     cloud_latency_ms: dict = field(default_factory=dict)  # stamp -> depth/points received here
     node_latency_ms: dict = field(default_factory=dict)  # stamp -> publish, from /diagnostics
@@ -110,6 +116,16 @@ class RunResult:
     estimator: str = ""
     mode: str = ""
     node_inputs: dict = field(default_factory=dict)  # what the node's last /diagnostics says about its inputs
+    lost_in_transport: int = (
+        0  # lost neither in the mailbox nor unpublished: never reached the node / the bench
+    )
+    e2e_parts_p50_ms: dict = field(default_factory=dict)  # E2E_PARTS: where the e2e time goes
+    worker_busy_ms: dict = field(
+        default_factory=dict
+    )  # the worker's time per frame (all stages): p50, p99, mean
+    sustainable_rate_hz: float = float("nan")  # 1000 / mean worker time per frame
+    cpu_ms_per_frame: float = float("nan")  # node process CPU time (all threads) / frames published
+    drift_checks: int = 0  # calibration checks run during the measured seconds
 
 
 def transport_env(transport: str) -> dict[str, str]:
@@ -124,7 +140,9 @@ def transport_env(transport: str) -> dict[str, str]:
         env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(transport).resolve())
         env.setdefault("RMW_FASTRTPS_USE_QOS_FROM_XML", "0")
     elif transport != "default":
-        raise DepthNodesError(f"--transport {transport!r}: choose from {', '.join(TRANSPORTS)} or a .xml profile")
+        raise DepthNodesError(
+            f"--transport {transport!r}: choose from {', '.join(TRANSPORTS)} or a .xml profile"
+        )
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return env
 
@@ -154,13 +172,25 @@ class ProcessSampler:
                 return
 
     def stop(self) -> tuple[float, float]:
-        """``(cpu_percent, peak_rss_mb)``; 100 % = one core."""
-        cpu = sum(self.proc.cpu_times()[:2]) - self.cpu0
+        """``(cpu_percent, peak_rss_mb)``; 100 % = one core (``cpu_s``: the CPU seconds behind it)."""
+        cpu = self.cpu_s = sum(self.proc.cpu_times()[:2]) - self.cpu0
         wall = time.monotonic() - self.t0
-        self.peak_rss = max(self.peak_rss, self.proc.memory_info().rss)
+        self.peak_rss = max(self.peak_rss, self.proc.memory_info().rss, _vm_hwm(self.proc.pid))
         self._stop.set()
         self._thread.join(1.0)
         return 100.0 * cpu / max(wall, 1e-9), self.peak_rss / 2**20
+
+
+def _vm_hwm(pid: int) -> int:
+    """The kernel's peak RSS of ``pid`` over its whole life (bytes; Linux ``VmHWM``), 0 where unavailable:
+    sampling alone misses a short start-up peak."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -211,7 +241,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         for i in range(n_total):
             if i == n_warm:
                 diag = client.latest_diagnostics()
-                before = {k: int(diag.get(k, 0)) for k in ("drops", "frames_not_published")}
+                before = {k: int(diag.get(k, 0)) for k in COUNTERS}
                 sampler = ProcessSampler(proc.pid).start()
             delay = t_next - time.monotonic()
             if delay > 0:
@@ -237,6 +267,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         except TimeoutError:
             pass
         cpu, rss = sampler.stop()
+        cpu_s = sampler.cpu_s
         check_alive(proc)
         diag = {}
         deadline = time.monotonic() + 3.0
@@ -259,6 +290,11 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         lat = [(received[s] - s) * 1e-6 for s in sent if s in received]
         cloud_lat = [(clouds[s] - s) * 1e-6 for s in sent if s in clouds]
     stages = {k[len("stage_") : -len("_p50_ms")]: float(v) for k, v in diag.items() if k.startswith("stage_")}
+    delta = {k: int(diag.get(k, 0)) - before.get(k, 0) for k in COUNTERS}
+    e2e, node_lat = _percentiles(lat), float(diag.get("latency_stamp_to_publish_p50_ms", "nan"))
+    parts = {k: stages.get(k, 0.0) for k in E2E_PARTS[:-1]}
+    parts["deliver"] = e2e["p50"] - node_lat
+    lost = len(sent) - len(lat)
     return RunResult(
         transport=transport,
         rate_hz=rate,
@@ -266,12 +302,15 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         seconds=args.seconds,
         frames_sent=len(sent),
         depth_received=len(lat),
-        lost=len(sent) - len(lat),
-        node_drops=int(diag.get("drops", 0)) - before.get("drops", 0),
-        node_not_published=int(diag.get("frames_not_published", 0)) - before.get("frames_not_published", 0),
-        latency_ms=_percentiles(lat),
+        lost=lost,
+        node_drops=delta["drops"],
+        node_not_published=delta["frames_not_published"],
+        lost_in_transport=max(0, lost - delta["drops"] - delta["frames_not_published"]),
+        latency_ms=e2e,
         cloud_latency_ms=_percentiles(cloud_lat),
-        node_latency_ms={q: float(diag.get(f"latency_stamp_to_publish_{q}_ms", "nan")) for q in ("p50", "p90", "p99")},
+        node_latency_ms={
+            q: float(diag.get(f"latency_stamp_to_publish_{q}_ms", "nan")) for q in ("p50", "p90", "p99")
+        },
         stage_p50_ms=stages,
         cpu_percent=cpu,
         peak_rss_mb=rss,
@@ -279,4 +318,9 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         estimator=diag.get("estimator", ""),
         mode=diag.get("mode", ""),
         node_inputs={k: diag[k] for k in INPUT_KEYS if k in diag},
+        e2e_parts_p50_ms=parts,
+        worker_busy_ms={q: float(diag.get(f"worker_busy_{q}_ms", "nan")) for q in ("p50", "p99", "mean")},
+        sustainable_rate_hz=float(diag.get("sustainable_rate_hz", "nan")),
+        cpu_ms_per_frame=cpu_s * 1e3 / max(1, delta["frames_published"]),
+        drift_checks=delta["drift_checks"],
     )
