@@ -68,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the node's default best-effort input QoS (default here: reliable inputs, like a bag player)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the node worker's cProfile (CPU time) per run to DIR and print its top functions",
+    )
     # Internal: one child process per transport (Fast DDS reads its transport settings once per process).
     parser.add_argument("--frames-file", type=Path, default=None, help=argparse.SUPPRESS)
 
@@ -144,6 +151,8 @@ def _child_runs(args, transport: str, frames_file: Path, workdir: Path) -> list[
     cmd += [a for p in args.param for a in ("--param", p)]
     if args.best_effort:
         cmd.append("--best-effort")
+    if args.profile is not None:
+        cmd += ["--profile", str(args.profile.resolve())]
     env = transport_env(transport)
     res = subprocess.run(cmd, env=env)
     if res.returncode != 0 or not out.is_file():

@@ -181,6 +181,22 @@ class ProcessSampler:
         return 100.0 * cpu / max(wall, 1e-9), self.peak_rss / 2**20
 
 
+def _settled_counters(client, n_sent: int, timeout_s: float = 3.0) -> dict[str, int]:
+    """The node's counters once its /diagnostics account for all ``n_sent`` warm-up frames (in and handled),
+    so the run's drops and losses are its own: diagnostics come once a second, and a report from before the
+    last warm-up frames would put their drops into the run. Sending pauses meanwhile (<= ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        diag = client.latest_diagnostics()
+        counters = {k: int(diag.get(k, 0)) for k in COUNTERS}
+        handled = counters["frames_published"] + counters["frames_not_published"] + counters["drops"]
+        if (
+            counters["frames_in"] >= n_sent and handled >= counters["frames_in"]
+        ) or time.monotonic() > deadline:
+            return counters
+        time.sleep(0.05)
+
+
 def _vm_hwm(pid: int) -> int:
     """The kernel's peak RSS of ``pid`` over its whole life (bytes; Linux ``VmHWM``), 0 where unavailable:
     sampling alone misses a short start-up peak."""
@@ -206,6 +222,11 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     from depth_nodes.ros.node_harness import NodeClient, NodeProcess, check_alive
 
     env = transport_env(transport)
+    profile = None
+    if getattr(args, "profile", None) is not None:  # the node worker's cProfile (node_worker.PROFILE_ENV)
+        args.profile.mkdir(parents=True, exist_ok=True)
+        profile = (args.profile / f"node_{Path(transport).stem}_{rate:g}hz.prof").resolve()
+        env = {**env, "DEPTH_NODES_PROFILE": str(profile)}
     proc = NodeProcess(extra_params, env=env, params_files=resources.node_params_files()).start()
     received: dict[int, int] = {}
     clouds: dict[int, int] = {}
@@ -240,9 +261,9 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         before = {}
         for i in range(n_total):
             if i == n_warm:
-                diag = client.latest_diagnostics()
-                before = {k: int(diag.get(k, 0)) for k in COUNTERS}
+                before = _settled_counters(client, n_warm)
                 sampler = ProcessSampler(proc.pid).start()
+                t_next = time.monotonic()
             delay = t_next - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # pacing the publisher at the requested rate, not waiting for DDS
@@ -286,6 +307,11 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
                 os.environ[k] = v
         proc.stop()
         proc.cleanup()
+    if profile is not None and profile.is_file():
+        import pstats
+
+        print(f"  node worker profile (CPU time, all frames incl. warm-up): {profile}")
+        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(15)
     with lock:
         lat = [(received[s] - s) * 1e-6 for s in sent if s in received]
         cloud_lat = [(clouds[s] - s) * 1e-6 for s in sent if s in clouds]

@@ -77,7 +77,10 @@ class DepthNode(Node):
         log = self.get_logger()
         self.warn = RateLimitedLog(log.warning, self.p.warning_period_s)
         self.selector = pl.EstimatorSelector(
-            self.p.completer, self.p.lidar_only_completer, self.p.monocular_estimator, log=log.warning,
+            self.p.completer,
+            self.p.lidar_only_completer,
+            self.p.monocular_estimator,
+            log=log.warning,
             options=self._estimator_options(),
         )
         self.modes = pl.ModeMachine(self.p.mode_hysteresis_frames, on_transition=self._on_transition)

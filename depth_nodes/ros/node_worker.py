@@ -10,6 +10,8 @@ by the parameter callback), so a parameter change never lands half-way through a
 
 from __future__ import annotations
 
+import cProfile
+import os
 import threading
 import time
 
@@ -20,6 +22,9 @@ from depth_nodes.errors import DepthNodesError
 from depth_nodes.ros.extrinsics import ExtrinsicsError
 from depth_nodes.ros.node_inputs import ImageFrame, LidarFrame
 from depth_nodes.ros.node_stats import CLOCK_AGREEMENT_S
+
+#: Environment variable: a file the worker writes its cProfile statistics to at shutdown (profiling runs).
+PROFILE_ENV = "DEPTH_NODES_PROFILE"
 
 
 class FrameWorker:
@@ -33,6 +38,9 @@ class FrameWorker:
         self._pending_lock = threading.Lock()
         self._running = False
         self.thread = threading.Thread(target=self._work, name="depth_worker", daemon=True)
+        # cProfile of every frame on the worker's CPU clock (thread time, not disturbed by other processes),
+        # written at stop: `depth-nodes bench node --profile DIR` sets it
+        self._profiler = cProfile.Profile(time.thread_time) if os.environ.get(PROFILE_ENV) else None
 
     def start(self) -> None:
         self._running = True
@@ -42,6 +50,8 @@ class FrameWorker:
         self._running = False
         self.inputs.mailbox.close()
         self.thread.join(timeout=2.0)
+        if self._profiler is not None:  # DEPTH_NODES_PROFILE: the worker's per-frame CPU profile
+            self._profiler.dump_stats(os.environ[PROFILE_ENV])
 
     def scan_arrived(self, stamp_ns: int) -> None:
         """A scan was cached (executor thread): release a waiting image it pairs with."""
@@ -77,7 +87,10 @@ class FrameWorker:
     def _safe_process(self, frame, may_wait: bool) -> None:
         warn = self.node.warn
         try:
-            self._process(frame, may_wait)
+            if self._profiler is not None:
+                self._profiler.runcall(self._process, frame, may_wait)
+            else:
+                self._process(frame, may_wait)
         except DepthNodesError as exc:
             warn(f"frame: {type(exc).__name__}", f"frame skipped: {exc}")
         except Exception as exc:  # noqa: BLE001 - the node must survive anything a frame does

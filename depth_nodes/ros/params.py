@@ -254,7 +254,9 @@ def check_consistency(p: NodeParams) -> None:
     if p.image_bit_depth and not 8 <= p.image_bit_depth <= 16:
         raise ParameterError(f"image_bit_depth must be 0 (detect) or 8..16, got {p.image_bit_depth}")
     if not re.fullmatch(r"\d+x\d+(,\d+x\d+)*", p.model_resolutions.replace(" ", "")):
-        raise ParameterError(f"parameter 'model_resolutions' must be HxW[,HxW...]; got {p.model_resolutions!r}")
+        raise ParameterError(
+            f"parameter 'model_resolutions' must be HxW[,HxW...]; got {p.model_resolutions!r}"
+        )
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise ParameterError(f"parameter 'device' must be auto, cpu, cuda or cuda:N; got {p.device!r}")
     if p.max_depth_m <= p.min_depth_m:
