@@ -1,7 +1,7 @@
 """Online camera-LiDAR calibration-drift alarm: do LiDAR depth edges still fall on image edges?
 
-On every ``period_frames``-th frame (ROS-free; ~3 ms a check at 1216 x 352 on a quiet 2-core machine,
-``docs/node_bench.md``):
+On every ``period_frames``-th frame (ROS-free; ~5 ms of CPU a check at 1216 x 352 on the loaded 2-core dev
+machine, ``docs/node_bench.md``):
 
 1. *Depth-edge returns*: consecutive returns of one image row (<= ``row_gap_px`` apart) whose depths jump
    by more than ``max(jump_m, jump_rel * nearer)``: the nearer one sits on an object's silhouette, where the
