@@ -4,7 +4,7 @@ Frames of a synthetic KITTI-like drive are rendered first (``data.synthetic.gene
 the KITTI depth-completion size 1216x352 like ``val_selection_cropped``), turned into messages once, then
 published with fresh stamps at each rate (camera at ``--rate``, LiDAR at ``min(rate, --lidar-rate)``)
 into a node started per (transport, rate) run with the shipped ``depth_nodes.yaml`` + ``kitti.yaml``.
-Measured per run: end-to-end latency (image stamp -> ``depth/image`` received here, so it includes both
+Measured per run: end-to-end latency (image stamp -> the depth image (``TOPICS['depth']``) received here, so it includes both
 transports) p50/p90/p99, the node's own stamp -> publish latency and stage times (from /diagnostics),
 frames sent / published / dropped (node mailbox) / lost (never published), CPU % and peak RSS of the
 node process (psutil), and what the node's /diagnostics says about its inputs. Transports
@@ -27,6 +27,8 @@ import numpy as np
 
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.ros.bench_node_run import (
+    CLOUD,
+    DEPTH,
     TRANSPORTS,
     RunResult,
     make_frames,
@@ -103,8 +105,8 @@ def markdown_table(results: list[RunResult], meta: dict) -> str:
 
 
 LEGEND = (
-    "Latencies in ms (e2e = image stamp -> depth/image received by the bench process; cloud = the same for "
-    "depth/points; node = stamp -> depth/image publish inside the node, last 300 frames incl. warm-up). "
+    f"Latencies in ms (e2e = image stamp -> {DEPTH} received by the bench process; cloud = the same for "
+    f"{CLOUD}; node = stamp -> {DEPTH} publish inside the node, last 300 frames incl. warm-up). "
     "lost = sent - published = mailbox drops (counted by the node) + not published (processed, e.g. no scan "
     "paired) + lost in transport (the rest). worker ms/frame = the node worker's mean time per frame, all "
     "stages incl. the calibration check (sustainable Hz = 1000 / it); CPU ms/frame = node process CPU time "

@@ -13,6 +13,7 @@ import numpy as np
 
 from depth_nodes import resources
 from depth_nodes.errors import DepthNodesError
+from depth_nodes.ros.node_main import TOPICS
 
 TRANSPORT_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
 #: --transport choices: the shipped profiles, Fast DDS's built-in UDPv4 alone (OS-default socket buffers), and
@@ -24,6 +25,8 @@ TRANSPORTS = {
     "default": "Fast DDS built-ins (512 KB shared memory + UDPv4)",
 }
 CAMERA_FRAME, LIDAR_FRAME = "camera_color_left", "velo_link"
+#: The outputs the bench times: the node's depth image (e2e) and its cloud.
+DEPTH, CLOUD = TOPICS["depth"], TOPICS["cloud"]
 #: /diagnostics keys copied into each result (why frames were not published, what arrived).
 INPUT_KEYS = ("frames_in", "image_received_rate_hz", "image_rate_hz", "lidar_rate_hz", "last_not_published_reason",
               "rejected_messages", "images_rejected", "last_image_rejection", "qos_incompatibilities")  # fmt: skip
@@ -233,11 +236,9 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     lock = threading.Lock()
 
     def on_message(topic: str, msg, t_recv_ns: int) -> None:
-        if topic in ("depth/image", "depth/points"):
+        if topic in (DEPTH, CLOUD):
             with lock:
-                (received if topic == "depth/image" else clouds)[conv.stamp_to_ns(msg.header.stamp)] = (
-                    t_recv_ns
-                )
+                (received if topic == DEPTH else clouds)[conv.stamp_to_ns(msg.header.stamp)] = t_recv_ns
 
     saved = {k: os.environ.get(k) for k in TRANSPORT_VARS}
     os.environ.update({k: env[k] for k in TRANSPORT_VARS if k in env})
@@ -247,7 +248,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     client = None
     try:
         client = NodeClient(
-            "depth_node_bench", outputs=("depth/image", "depth/points"), reliable_inputs=True, keep=False,
+            "depth_node_bench", outputs=(DEPTH, CLOUD), reliable_inputs=True, keep=False,
             on_message=on_message, input_depth=2,
         )  # fmt: skip
         client.wait_matched(60.0)

@@ -195,6 +195,8 @@ class FrameWorker:
         done = time.perf_counter()
         processing_ms = (published - frame.received) * 1e3  # image receipt -> publish
         timings["queue"] = (t_start - frame.received) * 1e3  # conversion in the callback + mailbox wait
+        if getattr(frame, "rectify_ms", None) is not None:  # a raw image rectified in the callback (in queue)
+            timings["rectify"] = frame.rectify_ms
         on_clock = node.use_sim_time or -p.max_future_stamp_s * 1e3 <= gap_ms <= CLOCK_AGREEMENT_S * 1e3
         if on_clock:
             timings["receive"] = gap_ms - processing_ms  # image stamp -> callback (sender + transport)
