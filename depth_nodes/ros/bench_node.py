@@ -168,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
     from depth_nodes.core.memory import tune_malloc
 
     tune_malloc()
-    extra = parse_params(args.param)
+    # /diagnostics at 5 Hz: the run's counters are read at a pause after the warm-up, which must stay shorter
+    # than max_image_age_s (a longer one makes the camera stale and the next scan drive a frame of its own)
+    extra = {"diagnostics_period_s": 0.2, **parse_params(args.param)}
     if not args.best_effort:
         extra = {"image_qos_reliability": "reliable", "points_qos_reliability": "reliable", **extra}
     if not 0 < args.seconds <= 600 or any(r <= 0 for r in args.rate):

@@ -184,18 +184,22 @@ class ProcessSampler:
         return 100.0 * cpu / max(wall, 1e-9), self.peak_rss / 2**20
 
 
-def _settled_counters(client, n_sent: int, timeout_s: float = 3.0) -> dict[str, int]:
-    """The node's counters once its /diagnostics account for all ``n_sent`` warm-up frames (in and handled),
-    so the run's drops and losses are its own: diagnostics come once a second, and a report from before the
-    last warm-up frames would put their drops into the run. Sending pauses meanwhile (<= ``timeout_s``)."""
+def _settled_counters(client, timeout_s: float = 2.0) -> dict[str, int]:
+    """The node's counters once its /diagnostics account for every warm-up frame, so the run's drops and
+    losses are its own: a report from before the last warm-up frames would put their drops into the run. Sending pauses meanwhile: done when a new report shows every frame
+    that came in handled and no frame arrived since the report before it (<= ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
+    last: dict = {}
+    last_in = -1
     while True:
         diag = client.latest_diagnostics()
         counters = {k: int(diag.get(k, 0)) for k in COUNTERS}
-        handled = counters["frames_published"] + counters["frames_not_published"] + counters["drops"]
-        if (
-            counters["frames_in"] >= n_sent and handled >= counters["frames_in"]
-        ) or time.monotonic() > deadline:
+        if diag != last:  # a new report (ages and rates change in every one)
+            handled = counters["frames_published"] + counters["frames_not_published"] + counters["drops"]
+            if counters["frames_in"] == last_in and handled >= counters["frames_in"]:
+                return counters
+            last, last_in = diag, counters["frames_in"]
+        if time.monotonic() > deadline:
             return counters
         time.sleep(0.05)
 
@@ -262,7 +266,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         before = {}
         for i in range(n_total):
             if i == n_warm:
-                before = _settled_counters(client, n_warm)
+                before = _settled_counters(client)
                 sampler = ProcessSampler(proc.pid).start()
                 t_next = time.monotonic()
             delay = t_next - time.monotonic()
@@ -293,9 +297,10 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         check_alive(proc)
         diag = {}
         deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:  # a diagnostics message newer than the last frame
+        handled = ("frames_published", "frames_not_published", "drops")
+        while time.monotonic() < deadline:  # a diagnostics message that accounts for every measured frame
             diag = client.latest_diagnostics()
-            if int(diag.get("frames_published", 0)) + int(diag.get("drops", 0)) >= len(sent):
+            if sum(int(diag.get(k, 0)) - before.get(k, 0) for k in handled) >= len(sent):
                 break
             time.sleep(0.05)
     finally:
