@@ -328,7 +328,8 @@ def test_bench_node_smoke(tmp_path) -> None:
     counted = run["node_drops"] + run["node_not_published"]
     assert run["lost_in_transport"] == max(0, run["lost"] - counted) and run["lost"] <= counted + run["lost_in_transport"]
     assert list(run["e2e_parts_p50_ms"]) == ["receive", "queue", "motion", "project", "estimate", "colorize",
-                                             "cloud", "publish", "deliver"], run  # fmt: skip
+                                             "publish", "deliver"], run  # fmt: skip
+    assert run["stage_p50_ms"]["cloud"] > 0 and run["stage_p50_ms"]["publish_cloud"] > 0, run  # after the depth
     parts = sum(run["e2e_parts_p50_ms"].values())
     assert abs(parts - run["latency_ms"]["p50"]) < 0.5 * run["latency_ms"]["p50"] + 5, run
     assert run["cpu_ms_per_frame"] > 0 and run["worker_busy_ms"]["mean"] > 0 and run["drift_checks"] >= 1, run

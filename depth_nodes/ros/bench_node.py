@@ -111,7 +111,8 @@ LEGEND = (
     "paired) + lost in transport (the rest). worker ms/frame = the node worker's mean time per frame, all "
     "stages incl. the calibration check (sustainable Hz = 1000 / it); CPU ms/frame = node process CPU time "
     "(all threads) / frames published, the figure least sensitive to other load. Where the e2e time goes "
-    "(p50 per part; p50s of parts need not add up exactly to the p50 of the sum):\n\n"
+    "(p50 per part; p50s of parts need not add up exactly to the p50 of the sum), then the worker's stages after "
+    "the depth image is out:\n\n"
 )
 
 
@@ -119,13 +120,15 @@ def breakdown(r: RunResult) -> str:
     """One line: the e2e parts' p50s, their sum against the e2e p50, and the per-frame work off the path."""
     parts = r.e2e_parts_p50_ms
     total = sum(v for v in parts.values() if v == v)
-    drift = r.stage_p50_ms.get("drift", float("nan"))
+    st = r.stage_p50_ms
+    nan = float("nan")
     return (
         f"- {r.transport} @ {r.rate_hz:g} Hz: "
         + " + ".join(f"{k} {v:.1f}" for k, v in parts.items())
-        + f" = {total:.1f} ms (e2e p50 {r.latency_ms['p50']:.1f}); after publish: drift check {drift:.1f} ms "
-        f"x {r.drift_checks} checks; worker p50/p99 {r.worker_busy_ms.get('p50', float('nan')):.1f}/"
-        f"{r.worker_busy_ms.get('p99', float('nan')):.1f} ms"
+        + f" = {total:.1f} ms (e2e p50 {r.latency_ms['p50']:.1f}); after the depth image: cloud "
+        f"{st.get('cloud', nan):.1f} + publish_cloud {st.get('publish_cloud', nan):.1f} ms, drift check "
+        f"{st.get('drift', nan):.1f} ms x {r.drift_checks} checks; worker p50/p99 "
+        f"{r.worker_busy_ms.get('p50', nan):.1f}/{r.worker_busy_ms.get('p99', nan):.1f} ms"
     )
 
 

@@ -31,9 +31,12 @@ DEPTH, CLOUD = TOPICS["depth"], TOPICS["cloud"]
 INPUT_KEYS = ("frames_in", "image_received_rate_hz", "image_rate_hz", "lidar_rate_hz", "last_not_published_reason",
               "rejected_messages", "images_rejected", "last_image_rejection", "qos_incompatibilities")  # fmt: skip
 #: The parts of the end-to-end latency in order (node stages from /diagnostics; ``deliver`` = e2e p50 - the
-#: node's stamp -> publish p50: the output's transport to the bench process). The calibration check runs
-#: after ``publish`` (no latency) and is reported with the worker's time per frame instead.
-E2E_PARTS = ("receive", "queue", "motion", "project", "estimate", "colorize", "cloud", "publish", "deliver")
+#: node's stamp -> publish p50: the output's transport to the bench process). The cloud (``cloud`` +
+#: ``publish_cloud``) and the calibration check run after the depth image is out (no latency for it) and
+#: are reported with the worker's time per frame instead.
+E2E_PARTS = ("receive", "queue", "motion", "project", "estimate", "colorize", "publish", "deliver")
+#: Worker stages after the depth image is published.
+AFTER_PUBLISH = ("cloud", "publish_cloud", "drift")
 #: Node counters read before and after the measured seconds (differences are the run's).
 COUNTERS = ("drops", "frames_not_published", "frames_in", "frames_published", "drift_checks")
 

@@ -214,9 +214,14 @@ class DepthNode(Node):
         if result.colorized is not None:
             self.color_pub.publish(conv.numpy_to_image(result.colorized, "rgb8", header))
         if result.cloud_xyz is not None:
-            self.cloud_pub.publish(
-                conv.xyzrgb_to_pointcloud2(result.cloud_xyz, result.cloud_rgb, header, result.cloud_organized)
-            )
+            self.publish_cloud(result, frame)
+
+    def publish_cloud(self, result: pl.FrameResult, frame) -> None:
+        """``depth/points`` of ``result`` (the worker calls it on its own after the depth image is out)."""
+        header = Header(stamp=frame.stamp, frame_id=result.frame_id)
+        self.cloud_pub.publish(
+            conv.xyzrgb_to_pointcloud2(result.cloud_xyz, result.cloud_rgb, header, result.cloud_organized)
+        )
 
     # ------------------------------------------------------------------ modes and diagnostics
     def _on_transition(self, t: pl.Transition) -> None:
