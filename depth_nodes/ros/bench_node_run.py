@@ -112,7 +112,7 @@ class RunResult:
     lost: int  # sent - received by the bench = node_drops + node_not_published + lost_in_transport
     node_drops: int  # frames replaced in the node's one-slot mailbox (each counted by the node)
     node_not_published: int  # frames the node processed but could not publish (no scan paired, ...)
-    latency_ms: dict = field(default_factory=dict)  # end to end: stamp -> depth/image received here
+    latency_ms: dict = field(default_factory=dict)  # end to end: stamp -> the depth image (DEPTH) received here
     cloud_latency_ms: dict = field(default_factory=dict)  # stamp -> depth/points received here
     node_latency_ms: dict = field(default_factory=dict)  # stamp -> publish, from /diagnostics
     stage_p50_ms: dict = field(default_factory=dict)
