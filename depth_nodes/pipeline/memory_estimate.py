@@ -48,6 +48,8 @@ class MemoryEstimate:
     #: The mono fill's scale fit on this frame's memory returns (None: no mono, or no fit; see ``mono_note``).
     mono_fit: object | None = None
     mono_note: str = ""
+    #: Pixels whose depth came from the mono fill (None: no fill).
+    mono_mask: np.ndarray | None = None
 
 
 def project_carried(
@@ -164,4 +166,5 @@ def _fill_mono(
     base = float(np.median(est.sparse_confidence[est.sparse > 0])) / (1.0 + fit.residual / 0.15)
     conf[fill] = base / (1.0 + mono[fill] / MONO_CONFIDENCE_FAR_M)
     est.mono_fit = fit
+    est.mono_mask = fill
     est.share_mono = float(fill.mean())
