@@ -58,7 +58,7 @@ def _layout(gt_dir: Path) -> Path:
 def _scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
     has = gt > 0
     est = np.isfinite(pred) & (pred > 0)
-    use = has & est if mask is None else has & mask
+    use = has & est if mask is None else has & est & mask
     err = np.abs(pred[use] - gt[use]) if use.any() else np.zeros(0)
     return {
         "mae_mm": float(err.mean() * 1e3) if err.size else float("nan"),
@@ -110,6 +110,7 @@ def bench(
     mono: bool = True,
     max_depth_m: float = 80.0,
     progress: bool = True,
+    exclude_moving: bool = True,
 ) -> dict:
     from depth_nodes import completion
     from depth_nodes.data.gt_sources import open_drive
@@ -141,6 +142,7 @@ def bench(
 
     params = MemoryParams(max_scans=memory_scans, max_age_s=1e6)
     memories: dict[int, LidarMemory] = {}
+    fresh_cache: dict[int, np.ndarray] = {}
 
     def memory_until(e: int) -> LidarMemory:
         if e not in memories:
@@ -170,6 +172,7 @@ def bench(
                 est = estimate_from_memory(
                     carried, cam, mem_completer, d["image"], max_depth_m=max_depth_m,
                     mono_pred=predict(k) if net is not None else None, mono_kind=net.model.kind if net else "metric",
+                    exclude_moving=exclude_moving,
                 )  # fmt: skip
                 with_mono = est.completion.depth
                 mem_only = with_mono.copy()
@@ -177,7 +180,9 @@ def bench(
                     mem_only[est.mono_mask] = np.nan
             except DepthNodesError:
                 mem_only = with_mono = np.full(cam.shape, np.nan, np.float32)
-            fresh = guided.complete(d["sparse"], d["image"]).depth
+            if k not in fresh_cache:
+                fresh_cache[k] = guided.complete(d["sparse"], d["image"]).depth
+            fresh = fresh_cache[k]
             preds_k = {"memory": mem_only, "guided": fresh}
             if net is not None:
                 preds_k["memory+mono"] = with_mono
@@ -201,7 +206,7 @@ def bench(
                       flush=True)  # fmt: skip
     return {
         "drive": str(drive_dir), "gt": str(gt_dir), "poses": pose_source, "rate_hz": rate_hz,
-        "memory_scans": memory_scans, "dropouts_s": dropouts_s, "cut_frames": {f"{d:g}": c for d, c in cuts.items()},
+        "memory_scans": memory_scans, "exclude_moving": exclude_moving, "dropouts_s": dropouts_s, "cut_frames": {f"{d:g}": c for d, c in cuts.items()},
         "mean": {dk: _mean(r) for dk, r in rows.items()}, "n": {dk: len(r) for dk, r in rows.items()},
         "seconds": time.perf_counter() - t0, "per_frame": rows,
     }  # fmt: skip
@@ -279,6 +284,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-mono", action="store_true", help="memory only (no monocular net: the [ros] install)"
     )
+    parser.add_argument(
+        "--keep-moving",
+        action="store_true",
+        help="memory depth also around what moved while it was recorded (default: left out)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--plot", type=Path, help="write the MAE / coverage figure here (PNG)")
 
@@ -293,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         a, _, b = args.frames.partition("-")
         frames = list(range(int(a), int(b or a) + 1))
     res = bench(args.drive, args.gt, dropouts, frames=frames, rate_hz=args.rate_hz,
-                memory_scans=args.memory_scans, mono=not args.no_mono)  # fmt: skip
+                memory_scans=args.memory_scans, mono=not args.no_mono, exclude_moving=not args.keep_moving)  # fmt: skip
     print(f"LiDAR dropout on {args.drive} (poses: {res['poses']}; {res['seconds']:.0f} s)")
     print(table(res))
     if args.json:

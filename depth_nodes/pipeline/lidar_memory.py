@@ -71,6 +71,8 @@ class MemoryScan:
     T_fixed_lidar: np.ndarray
     #: Points kept after the free-space test against the newest scan (None = not tested yet: all).
     keep: np.ndarray | None = None
+    #: Newest scan only: points in space the scan before it saw as free (something moved in there).
+    moved_in: np.ndarray | None = None
 
 
 @dataclass
@@ -87,6 +89,10 @@ class Carried:
     travelled_m: float
     #: Points dropped by the free-space test (all carried scans).
     n_dropped_free: int
+    #: Where things moved while the memory was recorded, in the camera frame: older points the newest scan
+    #: sees through (moved out) and newest points the scan before it saw through (moved in). Whatever moved
+    #: then may have moved on since: the memory does not vouch for depth around them.
+    moving_cam: np.ndarray | None = None
 
     @property
     def empty(self) -> bool:
@@ -187,6 +193,13 @@ class LidarMemory:
             in_newest = transform_points((T_new_fixed @ s.T_fixed_lidar).astype(np.float32), s.points)
             s.keep = ~image.seen_through(in_newest, p.free_rel_tol, p.free_abs_tol_m)
         newest.keep = None
+        newest.moved_in = None
+        if len(self._scans) > 1:  # what moved in between the last two scans (flagged, kept: the newest view)
+            prev = self._scans[-2]
+            prev_image = RangeImage(prev.points, p.azimuth_res_deg, p.elevation_res_deg)
+            in_prev = transform_points((invert(prev.T_fixed_lidar) @ newest.T_fixed_lidar).astype(np.float32),
+                                       newest.points)  # fmt: skip
+            newest.moved_in = prev_image.seen_through(in_prev, p.free_rel_tol, p.free_abs_tol_m)
         self._tested_against = newest.stamp_ns
 
     def carry(self, T_fixed_cam: np.ndarray, stamp_ns: int, T_cam_lidar: np.ndarray | None = None) -> Carried:
@@ -211,14 +224,20 @@ class LidarMemory:
             pos = [s.T_fixed_lidar[:3, 3] for s in scans] + [T_now[:3, 3]]
             steps = np.linalg.norm(np.diff(np.asarray(pos), axis=0), axis=1)
             travelled = np.cumsum(steps[::-1])[::-1]  # path from each scan to the image
-            out_pts, out_conf, n_dropped = [], [], 0
+            out_pts, out_conf, moving, n_dropped = [], [], [], 0
             for s, dist_m in zip(scans, travelled, strict=True):
                 pts = s.points if s.keep is None else s.points[s.keep]
                 n_dropped += s.points.shape[0] - pts.shape[0]
                 age_s = (stamp_ns - s.stamp_ns) * 1e-9
                 conf = 0.5 ** (age_s / p.half_life_s) * 0.5 ** (dist_m / p.half_distance_m)
-                out_pts.append(transform_points((T_cam_fixed @ s.T_fixed_lidar).astype(np.float32), pts))
+                T = (T_cam_fixed @ s.T_fixed_lidar).astype(np.float32)
+                out_pts.append(transform_points(T, pts))
                 out_conf.append(np.full(pts.shape[0], conf, np.float32))
+                if s.keep is not None and not s.keep.all():
+                    moving.append(transform_points(T, s.points[~s.keep]))
+                if s.moved_in is not None and s.moved_in.any():
+                    moving.append(transform_points(T, s.points[s.moved_in]))
             newest_age = (stamp_ns - scans[-1].stamp_ns) * 1e-9
             return Carried(np.concatenate(out_pts), np.concatenate(out_conf), stamp_ns, len(scans),
-                           newest_age, float(travelled[-1]), n_dropped)  # fmt: skip
+                           newest_age, float(travelled[-1]), n_dropped,
+                           np.concatenate(moving) if moving else None)  # fmt: skip

@@ -30,6 +30,11 @@ from depth_nodes.pipeline.lidar_memory import Carried
 MIN_FIT_POINTS = 200
 #: Depth beyond which the mono fill's confidence halves (m), as the mono estimator's.
 MONO_CONFIDENCE_FAR_M = 30.0
+#: Around what moved while the memory was recorded the memory gives no depth: this margin (px) ...
+MOVING_MARGIN_PX = 8
+#: ... growing by this much per second since the newest scan (px/s): a car at 10 m doing 5 m/s relative
+#: crosses ~30 px/s of a 600 px focal length.
+MOVING_MARGIN_PX_PER_S = 30.0
 #: The node's default parallax occlusion filter.
 DEFAULT_OCCLUSION = OcclusionFilter()
 
@@ -50,6 +55,8 @@ class MemoryEstimate:
     mono_note: str = ""
     #: Pixels whose depth came from the mono fill (None: no fill).
     mono_mask: np.ndarray | None = None
+    #: Pixels the memory leaves out because something moved there while it was recorded.
+    moving_mask: np.ndarray | None = None
 
 
 def project_carried(
@@ -87,6 +94,25 @@ def project_carried(
     return depth, confidence
 
 
+def moving_mask(carried: Carried, camera: CameraModel, margin_px: float) -> np.ndarray | None:
+    """Pixels within ``margin_px`` of where something moved while the memory was recorded (None: nothing)."""
+    if carried.moving_cam is None or carried.moving_cam.shape[0] == 0:
+        return None
+    pts = carried.moving_cam
+    if camera.T_proj_frame is not None:
+        T = np.asarray(camera.T_proj_frame, np.float32)
+        pts = pts @ T[:3, :3].T + T[:3, 3]
+    u, v, _ = camera.project(pts[pts[:, 2] > 0.1])
+    ui, vi = np.floor(u + 0.5), np.floor(v + 0.5)
+    ok = (ui >= 0) & (ui < camera.width) & (vi >= 0) & (vi < camera.height)
+    mask = np.zeros(camera.shape, np.uint8)
+    mask[vi[ok].astype(np.int64), ui[ok].astype(np.int64)] = 1
+    if not mask.any():
+        return None
+    r = max(1, int(round(margin_px)))
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+
+
 def nearest_value(sparse: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``values`` of the nearest pixel with ``sparse > 0``, for every pixel (OpenCV's labelled distance
     transform; 0 everywhere when ``sparse`` is empty)."""
@@ -114,11 +140,15 @@ def estimate_from_memory(
     mono_pred: np.ndarray | None = None,
     mono_kind: str = "metric",
     min_fit_points: int = MIN_FIT_POINTS,
+    exclude_moving: bool = True,
 ) -> MemoryEstimate:
     """Dense depth + confidence from ``carried`` (see the module docstring). ``mono_pred``: the monocular
-    model's raw prediction of this image (``mono_kind`` = ``metric`` or ``inverse``), None = memory only.
+    model's raw prediction of this image (``mono_kind`` = ``metric`` or ``inverse``), None = memory only;
+    ``exclude_moving``: no memory depth around what moved while it was recorded (:func:`moving_mask`).
     Raises :class:`EmptyInputError` when neither the memory nor the mono fill gives any depth."""
     sparse, sconf = project_carried(carried, camera, occlusion, min_depth_m, max_depth_m)
+    margin = MOVING_MARGIN_PX + MOVING_MARGIN_PX_PER_S * max(0.0, carried.newest_age_s)
+    moving = moving_mask(carried, camera, margin) if exclude_moving else None
     n_ret = int(np.count_nonzero(sparse))
     h, w = camera.shape
     depth = np.full((h, w), np.nan, np.float32)
@@ -133,8 +163,12 @@ def estimate_from_memory(
         kept = sparse > 0 if out.kept_returns is None else (sparse > 0) & out.kept_returns
         depth[kept], conf[kept] = sparse[kept], sconf[kept]  # the carried return itself, its own confidence
         conf = conf.astype(np.float32)
+        if moving is not None:  # no depth where something moved: it may have moved on (mono fills)
+            depth[moving], conf[moving] = np.nan, 0.0
+            sparse = np.where(moving, 0.0, sparse).astype(np.float32)  # nor a scale fit to it
     from_memory = np.isfinite(depth)
-    est = MemoryEstimate(Completion(depth, conf), sparse, sconf, float(from_memory.mean()), 0.0, n_ret)
+    est = MemoryEstimate(Completion(depth, conf), sparse, sconf, float(from_memory.mean()), 0.0,
+                         int(np.count_nonzero(sparse)), moving_mask=moving)  # fmt: skip
     if mono_pred is not None:
         _fill_mono(est, mono_pred, mono_kind, from_memory, max_depth_m, min_depth_m, min_fit_points)
     if not np.isfinite(est.completion.depth).any():
