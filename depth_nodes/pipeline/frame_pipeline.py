@@ -193,6 +193,8 @@ class FramePipeline:
             rgb is not None, sparse, why_no_scan, criteria, why_no_image, memory
         )
         mode = self.modes.propose(proposed, reason)
+        if {mode, proposed} == {GUIDED, LIDAR_MEMORY}:  # during the hysteresis: the better input serves
+            mode = proposed  # (fresh LiDAR over memory; memory over no frame), reported as what served
         result = FrameResult(mode, stamp_ns, frame_id, camera, sparse=sparse, timings_ms=timings)
         estimator = self.memory if mode == LIDAR_MEMORY else self.selector.for_mode(mode)
         if estimator is None and mode == LIDAR_MEMORY:
