@@ -78,6 +78,7 @@ class MemoryFallback:
         self._still_thumb: np.ndarray | None = None
         self._T_cam_lidar_still: np.ndarray | None = None
         self.last: dict[str, float] = {}
+        self.frames_served = 0  # frames whose depth came from the memory (cumulative)
 
     # ------------------------------------------------------------------ feeding (worker thread)
     def remember(
@@ -166,6 +167,7 @@ class MemoryFallback:
             "share_mono": est.share_mono, "returns": est.n_returns, "dropped_free": carried.n_dropped_free,
         }  # fmt: skip
         self.mono_note = est.mono_note
+        self.frames_served += 1
         return est.completion
 
     def _mono_prediction(self, inputs) -> tuple[np.ndarray | None, str]:
@@ -186,6 +188,7 @@ class MemoryFallback:
             "memory_scans": str(len(m)),
             "memory_points": str(m.n_points),
             "memory_state": self.reason,
+            "memory_frames": str(self.frames_served),
         }
         if self.last:
             values.update({
