@@ -201,3 +201,19 @@ def test_nearest_value_follows_the_nearest_return():
     vals[0, 0], vals[3, 5] = 0.2, 0.9
     out = nearest_value(sparse, vals)
     assert out[0, 1] == pytest.approx(0.2) and out[3, 4] == pytest.approx(0.9)
+
+
+def test_demo_default_drive_stands_still_while_the_lidar_is_withheld():
+    from depth_nodes.data.synthetic import BASE_STAMP_NS, FRAME_PERIOD_NS, ego_path
+    from depth_nodes.demo import DEFAULT_FRAMES, DROPOUT_FRAMES, dropout_of
+
+    stop, skip = dropout_of(DEFAULT_FRAMES)
+    withheld = [i for i in range(DEFAULT_FRAMES) if skip(BASE_STAMP_NS + i * FRAME_PERIOD_NS)]
+    assert withheld == list(range(DROPOUT_FRAMES[0], DROPOUT_FRAMES[1] + 1))
+    ego, still = ego_path(0, stop_s=stop), ego_path(0)
+    # standing still from one frame before the first withheld scan to one after the last
+    poses = [ego.pose(i * 0.1)[:3, 3] for i in range(DROPOUT_FRAMES[0] - 1, DROPOUT_FRAMES[1] + 2)]
+    assert np.ptp(np.asarray(poses), axis=0).max() < 1e-9
+    assert ego.pose(0.5)[0, 3] == pytest.approx(still.pose(0.5)[0, 3])  # unchanged before the stop
+    assert ego.pose(2.0)[0, 3] == pytest.approx(still.pose(2.0 - (stop[1] - stop[0]))[0, 3])
+    assert dropout_of(12) == (None, None) and dropout_of(DEFAULT_FRAMES, enabled=False) == (None, None)
