@@ -7,7 +7,7 @@
 4. Play the bag at recorded timing into the node (this process), wait until every image is accounted for
    in the node's ``/diagnostics`` (published, dropped or not published), stop the recorder (SIGINT: the
    bag is closed cleanly) and the node.
-5. Read the recorded bag back, score ``/depth/image`` against the exact ground truth, and write the report
+5. Read the recorded bag back, score ``/depth/image_rect`` against the exact ground truth, and write the report
    (HTML + PNGs) and a one-screen summary.
 """
 

@@ -17,6 +17,10 @@ class EmptyInputError(DepthNodesError):
     """An input holds no usable data (empty scan, no points in view)."""
 
 
+class OcclusionFilterError(DepthNodesError):
+    """A see-through (occlusion) filter parameter is unknown, out of range or of the wrong type."""
+
+
 class CalibrationError(DepthNodesError):
     """A camera model or calibration file is invalid or incomplete."""
 

@@ -10,8 +10,9 @@ extra_params_file (loaded after it, e.g. config/kitti.yaml), namespace, node_nam
 transport (Fast DDS profile: shm = 64 MB shared-memory segment + UDPv4, config/fastdds_shm.xml, for one
 host; udp = UDPv4 with 32 MB socket buffers and fast reliable repair, config/fastdds_udp.xml, for several
 hosts, needs the sysctl in docs/robot.md; default = Fast DDS's built-ins), log_level.
-Outputs (relative to the namespace): depth/image, depth/camera_info, depth/confidence, depth/colorized,
-depth/points; and /diagnostics.
+Outputs (relative to the namespace): depth/image_rect (a raw camera's image rectified onto P first;
+depth/image_raw instead only with the parameter depth_geometry: raw), depth/camera_info, depth/confidence,
+depth/colorized, depth/points; and /diagnostics.
 """
 
 from launch import LaunchDescription

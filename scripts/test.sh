@@ -16,6 +16,18 @@ fi
 "$PY" -m pip install --quiet "torch==2.13.0"
 "$PY" -m pip install --quiet -e ".[ros,dev,ml]"
 # (further installs go here, e.g. extras for optional backends: "$PY" -m pip install --quiet ...)
+# --- launch: begin (test/test_launch_files.py runs the launch files for real; test_colcon_install.py builds) ---
+# `launch` + `launch_ros` are pure Python but not on PyPI: wheels in ../shared/wheels/ros2_launch (its README).
+# --no-deps: launch_ros requires the name `ament_index_python`, which PyPI ships as ros-jazzy-ament-index-python
+# (pip then reports "launch-ros requires ament_index_python, which is not installed": expected, harmless).
+# The [launch] extra: their PyPI dependencies, and colcon (colcon-common-extensions) for `python -m colcon build`
+# with this interpreter. Without the wheels the launch tests skip, naming what is missing.
+LAUNCH_WHEELS=../shared/wheels/ros2_launch
+if compgen -G "$LAUNCH_WHEELS/*.whl" >/dev/null; then
+  "$PY" -m pip install --quiet --no-deps "$LAUNCH_WHEELS"/*.whl
+fi
+"$PY" -m pip install --quiet -e ".[launch]"
+# --- launch: end ---
 "$PY" -m ruff check .
 set +e
 "$PY" -m pytest -q -p no:cacheprovider -rs "$@"

@@ -90,14 +90,16 @@ class SceneSender:
         return stamp_ns
 
 
-def start_node(params: dict | None = None, input_depth: int = 5, namespace: str = ""):
-    """``(NodeProcess, NodeClient, SceneSender)`` matched and ready; caller stops them."""
+def start_node(params: dict | None = None, input_depth: int = 5, namespace: str = "", outputs=None):
+    """``(NodeProcess, NodeClient, SceneSender)`` matched and ready; caller stops them. ``outputs``: the
+    topics the client subscribes to (default: the node harness's ``OUTPUTS``)."""
     env = ros_env()
     ns_args = ["-r", f"__ns:={namespace}"] if namespace else []
     proc = NodeProcess({**TEST_PARAMS, **(params or {})}, env=env, extra_ros_args=ns_args).start()
     client = None
     try:
-        client = NodeClient(input_depth=input_depth, namespace=namespace)
+        extra = {} if outputs is None else {"outputs": tuple(outputs)}
+        client = NodeClient(input_depth=input_depth, namespace=namespace, **extra)
         compressed = (params or {}).get("use_compressed_image", False)
         client.wait_matched(
             30.0, inputs=("camera_info", "points") if compressed else ("image", "camera_info", "points")

@@ -131,7 +131,7 @@ def test_run_bench_rows_and_ratios() -> None:
     assert keys == {
         (m, i, g)
         for m in ("nearest", "ip_basic")
-        for i, g in (("full", "dense"), ("16beam", "dense"), ("16beam", "held_out"))
+        for i, g in (("raw", "dense"), ("full", "dense"), ("16beam", "dense"), ("16beam", "held_out"))
     }
     for r in rows:
         assert 0 < r["mae_mm"] <= r["rmse_mm"], r
@@ -202,7 +202,7 @@ def test_cli_json_docs_and_skipped_methods(fake_synthetic, tmp_path: Path, capsy
         and p["median_ms_with_occlusion"] > 0
         and p["median_ms_without_occlusion"] > 0
     )
-    assert len(data["results"]) == 6
+    assert len(data["results"]) == 8
     assert (tmp_path / "plots" / "bench_sparsification.png").stat().st_size > 5000
     assert (tmp_path / "plots" / "bench_latency.png").stat().st_size > 5000
     assert len(data["results"][0]["sparsification"]["curve"]) == 50
@@ -285,7 +285,7 @@ def test_real_synthetic_two_frames(tmp_path: Path) -> None:
     )
     data = json.loads(out.read_text())
     rows = {(r["method"], r["input"], r["gt"]): r for r in data["results"]}
-    assert len(rows) == 6
+    assert len(rows) == 8
     assert rows[("ip_basic", "full", "dense")]["mae_mm"] < rows[("ip_basic", "16beam", "dense")]["mae_mm"]
 
 
@@ -313,7 +313,9 @@ def test_bench_frames_match_the_written_data_set(written_drive: Path) -> None:
 
 
 def test_data_dir_with_ring_sidecar_adds_16beam(written_drive: Path) -> None:
-    dc = list(bc.prepare_kitti_dc(written_drive / "val_selection_cropped", 1, seed=0))[0]
+    # the synthetic writer's velodyne_raw is the node's filtered projection: declared conditioned
+    dc = list(bc.prepare_kitti_dc(written_drive / "val_selection_cropped", 1, seed=0, conditioned=True))[0]
+    assert dc.conditioned == frozenset(dc.inputs)
     ref = next(bc.synthetic_frames(5, 1))
     assert set(dc.inputs) == {"scan", "held_out", "16beam"}
     assert set(dc.gts["16beam"]) == {"rings_48of64", "rings_16of32", "accumulated"}

@@ -91,7 +91,7 @@ def test_demo_bags_match_their_metadata(demo_run, tmp_path):
         t["topic_metadata"]["name"]: t["topic_metadata"]["type"] for t in meta["topics_with_message_count"]
     }
     assert types == {
-        "/depth/image": "sensor_msgs/msg/Image",
+        "/depth/image_rect": "sensor_msgs/msg/Image",
         "/depth/confidence": "sensor_msgs/msg/Image",
         "/depth/colorized": "sensor_msgs/msg/Image",
         "/depth/points": "sensor_msgs/msg/PointCloud2",
@@ -100,7 +100,7 @@ def test_demo_bags_match_their_metadata(demo_run, tmp_path):
     }
     res = json.loads((out / "report" / "results.json").read_text())
     acc = res["accounting"]
-    assert outb.topics["/depth/image"].count == acc["published"] + acc["lidar_driven_outputs"]
+    assert outb.topics["/depth/image_rect"].count == acc["published"] + acc["lidar_driven_outputs"]
     assert meta["message_count"] == sum(t["message_count"] for t in meta["topics_with_message_count"])
     # The synthetic drive also converts to sqlite3, and that bag holds the same messages.
     drive = k2b.load_drive(out / "synthetic" / "raw" / "2011_09_26" / "2011_09_26_drive_0001_sync")

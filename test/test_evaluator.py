@@ -154,6 +154,7 @@ def test_complete_cli_directory_and_single_png(layout: Path, tmp_path: Path) -> 
                 str(frame.image),
                 "--method",
                 "nearest",
+                "--conditioned",  # the synthetic layout's velodyne_raw is the node's filtered projection
                 "-o",
                 str(single),
             ]

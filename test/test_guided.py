@@ -9,6 +9,7 @@ import pytest
 
 from depth_nodes.completion import create
 from depth_nodes.completion.guided import GuidedCompleter
+from depth_nodes.core.projection import remove_occluded
 from depth_nodes.errors import InputShapeError
 from depth_nodes.eval.metrics import fill_background
 
@@ -74,7 +75,8 @@ def street_scene(shape=(H, W)) -> tuple[np.ndarray, np.ndarray]:
 
 
 def devkit_errors(name: str, sparse: np.ndarray, image: np.ndarray, gt: np.ndarray, **params) -> np.ndarray:
-    out = create(name, **params).complete(sparse, image)
+    # Samples of the exact depth image: no see-through returns, so the input is declared conditioned.
+    out = create(name, **params).complete(sparse, image, conditioned=True)
     m = gt > 0
     return np.abs(fill_background(out.depth)[m] - gt[m])
 
@@ -207,7 +209,7 @@ def test_returns_kept_confidence_range_and_nan_handling():
     depth, image = street_scene()
     sparse = np.where(ring_mask(), depth, 0).astype(np.float32)
     sparse[60, 100] = 300.0  # a return beyond the clip range is still kept as measured
-    out = create("guided").complete(sparse, image)
+    out = create("guided").complete(sparse, image, conditioned=True)  # exact samples: nothing to filter
     assert out.depth.dtype == np.float32 and out.confidence.dtype == np.float32
     assert out.depth.shape == out.confidence.shape == (H, W)
     assert ((out.confidence >= 0) & (out.confidence <= 1)).all()
@@ -312,13 +314,21 @@ def test_random_inputs_keep_returns_and_invariants(name, params):
     for h, w in [(2, 2), (3, 5), (5, 3), (9, 2), (17, 33), (48, 64)]:
         for density in (0.0, 0.01, 0.3, 1.0):
             sparse = np.where(rng.random((h, w)) < density, rng.uniform(1, 80, (h, w)), 0).astype(np.float32)
-            out = g.complete(sparse, rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+            image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            out = g.complete(sparse, image, conditioned=True)
             assert out.depth.shape == out.confidence.shape == (h, w)
             assert ((out.confidence >= 0) & (out.confidence <= 1)).all()
             assert (out.confidence[np.isnan(out.depth)] == 0).all()
             assert (np.isnan(out.depth) | (out.depth > 0)).all()
             m = sparse > 0
             np.testing.assert_array_equal(out.depth[m], sparse[m])
+            # Raw (the default): the filter's see-through returns are dropped and reported, the rest kept.
+            raw = g.complete(sparse, image)
+            _, hidden = remove_occluded(sparse, g.occlusion)
+            kept = m & ~hidden
+            np.testing.assert_array_equal(raw.depth[kept], sparse[kept])
+            if hidden.any():
+                np.testing.assert_array_equal(raw.kept_returns, kept)
 
 
 def test_depth_keys_round_trip_and_order():

@@ -86,13 +86,13 @@ def test_lidar_outage_monocular_then_smooth_handover(node) -> None:
         assert time.monotonic() < deadline, f"mono net never became ready: {client.latest_diagnostics()}"
         stamps.append(sender.send())
         try:
-            client.wait_stamp("depth/image", stamps[-1], timeout=5.0)
+            client.wait_stamp("depth/image_rect", stamps[-1], timeout=5.0)
         except TimeoutError:
             continue
     for _ in range(12):  # guided frames: the mono scale is refitted (fit period 1; one refit at a time)
         stamps.append(sender.send())
         try:
-            client.wait_stamp("depth/image", stamps[-1], timeout=5.0)
+            client.wait_stamp("depth/image_rect", stamps[-1], timeout=5.0)
         except TimeoutError:
             continue
     d = client.latest_diagnostics()
@@ -104,7 +104,7 @@ def test_lidar_outage_monocular_then_smooth_handover(node) -> None:
         before = int(client.latest_diagnostics().get("frames_not_published", "0"))
         st = sender.send(points=False, stamp_ns=last + i * 200_000_000)
         if i >= 3:  # hysteresis 3: the 3rd LiDAR-less frame is monocular and published
-            mono_depths.append(depth_array(client.wait_stamp("depth/image", st, timeout=10.0)))
+            mono_depths.append(depth_array(client.wait_stamp("depth/image_rect", st, timeout=10.0)))
         else:  # still guided without a scan: not published
             client.wait_for(lambda b=before: int(client.latest_diagnostics().get("frames_not_published", "0")) > b,
                             10.0, "the LiDAR-less guided frame to be counted")  # fmt: skip
@@ -120,7 +120,7 @@ def test_lidar_outage_monocular_then_smooth_handover(node) -> None:
     ratios = [_ratio(mono_depths[-1])]
     for _ in range(3 + HANDOVER + 2):
         st = sender.send()
-        ratios.append(_ratio(depth_array(client.wait_stamp("depth/image", st, timeout=10.0))))
+        ratios.append(_ratio(depth_array(client.wait_stamp("depth/image_rect", st, timeout=10.0))))
     d = client.wait_mode("guided", 5.0)
     gap = abs(ratios[0] - ratios[-1])
     # No step larger than the mono-vs-guided gap split over the blend (plus 2 % for the LiDAR pixels written

@@ -87,7 +87,7 @@ def test_launch_defaults_publish_correct_depth_at_kitti_size(launched, reliable)
     kitti = KittiScene()
     client = NodeClient(
         name=f"defaults_{'rel' if reliable else 'be'}",
-        outputs=("depth/image", "depth/points"),
+        outputs=("depth/image_rect", "depth/points"),
         reliable_inputs=reliable,
         input_depth=10 if reliable else 5,  # ros2 bag play / a driver's sensor-data depth
     )
@@ -99,7 +99,7 @@ def test_launch_defaults_publish_correct_depth_at_kitti_size(launched, reliable)
         stamps: list[int] = []
 
         def published() -> set[int]:
-            return set(client.stamps("depth/image")) & set(stamps)
+            return set(client.stamps("depth/image_rect")) & set(stamps)
 
         deadline = time.monotonic() + STREAM_TIMEOUT_S
         while len(published()) < N_FRAMES and time.monotonic() < deadline:
@@ -126,7 +126,7 @@ def test_launch_defaults_publish_correct_depth_at_kitti_size(launched, reliable)
             ) from exc
         got = published()
 
-        msg = client.wait_stamp("depth/image", max(got))
+        msg = client.wait_stamp("depth/image_rect", max(got))
         assert (msg.width, msg.height, msg.encoding, msg.header.frame_id) == (1242, 375, "32FC1", FRAME)
         depth = depth_array(msg)
         hit = kitti.sparse > 0

@@ -79,7 +79,15 @@ def _bad_future(sender):
 
 
 def _bad_size(sender):
-    return sender.image(conv.ns_to_stamp(time.time_ns()), rgb=np.zeros((48, 160, 3), np.uint8))
+    """An image of another size than the CameraInfo of its stamp."""
+    stamp = conv.ns_to_stamp(time.time_ns())
+    return sender.info(stamp), sender.image(stamp, rgb=np.zeros((48, 160, 3), np.uint8))
+
+
+def _bad_info_stamp(sender):
+    """A driver stamping its CameraInfo 3 ms after the image (camera_info_stamp_tolerance_s: 0, exact)."""
+    t = time.time_ns()
+    return sender.info(conv.ns_to_stamp(t + 3_000_000)), sender.image(conv.ns_to_stamp(t))
 
 
 def _bad_encoding(sender):
@@ -103,8 +111,9 @@ def _bad_no_frame(sender):
         (_bad_size, "size_mismatch", "size mismatch: image is 160x48 but CameraInfo says 320x96"),
         (_bad_encoding, "undecodable", "undecodable:"),
         (_bad_no_frame, "no_frame_id", "no frame_id: empty frame_id on image and CameraInfo"),
+        (_bad_info_stamp, "unmatched_camera_info", "unmatched camera_info: no CameraInfo stamped within"),
     ],
-    ids=["future_stamp", "size_mismatch", "bad_encoding", "no_frame_id"],
+    ids=["future_stamp", "size_mismatch", "bad_encoding", "no_frame_id", "unmatched_camera_info"],
 )
 def test_rejected_images_leave_the_camera_stale_and_say_why(node, make_bad, cause, text) -> None:
     """Images keep arriving but are rejected: the camera is not fresh (lidar_only, WARN) and the message says why."""

@@ -32,6 +32,7 @@ class Malformed:
     def __init__(self, sender) -> None:
         self.s = sender
         self.cam = scene.camera()
+        self.good_stamp_ns = time.time_ns()  # the last good frame's stamp (the test loop sets it)
 
     def _image(self, **changes):
         msg = self.s.image(_stamp())
@@ -58,8 +59,10 @@ class Malformed:
         return self._image(width=0, height=0, step=0)
 
     def image_size_mismatch(self):
+        # Stamped like the last good frame: paired with its CameraInfo (by stamp), then the size check rejects it.
         small = np.zeros((48, 160, 3), np.uint8)
-        return "image", conv.numpy_to_image(small, "rgb8", Header(stamp=_stamp(), frame_id=CAMERA_FRAME))
+        stamp = conv.ns_to_stamp(self.good_stamp_ns)
+        return "image", conv.numpy_to_image(small, "rgb8", Header(stamp=stamp, frame_id=CAMERA_FRAME))
 
     def future_image(self):
         return "image", self.s.image(_stamp(+30.0))
@@ -170,8 +173,9 @@ def test_node_survives_malformed_input_and_publishes_every_good_frame(fuzz_node)
     missing = []
     for i in range(N_GOOD):
         stamp = sender.send()
+        bad.good_stamp_ns = stamp
         try:
-            msg = client.wait_stamp("depth/image", stamp, timeout=10.0)
+            msg = client.wait_stamp("depth/image_rect", stamp, timeout=10.0)
         except TimeoutError:
             missing.append(i)
             continue

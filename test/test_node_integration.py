@@ -31,7 +31,7 @@ def ensure_guided(client, sender, tries: int = 6) -> int:
     for _ in range(tries):
         stamp = sender.send()
         try:
-            client.wait_stamp("depth/image", stamp, timeout=5.0)
+            client.wait_stamp("depth/image_rect", stamp, timeout=5.0)
         except TimeoutError:
             continue
         if client.latest_diagnostics().get("mode") == "guided":
@@ -55,7 +55,7 @@ def test_outputs_match_the_scene(node) -> None:
     proc, client, sender = node
     ensure_guided(client, sender)
     stamp = sender.send()
-    depth_msg = client.wait_stamp("depth/image", stamp)
+    depth_msg = client.wait_stamp("depth/image_rect", stamp)
     conf_msg = client.wait_stamp("depth/confidence", stamp)
     col_msg = client.wait_stamp("depth/colorized", stamp)
     cloud_msg = client.wait_stamp("depth/points", stamp)
@@ -129,12 +129,12 @@ def test_lidar_stops_leaves_guided_within_hysteresis_and_returns(node) -> None:
         stamp = sender.send()
         client.wait_for(
             lambda s=stamp, b=before: (
-                s in client.stamps("depth/image") or diag_counter(client, "frames_not_published") > b
+                s in client.stamps("depth/image_rect") or diag_counter(client, "frames_not_published") > b
             ),
             5.0,
             "the frame to be published or counted as not published",
         )
-        published.append(stamp in client.stamps("depth/image"))
+        published.append(stamp in client.stamps("depth/image_rect"))
     assert published == [False, False, True]
     # The level tells what was published in the last window (1 s): OK only once it holds no unpublished frame.
     d = feed_until(client, sender.send, lambda d: d.get("mode") == "guided" and d.get("level") == "0", 5.0)
@@ -156,13 +156,13 @@ def test_camera_stale_gives_lidar_only_on_last_geometry(node) -> None:
         stamp = sender.send(image=False)
         client.wait_for(
             lambda s=stamp, b=before: (
-                s in client.stamps("depth/image") or diag_counter(client, "frames_not_published") > b
+                s in client.stamps("depth/image_rect") or diag_counter(client, "frames_not_published") > b
             ),
             5.0,
             "the scan-driven frame to be published or counted",
         )
-        if stamp in client.stamps("depth/image"):
-            got = client.wait_stamp("depth/image", stamp)
+        if stamp in client.stamps("depth/image_rect"):
+            got = client.wait_stamp("depth/image_rect", stamp)
             break
     assert got is not None, client.latest_diagnostics()
     assert got.header.frame_id == CAMERA_FRAME  # last camera geometry, scan stamp
@@ -194,7 +194,7 @@ def test_runtime_parameters_safe_accepted_unsafe_rejected(node) -> None:
 
     ensure_guided(client, sender)
     stamp = sender.send()
-    depth = depth_array(client.wait_stamp("depth/image", stamp))
+    depth = depth_array(client.wait_stamp("depth/image_rect", stamp))
     colour = conv.image_to_numpy(client.wait_stamp("depth/colorized", stamp))
     np.testing.assert_array_equal(colour, colorize_depth(depth, 0.0, 40.0))
     assert set_params(Parameter("colorize_max_depth_m", value=80.0))[0].successful
@@ -214,7 +214,7 @@ def test_resolution_change_reinitialises(node) -> None:
         client.info_pub.publish(sender.info(stamp, small))
         client.image_pub.publish(sender.image(stamp, rgb))
         try:
-            msg = client.wait_stamp("depth/image", stamp_ns, timeout=2.0)
+            msg = client.wait_stamp("depth/image_rect", stamp_ns, timeout=2.0)
             break
         except TimeoutError:
             continue
@@ -289,7 +289,7 @@ def test_compressed_images_are_used_by_parameter() -> None:
                 )
             )
             try:
-                msg = client.wait_stamp("depth/image", stamp_ns, timeout=4.0)
+                msg = client.wait_stamp("depth/image_rect", stamp_ns, timeout=4.0)
                 break
             except TimeoutError:
                 if attempt == 4:

@@ -60,7 +60,7 @@ def moving_node(tmp_path_factory):
 
 
 def box_depth(client, stamp_ns: int) -> float:
-    depth = depth_array(client.wait_stamp("depth/image", stamp_ns, timeout=10.0))
+    depth = depth_array(client.wait_stamp("depth/image_rect", stamp_ns, timeout=10.0))
     box = scene.dense_depth() == scene.BOX["z"]
     return float(np.nanmedian(depth[box]))
 

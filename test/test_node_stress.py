@@ -173,7 +173,7 @@ def test_node_survives_sustained_load_with_parameters_in_effect() -> None:
             client_sub.clear()
             stamp = sender.send()
             try:
-                depth_msg = client.wait_stamp("depth/image", stamp, timeout=1.0)
+                depth_msg = client.wait_stamp("depth/image_rect", stamp, timeout=1.0)
             except TimeoutError:
                 continue
             if {"depth/colorized", "depth/points"} <= set(client_sub):

@@ -63,8 +63,8 @@ def test_messages_name_the_fix():
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     text = subscription_incompatibility("camera_info", latched, [reliable], QoSPolicyKind.DURABILITY, "info")
     assert "TRANSIENT_LOCAL" in text and "volatile" in text
-    text = publisher_incompatibility("depth/image", publisher_qos(), [latched], QoSPolicyKind.DURABILITY)
-    assert text.startswith("publisher 'depth/image' offers RELIABLE/VOLATILE") and "VOLATILE" in text
+    text = publisher_incompatibility("depth/image_rect", publisher_qos(), [latched], QoSPolicyKind.DURABILITY)
+    assert text.startswith("publisher 'depth/image_rect' offers RELIABLE/VOLATILE") and "VOLATILE" in text
     text = subscription_incompatibility("x", reliable, [], QoSPolicyKind.DEADLINE, "x")
     assert "DEADLINE" in text and "align the deadline policy" in text
 

@@ -93,7 +93,7 @@ def test_broken_model_falls_back_to_the_classical_completer(tmp_path, exported) 
     class Inputs:
         rgb, sparse = img, type("S", (), {"depth": sp})()
 
-    ref = completion.create("guided").complete(sp, img)
+    ref = completion.create("guided").complete(sp, img, conditioned=True)  # the node's input is filtered
     np.testing.assert_array_equal(g.estimate(Inputs()).depth, ref.depth)
     missing = GuardedLearnedEstimator(LearnedOptions("/nonexistent/model"), background=False, log_warning=lambda s: None)
     assert "does not exist" in missing.reason and missing.state == "fallback"

@@ -28,7 +28,7 @@ def _publish_until(client, sender, pred, what: str, tries: int = 30):
     for _ in range(tries):
         stamp = sender.send()
         try:
-            msg = client.wait_stamp("depth/image", stamp, timeout=4.0)
+            msg = client.wait_stamp("depth/image_rect", stamp, timeout=4.0)
         except TimeoutError:
             continue
         diag = client.latest_diagnostics()

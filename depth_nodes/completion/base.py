@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depth_nodes.completion.conditioning import DEFAULT_OCCLUSION, condition
+from depth_nodes.core.projection import OcclusionFilter
 from depth_nodes.errors import InputShapeError
 
 
@@ -40,13 +42,31 @@ class Completer(ABC):
     #: Farthest depth used (m): returns beyond it are ignored and no estimate exceeds it. Subclasses take
     #: it as a constructor parameter; the node sets it from its ``max_depth_m`` (attribute, per frame).
     max_depth_m: float = 200.0
+    #: The see-through filter applied to raw input (:mod:`depth_nodes.completion.conditioning`); None =
+    #: raw input is completed as given (the published baselines). ``create(name, occlusion=...)`` sets it.
+    occlusion: OcclusionFilter | None = DEFAULT_OCCLUSION
 
-    def complete(self, sparse: np.ndarray, image: np.ndarray | None = None) -> Completion:
-        """Complete ``sparse`` (H x W float32 metres, 0 or NaN = no return) guided by ``image`` (H x W x 3 uint8 RGB)."""
+    def complete(
+        self, sparse: np.ndarray, image: np.ndarray | None = None, *, conditioned: bool = False
+    ) -> Completion:
+        """Complete ``sparse`` (H x W float32 metres, 0 or NaN = no return) guided by ``image`` (H x W x 3 uint8 RGB).
+
+        ``sparse`` is raw by default (one scan projected with a plain z-buffer, as KITTI DC's
+        ``velodyne_raw``): its see-through returns are removed first with :attr:`occlusion`.
+        ``conditioned=True`` declares it already filtered (the node, make-gt: they filter while
+        projecting), and it is not filtered again. Returns the filter removed are not in
+        ``Completion.kept_returns``.
+        """
         sparse = validate_sparse(sparse, self.max_depth_m)
         if image is not None:
             image = validate_image(image, sparse.shape)
-        out = self._complete(sparse, image if self.uses_image else None)
+        cond = condition(sparse, None if conditioned else self.occlusion)
+        out = self._complete(cond.depth, image if self.uses_image else None)
+        if cond.n_removed:
+            kept = out.kept_returns
+            if kept is None:
+                kept = returns_kept(out, cond.depth) if self.keeps_returns else cond.depth > 0
+            out.kept_returns = kept & ~cond.removed
         return out
 
     @abstractmethod

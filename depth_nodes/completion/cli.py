@@ -1,6 +1,8 @@
 """``depth-nodes complete IN --method NAME -o OUT``: complete KITTI sparse depth PNGs with a completer.
 
-``IN`` is a ``val_selection_cropped``-style directory (every frame; predictions named like the
+The sparse input is raw by default (KITTI DC's ``velodyne_raw``: see-through returns are removed by the
+completer's occlusion filter first, as the node removes them while projecting); ``--conditioned`` declares
+it already filtered. ``IN`` is a ``val_selection_cropped``-style directory (every frame; predictions named like the
 ``groundtruth_depth`` files so the KITTI devkit can compare the folders) or one sparse depth PNG
 (``--image`` adds its RGB image for guided completers). Output: uint16 PNGs (metres x 256, 0 = no
 estimate) and confidence PNGs (uint16 = confidence x 65535).
@@ -18,9 +20,10 @@ import yaml
 from tqdm import tqdm
 
 from depth_nodes.completion.base import Completer
+from depth_nodes.completion.conditioning import parse_filter_args
 from depth_nodes.completion.registry import DEFAULT_COMPLETER, available, create
 from depth_nodes.data.kitti_depth import list_frames, read_depth_png, read_rgb, write_depth_png
-from depth_nodes.errors import DataFormatError, DepthNodesError, InputShapeError
+from depth_nodes.errors import DataFormatError, DepthNodesError, InputShapeError, OcclusionFilterError
 
 CONFIDENCE_SCALE = 65535.0
 
@@ -39,13 +42,20 @@ def parse_params(items: list[str] | None) -> dict[str, object]:
     return params
 
 
-def build_completer(method: str, params: dict[str, object]) -> Completer:
-    """``completion.create`` with errors turned into messages that name the method or parameter."""
+def build_completer(method: str, params: dict[str, object], occlusion: object = "keep") -> Completer:
+    """``completion.create`` with errors turned into messages that name the method or parameter.
+
+    ``occlusion``: the see-through filter for raw input (``parse_filter_args``); ``"keep"``: the
+    completer's own."""
     names = available()
     if method not in names:
         raise DepthNodesError(f"unknown method {method!r}; available: {', '.join(names) or 'none'}")
+    if not (isinstance(occlusion, str) and occlusion == "keep"):
+        params = {**params, "occlusion": occlusion}
     try:
         return create(method, **params)
+    except OcclusionFilterError:
+        raise
     except TypeError as exc:
         raise DepthNodesError(f"bad parameter for {method!r}: {exc}") from exc
     except ValueError as exc:
@@ -83,6 +93,39 @@ def check_same_size(sparse: np.ndarray, image: np.ndarray | None, where: str) ->
         )
 
 
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--raw`` (default) / ``--conditioned`` and ``--occlusion`` (``complete``, ``eval``, ``bench``)."""
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--raw",
+        dest="conditioned",
+        action="store_false",
+        help="the sparse input is raw, as KITTI DC's velodyne_raw (see-through returns included): each "
+        "completer removes them first with its occlusion filter (default)",
+    )
+    kind.add_argument(
+        "--conditioned",
+        dest="conditioned",
+        action="store_true",
+        help="the sparse input is already filtered (make-gt's default output, the node's projection): "
+        "not filtered again",
+    )
+    parser.set_defaults(conditioned=False)
+    parser.add_argument(
+        "--occlusion",
+        action="append",
+        metavar="KEY=VALUE|off|default",
+        help="see-through filter for raw input (repeatable KEY=VALUE: vertical_px, horizontal_px, band_px, "
+        "side_band_up_px, relative_margin, absolute_margin_m); 'off' = none. Default: each completer's own "
+        "(the spinning-LiDAR defaults; none for the published ip_basic baselines)",
+    )
+
+
+def occlusion_arg(args: argparse.Namespace) -> object:
+    """The ``--occlusion`` setting of parsed ``args`` (``"keep"`` when not given)."""
+    return parse_filter_args(getattr(args, "occlusion", None))
+
+
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     """``--method`` and repeatable ``--param key=value`` (shared by ``complete`` and ``eval``)."""
     parser.add_argument(
@@ -104,6 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_method_arguments(parser)
     parser.add_argument("--image", type=Path, help="RGB image for a single sparse PNG (guided completers)")
     parser.add_argument("--no-confidence", action="store_true", help="do not write confidence PNGs")
+    add_input_arguments(parser)
     parser.epilog = (
         "Units: input/output depth PNGs are KITTI uint16 = metres x 256 (0 = no data / no estimate); "
         "confidence PNGs are uint16 = confidence (0..1) x 65535."
@@ -111,7 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    completer = build_completer(args.method, parse_params(args.param))
+    completer = build_completer(args.method, parse_params(args.param), occlusion_arg(args))
     out: Path = args.output
     if args.input.is_dir():
         frames = list_frames(args.input)
@@ -129,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
                 f"note: {completer.name} uses an image but none was given; completing without",
                 file=sys.stderr,
             )
-        result = completer.complete(sparse, image)
+        result = completer.complete(sparse, image, conditioned=args.conditioned)
         write_depth_png(out / name, result.depth)
         if not args.no_confidence:
             write_confidence_png(out / "confidence" / name, result.confidence)

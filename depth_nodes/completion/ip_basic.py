@@ -140,6 +140,8 @@ class IPBasicCompleter(Completer):
     """
 
     uses_image = False
+    #: Published setting: raw input, no see-through filter (``create(..., occlusion="default")`` adds it).
+    occlusion = None
 
     def __init__(
         self,

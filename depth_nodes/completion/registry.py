@@ -6,6 +6,7 @@ from collections.abc import Callable
 from importlib import import_module
 
 from depth_nodes.completion.base import Completer
+from depth_nodes.completion.conditioning import occlusion_filter
 
 _FACTORIES: dict[str, Callable[..., Completer]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
@@ -51,8 +52,19 @@ def available() -> dict[str, str]:
 
 
 def create(name: str, **params) -> Completer:
-    """Build the completer registered as ``name`` with keyword parameters."""
+    """Build the completer registered as ``name`` with keyword parameters.
+
+    ``occlusion`` (every completer): the see-through filter applied to raw input -- an
+    ``OcclusionFilter``, a dict of its parameters, ``"default"`` or ``"off"``/None
+    (:func:`depth_nodes.completion.conditioning.occlusion_filter`); absent: the completer's own (the
+    defaults; none for the published baselines).
+    """
     _load_providers()
     if name not in _FACTORIES:
         raise KeyError(f"unknown completer {name!r}; available: {', '.join(sorted(_FACTORIES))}")
-    return _FACTORIES[name](**params)
+    has_filter = "occlusion" in params
+    flt = occlusion_filter(params.pop("occlusion")) if has_filter else None
+    completer = _FACTORIES[name](**params)
+    if has_filter:
+        completer.occlusion = flt
+    return completer

@@ -8,7 +8,7 @@ import numpy as np
 
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.transforms import transform_points
-from depth_nodes.errors import EmptyInputError, InputShapeError, NonFiniteInputError
+from depth_nodes.errors import EmptyInputError, InputShapeError, NonFiniteInputError, OcclusionFilterError
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,14 @@ class OcclusionFilter:
     (about 5 px for a 64-beam LiDAR on KITTI; scale it up for 32/16-beam sensors).
     Defaults measured on 6 synthetic KITTI-like frames (seed 5): 62 % of hidden returns removed, 1.3 % of
     visible ones (those in the ambiguous band along silhouettes).
+
+    This is the project's one input conditioning (``docs/guided_completion.md``, "Input conditioning"):
+    the node applies it while projecting (:func:`scan_to_depth`), make-gt too, and
+    :meth:`depth_nodes.completion.Completer.complete` applies it to raw sparse depth (KITTI DC's
+    ``velodyne_raw``) unless the caller declares the input conditioned. The defaults suit spinning
+    LiDARs of 64 beams at KITTI's resolution; for other sensors keep ``vertical_px`` just above the ring
+    spacing in the image (about 1.5x it: ~10 px for 32 beams, ~20 px for 16 beams at KITTI's resolution,
+    scaled with the focal length) and ``horizontal_px`` above the column spacing of the returns.
     """
 
     vertical_px: int = 7
@@ -36,10 +44,29 @@ class OcclusionFilter:
     absolute_margin_m: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.vertical_px < 1 or self.horizontal_px < 1 or self.band_px < 0 or self.side_band_up_px < 0:
-            raise ValueError("occlusion windows must be >= 1 px (bands >= 0)")
+        for name in ("vertical_px", "horizontal_px", "band_px", "side_band_up_px"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise OcclusionFilterError(f"occlusion filter: {name} must be an integer (px), got {value!r}")
+        for name in ("relative_margin", "absolute_margin_m"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not np.isfinite(value):
+                raise OcclusionFilterError(f"occlusion filter: {name} must be a finite number, got {value!r}")
+        if self.vertical_px < 1 or self.horizontal_px < 1:
+            raise OcclusionFilterError(
+                f"occlusion filter: vertical_px and horizontal_px must be >= 1 px, got {self.vertical_px}, "
+                f"{self.horizontal_px}"
+            )
+        if self.band_px < 0 or self.side_band_up_px < 0:
+            raise OcclusionFilterError(
+                f"occlusion filter: band_px and side_band_up_px must be >= 0 px, got {self.band_px}, "
+                f"{self.side_band_up_px}"
+            )
         if self.relative_margin < 0 or self.absolute_margin_m < 0:
-            raise ValueError("occlusion margins must be >= 0")
+            raise OcclusionFilterError(
+                f"occlusion filter: relative_margin and absolute_margin_m must be >= 0, got "
+                f"{self.relative_margin}, {self.absolute_margin_m}"
+            )
 
 
 @dataclass

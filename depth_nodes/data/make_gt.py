@@ -18,7 +18,9 @@ outliers removed), for each frame ``k``:
    (:func:`depth_nodes.core.projection.remove_occluded`) on the merged image.
 
 Output: the ``val_selection_cropped`` layout (``image/``, ``velodyne_raw/`` = the current scan projected
-with the occlusion filter, as the node does, ``groundtruth_depth/``, ``intrinsics/``, and
+with the occlusion filter, as the node does (``raw_input=True`` / ``--raw-input``: without it, a plain
+z-buffer projection with the see-through returns, exactly as KITTI DC's own ``velodyne_raw``; the GT is the
+same either way), ``groundtruth_depth/``, ``intrinsics/``, and
 ``velodyne_raw_rings/`` with ring id + 1 per pixel where rings are known, and ``poses/``: each frame's
 camera pose ``T_world_cam = T_world_lidar @ inv(T_cam_lidar)`` from the step-1 poses, for photometric
 self-supervision; not for a single sweep); PandaSet writes ``pandar64/``
@@ -237,8 +239,13 @@ def make_gt(
     params: GTParams = GTParams(),
     frames: list[int] | None = None,
     progress: bool = True,
+    raw_input: bool = False,
 ) -> dict:
-    """Write ground truth for ``frames`` (default all) of ``drive`` under ``out_dir``; returns the summary."""
+    """Write ground truth for ``frames`` (default all) of ``drive`` under ``out_dir``; returns the summary.
+
+    ``raw_input``: ``velodyne_raw/`` (and the extra layouts' inputs) hold the raw projection, see-through
+    returns included (KITTI DC's ``velodyne_raw``); default: occlusion-filtered (conditioned) as the node's.
+    """
     out = Path(out_dir)
     poses = drive.poses if drive.poses is not None else kiss_icp_poses([f.points for f in drive.frames])
     wanted = range(len(drive.frames)) if frames is None else frames
@@ -250,6 +257,12 @@ def make_gt(
         if drive.single_sweep:  # nothing to accumulate: input + rings only (held-out / ring protocols)
             params = replace(params, neighbours=0)
         sparse, gt, stats = frame_ground_truth(drive, poses, k, params)
+        if raw_input:  # KITTI DC's velodyne_raw: one scan, plain z-buffer, no occlusion filtering
+            sparse = scan_to_depth(
+                f.points, f.T_cam_lidar, f.camera, occlusion=None, max_depth_m=params.max_depth_m,
+                on_nonfinite="drop",
+            ).depth  # fmt: skip
+            stats["raw_input_pixels"] = int(np.count_nonzero(sparse))
         pose = None if drive.single_sweep else np.asarray(poses[k], np.float64)  # one sweep: no motion
         write_layout_frame(
             main_dir, drive, f, sparse, None if drive.single_sweep else gt, ring_image(f, f.points, sparse),
@@ -257,8 +270,9 @@ def make_gt(
         )  # fmt: skip
         for name, pts in f.extra_points.items():
             extra = scan_to_depth(
-                pts, f.T_cam_lidar, f.camera, max_depth_m=params.max_depth_m, on_nonfinite="drop"
-            ).depth
+                pts, f.T_cam_lidar, f.camera, occlusion=None if raw_input else OcclusionFilter(),
+                max_depth_m=params.max_depth_m, on_nonfinite="drop",
+            ).depth  # fmt: skip
             write_layout_frame(out / name, drive, f, extra, gt, None, pose)
             stats[f"{name}_input_pixels"] = int(np.count_nonzero(extra))
         per_frame.append(stats)
@@ -266,6 +280,7 @@ def make_gt(
         "drive": drive.name,
         "poses": drive.pose_source if drive.poses is not None else "LiDAR odometry (KISS-ICP)",
         "params": asdict(params),
+        "velodyne_raw": "raw (see-through returns kept, as KITTI DC)" if raw_input else "conditioned",
         "layouts": [str(main_dir.relative_to(out)) or "."] + extra_names,
         "frames": per_frame,
         "T_world_lidar": np.asarray(poses)[list(wanted)].round(6).tolist(),
@@ -288,6 +303,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--frames", help="frame indices to write, e.g. 0-49 or 3,7 (default all)")
     parser.add_argument("--no-crop", action="store_true", help="KITTI: full image instead of 1216x352")
+    parser.add_argument(
+        "--raw-input",
+        action="store_true",
+        help="velodyne_raw/ = the raw projection with see-through returns, as KITTI DC ships it (default: "
+        "occlusion-filtered like the node's input); the ground truth is the same",
+    )
     parser.epilog = (
         "Depth PNGs: uint16 = metres x 256, 0 = no data. Writes make_gt.json with per-frame stats."
     )
@@ -312,8 +333,9 @@ def parse_frames(text: str | None, n: int) -> list[int] | None:
 def run(args: argparse.Namespace) -> int:
     drive = open_drive(args.drive, None if args.no_crop else (1216, 352))
     summary = make_gt(
-        drive, args.output, GTParams(neighbours=args.neighbours), parse_frames(args.frames, len(drive.frames))
-    )
+        drive, args.output, GTParams(neighbours=args.neighbours), parse_frames(args.frames, len(drive.frames)),
+        raw_input=args.raw_input,
+    )  # fmt: skip
     if drive.single_sweep:
         print(
             f"{len(summary['frames'])} views of {summary['drive']}: one sweep, no accumulated GT -> {args.output}"

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from depth_nodes.completion.cli import add_input_arguments, occlusion_arg
 from depth_nodes.completion.registry import available, create
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.memory import tune_malloc
@@ -108,7 +109,8 @@ def run_bench(
 ) -> list[dict]:
     """Complete every frame with every method and input (interleaved, so background load hits all
     methods alike), then score. Returns one row per (method, input, gt variant). ``params`` go to every
-    completer's constructor (e.g. ``max_depth_m``)."""
+    completer's constructor (e.g. ``max_depth_m``, ``occlusion``). Inputs not in the frame's
+    ``conditioned`` set are raw: each completer conditions them (inside the timed call)."""
     completers = {m: create(m, **(params or {})) for m in methods}
     times: dict[tuple[str, str], list[float]] = {}
     scores: dict[tuple[str, str, str], list[dict]] = {}
@@ -119,11 +121,12 @@ def run_bench(
         for name, comp in completers.items():
             guide = frame.image if comp.uses_image else None
             for inp, sparse in frame.inputs.items():
+                cond = inp in frame.conditioned
                 if i == 0:
                     for _ in range(WARMUP_CALLS):
-                        comp.complete(sparse, guide)
+                        comp.complete(sparse, guide, conditioned=cond)
                 t0 = time.perf_counter()
-                result = comp.complete(sparse, guide)
+                result = comp.complete(sparse, guide, conditioned=cond)
                 times.setdefault((name, inp), []).append(time.perf_counter() - t0)
                 for gt_name, gt in frame.gts[inp].items():
                     s = score_frame(result.depth, result.confidence, gt, seed=seed * 1000 + i)
@@ -196,6 +199,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-depth-m", type=float, help="max_depth_m of every completer (default: each one's own)"
     )
+    add_input_arguments(parser)
     parser.add_argument(
         "--docs-key", help="docs block of a --data run (default: the data folder's name, e.g. kitti)"
     )
@@ -222,6 +226,9 @@ def command_line(args: argparse.Namespace, methods: list[str]) -> str:
         parts.append(f"--data {args.data}")
     if args.max_depth_m is not None:
         parts.append(f"--max-depth-m {args.max_depth_m:g}")
+    if args.data is not None and getattr(args, "conditioned", False):
+        parts.append("--conditioned")
+    parts += [f"--occlusion {o}" for o in getattr(args, "occlusion", None) or []]
     parts += [f"--model {spec}" for spec in getattr(args, "model", [])]
     return " ".join(parts)
 
@@ -273,10 +280,18 @@ def run(args: argparse.Namespace) -> int:
     size = f"{CROP_W}x{CROP_H}"
     if args.data is not None:
         n_frames, size = count_dc_frames(args.data, args.frames)
-        frames: Iterable[BenchFrame] = prepare_dc(args.data, args.frames, args.seed)  # streamed: big images
+        frames: Iterable[BenchFrame] = prepare_dc(  # streamed: big images
+            args.data, args.frames, args.seed, conditioned=args.conditioned
+        )
+        kind = (
+            "conditioned (declared: not filtered again)"
+            if args.conditioned
+            else "raw velodyne_raw, conditioned inside each completer's `complete` (KITTI DC's protocol)"
+        )
         source = (
-            f"`{args.data}` (KITTI DC layout; GT: accumulated = its groundtruth_depth, held_out = 20 % of "
-            f"the returns (seed {args.seed}), rings_48of64 / rings_16of32 = rings the 16-beam input lacks)"
+            f"`{args.data}` (KITTI DC layout; input: {kind}; GT: accumulated = its groundtruth_depth, "
+            f"held_out = 20 % of the conditioned returns (seed {args.seed}), rings_48of64 / rings_16of32 = "
+            "rings the 16-beam input lacks)"
         )
     else:
         from depth_nodes.data.synthetic import generate_drive, synthetic_calib
@@ -296,8 +311,15 @@ def run(args: argparse.Namespace) -> int:
         )
         frames = list(prepare_synthetic(drive, camera, T))
         del drive
-        source = f"synthetic drive, seed {args.seed}"
+        source = (
+            f"synthetic drive, seed {args.seed}; inputs: raw = plain z-buffer projection with see-through "
+            "returns (KITTI DC's velodyne_raw protocol, conditioned inside each completer), full / 16beam = "
+            "the node's filtered projection (declared conditioned)"
+        )
     params = {} if args.max_depth_m is None else {"max_depth_m": args.max_depth_m}
+    flt = occlusion_arg(args)
+    if not (isinstance(flt, str) and flt == "keep"):
+        params["occlusion"] = flt
     rows = run_bench(frames, methods, seed=args.seed, n_frames=n_frames, params=params)
     add_ratios(rows)
     result = {

@@ -127,7 +127,7 @@ def run_bench(seed: int, n_frames: int, speed_mps: float, completer: str, progre
         gt = lidar_visible_gt(f.depth_gt, camera, T)
         for name, pts in points.items():
             sparse = scan_to_depth(pts, T, camera).depth
-            completed = comp.complete(sparse[win], f.image[win]).depth
+            completed = comp.complete(sparse[win], f.image[win], conditioned=True).depth  # filtered above
             acc[name].add(sparse, gt, edges, completed, gt[win], edges[win])
         acc["deskewed (odometry twist)"].ms.append(ms)
     return {

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_nodes.completion.cli import add_method_arguments, parse_params
+from depth_nodes.completion.cli import add_input_arguments, add_method_arguments, occlusion_arg, parse_params
 from depth_nodes.eval.evaluator import evaluate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", type=Path, help="KITTI val_selection_cropped-style directory")
     add_method_arguments(parser)
+    add_input_arguments(parser)
     parser.add_argument("-o", "--output", type=Path, help="output directory (default eval_out/METHOD)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random reference confidence")
     parser.add_argument("--figures", type=int, default=10, help="frames with a figure in the report")
@@ -41,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         confidence_format=args.confidence_format,
         n_figures=args.figures,
         max_frames=args.max_frames,
+        conditioned=args.conditioned,
+        occlusion=occlusion_arg(args),
     )
     m = summary["mean"]
     if m:

@@ -1,7 +1,7 @@
 """Reading a ``depth-nodes demo`` run back from its two bags (input, recorded output) and scoring it.
 
 Reads everything back from the bags with ``rosbags`` (what a user could do with any recording):
-the published ``/depth/image`` of every frame is scored against ground truth (when there is some) with the
+the published ``/depth/image_rect`` of every frame is scored against ground truth (when there is some) with the
 KITTI devkit metrics of :mod:`depth_nodes.eval.metrics` on the 1216 x 352 bottom-centre crop; end-to-end
 latency is the recorder's reception time of each depth image minus the player's publish time of its input
 image (same host clock); the mode timeline comes from the recorded ``/diagnostics``. The figures are drawn by
@@ -21,11 +21,11 @@ from depth_nodes.data import rosbag_io as rb
 from depth_nodes.data.kitti_depth import crop_bottom_centre
 from depth_nodes.errors import ConversionError
 from depth_nodes.eval.metrics import depth_metrics, mean_metrics
-from depth_nodes.msgs.camera_info import camera_info_to_model
+from depth_nodes.msgs.camera_info import info_geometry
 from depth_nodes.msgs.cloud import pointcloud2_to_arrays, pointcloud2_view, unpack_rgb
 from depth_nodes.msgs.image import image_to_depth, image_to_numpy, image_to_rgb
 
-DEPTH = "/depth/image"
+DEPTH = "/depth/image_rect"
 CONFIDENCE = "/depth/confidence"
 COLORIZED = "/depth/colorized"
 CLOUD = "/depth/points"
@@ -50,6 +50,7 @@ class DemoInputs:
     ground_truth: GroundTruth | None = None
     final_diagnostics: dict[str, str] = field(default_factory=dict)
     camera_model: str = "auto"  # the node's camera_model parameter: how the input CameraInfo is read
+    depth_geometry: str = "rectified"  # the node's depth_geometry parameter: the geometry it publishes in
 
 
 @dataclass
@@ -191,6 +192,7 @@ def _showcase(inp: DemoInputs, frames: list[dict]) -> dict:
                 show[topic] = image_to_numpy(msg).astype(np.float32)
     # Input side: the image with this stamp, its CameraInfo, and the scan nearest in time.
     scans: list[tuple[int, int]] = []
+    rectifier = None
     wanted = [inp.image_topic, inp.info_topic, inp.points_topic]
     with rb.open_bag(inp.input_bag) as reader:
         index = 0
@@ -210,10 +212,14 @@ def _showcase(inp: DemoInputs, frames: list[dict]) -> dict:
                     show["image"] = None
             elif topic == inp.info_topic and s == stamp:
                 info = rb.deserialize(raw, msgtype)
-                show["camera"] = camera_info_to_model(info, inp.camera_model, inp.image_topic)
+                # the published geometry: a raw camera's image and scan as the node rectified them
+                geometry = info_geometry(info, inp.camera_model, inp.image_topic, None, inp.depth_geometry)
+                show["camera"], rectifier = geometry.camera, geometry.rectifier
             elif topic == inp.points_topic and index == best:
                 show["scan"] = pointcloud2_to_arrays(rb.deserialize(raw, msgtype)).xyz
             index += 1
+    if rectifier is not None and show.get("image") is not None:
+        show["image"] = rectifier.rectify(show["image"])
     if "scan" in show and "camera" in show:
         show["sparse"] = scan_to_depth(
             show["scan"], inp.T_cam_lidar, show["camera"], on_nonfinite="drop"

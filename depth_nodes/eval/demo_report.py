@@ -142,7 +142,7 @@ td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}td:first-child{{t
 &rarr; <code>depth-nodes record</code> &rarr; this report, read back from the recorded bag.</p>
 <table>{meta_rows}</table>
 <h2>Accuracy</h2>
-<p>Published <code>/depth/image</code> against the exact ground truth, KITTI devkit metrics (holes background-filled) on
+<p>Published <code>/depth/image_rect</code> against the exact ground truth, KITTI devkit metrics (holes background-filled) on
 the 1216&times;352 bottom-centre crop, mean over frames; coverage = fraction of ground-truth pixels that had an
 estimate before the fill.</p>
 {metrics_html}

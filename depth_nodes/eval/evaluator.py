@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -89,15 +89,20 @@ def evaluate(
     max_frames: int | None = None,
     report: bool = True,
     progress: bool = True,
+    conditioned: bool = False,
+    occlusion: object = "keep",
 ) -> dict:
     """Run ``method`` on every frame of ``data_dir`` and write predictions, metrics and a report.
 
+    ``velodyne_raw`` is raw by default (KITTI DC's: the completer removes see-through returns first);
+    ``conditioned=True`` declares it already filtered. ``occlusion``: the filter for raw input
+    (``completion.conditioning.occlusion_filter`` spec; ``"keep"`` = the completer's own).
     Returns the dict written to ``metrics.json``.
     """
     if confidence_format not in ("png", "npy", "none"):
         raise ValueError("confidence_format must be png, npy or none")
     params = dict(params or {})
-    completer = build_completer(method, params)
+    completer = build_completer(method, params, occlusion)
     frames = list_frames(data_dir)[:max_frames]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,10 +132,10 @@ def evaluate(
         if data["K"] is not None and hasattr(completer, "set_intrinsics"):  # monocular nets use the camera
             completer.set_intrinsics(data["K"])
         if not warmed:  # first call pays one-off costs (allocations, lazy imports): not timed
-            completer.complete(sparse, guide)
+            completer.complete(sparse, guide, conditioned=conditioned)
             warmed = True
         t0 = time.perf_counter()
-        result = completer.complete(sparse, guide)
+        result = completer.complete(sparse, guide, conditioned=conditioned)
         times.append(time.perf_counter() - t0)
         name = prediction_name(frame.image.name)
         write_depth_png(out / "predictions" / name, result.depth)
@@ -174,6 +179,9 @@ def evaluate(
     summary = {
         "method": completer.name,
         "params": params,
+        "input": "conditioned" if conditioned else "raw",
+        # the see-through filter applied to the input (None: declared conditioned, or the completer has none)
+        "occlusion": None if conditioned or completer.occlusion is None else asdict(completer.occlusion),
         "data_dir": str(Path(data_dir).resolve()),
         "n_frames": len(frames),
         "units": {

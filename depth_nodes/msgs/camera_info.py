@@ -14,19 +14,29 @@ rotation R). Which one arrived is not in the message, so the node has a ``camera
 
 An all-zero P (some drivers) falls back to ``[K | 0]``, an all-zero R to identity. ``binning`` and ``roi``
 then crop and scale the chosen intrinsics, as image_geometry does.
+
+What the node *publishes* is a separate choice, ``depth_geometry`` (:func:`info_geometry`): ``rectified``
+(default) resamples a raw image onto P (:class:`~depth_nodes.core.rectification.Rectifier`) and works in the
+rectified camera, so the depth is described by a CameraInfo with D = 0 and that P, which is all
+``depth_image_proc`` reads (it back-projects with P and ignores D); ``raw`` keeps the input's geometry.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
 from depth_nodes.core.camera import DISTORTION_SIZES, CameraModel
+from depth_nodes.core.rectification import Rectifier, needs_rectification
 from depth_nodes.errors import CalibrationError, ConversionError
 
 #: Values of the node's ``camera_model`` parameter.
 CAMERA_MODELS = ("auto", "raw", "rectified")
+
+#: Values of the node's ``depth_geometry`` parameter: the geometry of the published depth image.
+DEPTH_GEOMETRIES = ("rectified", "raw")
 
 #: Names drivers use for the same models (camera_calibration_parsers / image_geometry spell them as keys).
 _MODEL_ALIASES = {
@@ -195,3 +205,48 @@ def published_info_fields(msg, kind: str) -> dict:
         "r": [float(v) for v in np.eye(3).reshape(-1)],
         "p": [float(v) for v in P.reshape(-1)],
     }
+
+
+@dataclass(frozen=True, eq=False)
+class InfoGeometry:
+    """What one CameraInfo means to the node.
+
+    ``kind``: how the input image is read (``raw`` / ``rectified``, :func:`resolve_camera_model`) and ``reason``;
+    ``output``: the geometry of everything published (depth, confidence, colourised depth, cloud colours);
+    ``camera``: the model the node projects the LiDAR with, in that output geometry; ``rectifier``: resamples
+    an input image into it (None: the input image is used as is).
+    """
+
+    kind: str
+    reason: str
+    output: str
+    camera: CameraModel
+    rectifier: Rectifier | None = None
+
+
+def info_geometry(
+    msg,
+    camera_model: str = "auto",
+    image_topic: str = "",
+    max_incidence_deg: float | None = None,
+    depth_geometry: str = "rectified",
+) -> InfoGeometry:
+    """:class:`InfoGeometry` of a CameraInfo (``ConversionError`` naming the problem).
+
+    A raw input with ``depth_geometry: rectified`` is rectified onto P (image_geometry's maps), unless the raw
+    image already is the rectified one (no distortion, K = P[:, :3], R = I); a rectified input stays as is.
+    """
+    if depth_geometry not in DEPTH_GEOMETRIES:
+        raise ConversionError(
+            f"depth_geometry must be one of {', '.join(DEPTH_GEOMETRIES)}, got {depth_geometry!r}"
+        )
+    kind, reason = resolve_camera_model(camera_model, msg, image_topic)
+    camera = camera_info_to_model(msg, kind, image_topic, max_incidence_deg)
+    if kind == "rectified" or depth_geometry == "raw":
+        return InfoGeometry(kind, reason, kind, camera)
+    rectified = camera_info_to_model(msg, "rectified", image_topic, max_incidence_deg)
+    try:
+        rectifier = Rectifier(camera, rectified) if needs_rectification(camera, rectified) else None
+    except CalibrationError as exc:
+        raise ConversionError(f"camera_info: cannot rectify: {exc}") from exc
+    return InfoGeometry(kind, reason, "rectified", rectified, rectifier)

@@ -7,7 +7,8 @@ estimate), confidence, colourised depth and point-cloud arrays, with per-stage t
 One job per module (the ROS node in ``depth_nodes.ros.depth_node`` only wires them to topics):
 
 - :mod:`.sync`: :class:`Scan`, :class:`ScanCache` (pairs an image with the nearest scan within
-  ``max_lidar_age_s``), :class:`Mailbox` (one-slot hand-over to the worker: the newest frame wins).
+  ``max_lidar_age_s``), :class:`CameraInfoSync` (pairs an image with the CameraInfo of its stamp),
+  :class:`Mailbox` (one-slot hand-over to the worker: the newest frame wins).
 - :mod:`.modes`: :class:`ModeMachine`, the guided / lidar_only / monocular / none state machine with hysteresis.
 - :mod:`.estimators`: :class:`Estimator`, :func:`register_estimator` and :class:`EstimatorSelector`, the one
   place that decides which estimator serves which mode, so learned and monocular estimators plug in by name.
@@ -45,7 +46,7 @@ from depth_nodes.pipeline.modes import (
     Transition,
 )
 from depth_nodes.pipeline.stats import RateMeter, RollingStats
-from depth_nodes.pipeline.sync import Mailbox, Scan, ScanCache
+from depth_nodes.pipeline.sync import CameraInfoSync, Mailbox, Scan, ScanCache
 
 __all__ = [
     "ESTIMATORS",
@@ -56,6 +57,7 @@ __all__ = [
     "MODES",
     "MONOCULAR",
     "NONE",
+    "CameraInfoSync",
     "CompleterEstimator",
     "Completion",
     "Estimator",

@@ -59,7 +59,9 @@ class CompleterEstimator:
         comp = self.completer
         if inputs.max_depth_m is not None and comp.max_depth_m != inputs.max_depth_m:
             comp.max_depth_m = float(inputs.max_depth_m)
-        out = comp.complete(inputs.sparse.depth, inputs.rgb if comp.uses_image else None)
+        # The frame pipeline's projection already removed the see-through returns (scan_to_depth):
+        # declared conditioned, so the completer does not filter again.
+        out = comp.complete(inputs.sparse.depth, inputs.rgb if comp.uses_image else None, conditioned=True)
         if out.kept_returns is None and comp.keeps_returns:
             out.kept_returns = returns_kept(out, inputs.sparse.depth)
         return out

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from depth_nodes.completion.base import Completion
+from depth_nodes.completion.conditioning import DEFAULT_OCCLUSION
 from depth_nodes.core.camera import CameraModel
-from depth_nodes.core.projection import OcclusionFilter, SparseDepth, depth_to_points, scan_to_depth
+from depth_nodes.core.projection import SparseDepth, depth_to_points, scan_to_depth
 from depth_nodes.errors import EmptyInputError
 from depth_nodes.pipeline.colormap import colorize_depth
 from depth_nodes.pipeline.estimators import EstimatorSelector, FrameInputs
@@ -112,7 +113,7 @@ class FramePipeline:
         self.modes = modes
         self.criteria = criteria or LidarCriteria()
         self.options = options or OutputOptions()
-        self.occlusion = OcclusionFilter()
+        self.occlusion = DEFAULT_OCCLUSION  # the one input conditioning (completion.conditioning)
         #: The ``lidar_memory`` mode's estimator (``pipeline.memory_mode.MemoryFallback``); None = mode off.
         self.memory = None
 

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from depth_nodes.completion.base import Completer, Completion
+from depth_nodes.completion.conditioning import DEFAULT_OCCLUSION
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.projection import OcclusionFilter, remove_occluded
 from depth_nodes.errors import EmptyInputError
@@ -36,8 +37,6 @@ MOVING_MARGIN_PX = 16
 #: (``bench dropout``), a margin growing 30 px/s left 6-8 % of the pixels covered after 2 s and no more
 #: accurate than a fixed 16 px (at 1 s: 2.6-9x guided's MAE on the pixels covered vs 2.9-8x, frames 20-45).
 MOVING_MARGIN_PX_PER_S = 0.0
-#: The node's default parallax occlusion filter.
-DEFAULT_OCCLUSION = OcclusionFilter()
 
 
 @dataclass
@@ -157,7 +156,9 @@ def estimate_from_memory(
     if n_ret:
         if completer.max_depth_m != max_depth_m:
             completer.max_depth_m = float(max_depth_m)
-        out = completer.complete(sparse, rgb if completer.uses_image else None)
+        out = completer.complete(
+            sparse, rgb if completer.uses_image else None, conditioned=occlusion is not None
+        )
         depth = np.asarray(out.depth, np.float32).copy()
         near_conf = nearest_value(sparse, sconf)
         conf = np.where(np.isfinite(depth), np.asarray(out.confidence, np.float32) * near_conf, 0.0)

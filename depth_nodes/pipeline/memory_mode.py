@@ -25,7 +25,7 @@ import numpy as np
 
 from depth_nodes import completion
 from depth_nodes.completion.base import Completion
-from depth_nodes.core.projection import OcclusionFilter
+from depth_nodes.completion.conditioning import DEFAULT_OCCLUSION
 from depth_nodes.core.transforms import invert
 from depth_nodes.errors import EmptyInputError
 from depth_nodes.pipeline.lidar_memory import LidarMemory, MemoryParams
@@ -159,7 +159,7 @@ class MemoryFallback:
         pred, kind = self._mono_prediction(inputs)
         max_depth = inputs.max_depth_m or 120.0
         est = estimate_from_memory(
-            carried, inputs.camera, self.completer, inputs.rgb, occlusion=OcclusionFilter(),
+            carried, inputs.camera, self.completer, inputs.rgb, occlusion=DEFAULT_OCCLUSION,
             max_depth_m=max_depth, mono_pred=pred, mono_kind=kind,
         )  # fmt: skip
         self.last = {

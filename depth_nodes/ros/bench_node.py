@@ -4,7 +4,7 @@ Frames of a synthetic KITTI-like drive are rendered first (``data.synthetic.gene
 the KITTI depth-completion size 1216x352 like ``val_selection_cropped``), turned into messages once, then
 published with fresh stamps at each rate (camera at ``--rate``, LiDAR at ``min(rate, --lidar-rate)``)
 into a node started per (transport, rate) run with the shipped ``depth_nodes.yaml`` + ``kitti.yaml``.
-Measured per run: end-to-end latency (image stamp -> ``depth/image`` received here, so it includes both
+Measured per run: end-to-end latency (image stamp -> ``depth/image_rect`` received here, so it includes both
 transports) p50/p90/p99, the node's own stamp -> publish latency and stage times (from /diagnostics),
 frames sent / published / dropped (node mailbox) / lost (never published), CPU % and peak RSS of the
 node process (psutil), and what the node's /diagnostics says about its inputs. Transports
@@ -93,8 +93,8 @@ def markdown_table(results: list[RunResult], meta: dict) -> str:
         + ", ".join(f"{k} {v:.1f}" for k, v in r.stage_p50_ms.items())
         for r in results
     )
-    return head + "\n".join(rows) + "\n\nLatencies in ms (e2e = image stamp -> depth/image received by the bench " \
-        "process; cloud = the same for depth/points; node = stamp -> depth/image publish inside the node, last " \
+    return head + "\n".join(rows) + "\n\nLatencies in ms (e2e = image stamp -> depth/image_rect received by the bench " \
+        "process; cloud = the same for depth/points; node = stamp -> depth/image_rect publish inside the node, last " \
         "300 frames incl. warm-up). 'lost' = frames never published (dropped in the " \
         "node's mailbox, in transport, or not paired).\n\n" + stages + "\n"  # fmt: skip
 

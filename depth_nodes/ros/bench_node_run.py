@@ -100,7 +100,7 @@ class RunResult:
     lost: int
     node_drops: int
     node_not_published: int
-    latency_ms: dict = field(default_factory=dict)  # end to end: stamp -> depth/image received here
+    latency_ms: dict = field(default_factory=dict)  # end to end: stamp -> depth/image_rect received here
     cloud_latency_ms: dict = field(default_factory=dict)  # stamp -> depth/points received here
     node_latency_ms: dict = field(default_factory=dict)  # stamp -> publish, from /diagnostics
     stage_p50_ms: dict = field(default_factory=dict)
@@ -182,9 +182,9 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     lock = threading.Lock()
 
     def on_message(topic: str, msg, t_recv_ns: int) -> None:
-        if topic in ("depth/image", "depth/points"):
+        if topic in ("depth/image_rect", "depth/points"):
             with lock:
-                (received if topic == "depth/image" else clouds)[conv.stamp_to_ns(msg.header.stamp)] = (
+                (received if topic == "depth/image_rect" else clouds)[conv.stamp_to_ns(msg.header.stamp)] = (
                     t_recv_ns
                 )
 
@@ -196,7 +196,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     client = None
     try:
         client = NodeClient(
-            "depth_node_bench", outputs=("depth/image", "depth/points"), reliable_inputs=True, keep=False,
+            "depth_node_bench", outputs=("depth/image_rect", "depth/points"), reliable_inputs=True, keep=False,
             on_message=on_message, input_depth=2,
         )  # fmt: skip
         client.wait_matched(60.0)

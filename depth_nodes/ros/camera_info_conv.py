@@ -9,9 +9,12 @@ from sensor_msgs.msg import CameraInfo, RegionOfInterest
 from std_msgs.msg import Header
 
 from depth_nodes.core.camera import CameraModel
+from depth_nodes.core.rectification import Rectifier
 from depth_nodes.msgs.camera_info import (  # noqa: F401 - re-exported decoders
     CAMERA_MODELS,
+    DEPTH_GEOMETRIES,
     camera_info_to_model,
+    info_geometry,
     published_info_fields,
     resolve_camera_model,
     topic_is_rectified,
@@ -42,7 +45,8 @@ def model_to_camera_info(camera: CameraModel, header: Header | None = None) -> C
 
 
 def depth_camera_info(info: CameraInfo, kind: str, header: Header) -> CameraInfo:
-    """A new CameraInfo for the published depth image, whose geometry is ``kind`` ("raw" / "rectified").
+    """A new CameraInfo for the published depth image, whose geometry is ``kind`` ("raw" / "rectified"),
+    the ``output`` of :func:`camera_geometry`.
 
     Rectified: K = P[:, :3], D = 0, R = I, P as is; raw: the input's calibration unchanged. Size, binning and
     ROI are copied. Always a new message: the input one may still be read by another thread.
@@ -68,19 +72,27 @@ def depth_camera_info(info: CameraInfo, kind: str, header: Header) -> CameraInfo
 
 @dataclass(frozen=True)
 class CameraGeometry:
-    """What the node keeps per CameraInfo: the model it projects with, which geometry (raw / rectified) and
-    why, and the CameraInfo describing the depth image it publishes (a template; the header is replaced)."""
+    """What the node keeps per CameraInfo: the model it works in (the published geometry), how the input image
+    is read (``kind``) and why, the published geometry (``output``), the rectifier of input images (None: used
+    as they are) and the CameraInfo describing the published depth (a template; the header is replaced)."""
 
     camera: CameraModel
     kind: str
     reason: str
     depth_info: CameraInfo
+    output: str = ""
+    rectifier: Rectifier | None = None
 
 
 def camera_geometry(
-    msg: CameraInfo, camera_model: str = "auto", image_topic: str = "", max_incidence_deg: float | None = None
+    msg: CameraInfo,
+    camera_model: str = "auto",
+    image_topic: str = "",
+    max_incidence_deg: float | None = None,
+    depth_geometry: str = "rectified",
 ) -> CameraGeometry:
     """:class:`CameraGeometry` of a received CameraInfo (``ConversionError`` naming the problem)."""
-    kind, reason = resolve_camera_model(camera_model, msg, image_topic)
-    camera = camera_info_to_model(msg, kind, image_topic, max_incidence_deg)
-    return CameraGeometry(camera, kind, reason, depth_camera_info(msg, kind, msg.header))
+    g = info_geometry(msg, camera_model, image_topic, max_incidence_deg, depth_geometry)
+    return CameraGeometry(
+        g.camera, g.kind, g.reason, depth_camera_info(msg, g.output, msg.header), g.output, g.rectifier
+    )

@@ -1,8 +1,10 @@
 """The depth node (``depth_node``; ``depth-nodes node``; ``ros2 run depth_nodes depth_node``).
 
-Subscribes ``image`` (or ``image/compressed``), ``camera_info`` and ``points``; publishes ``depth/image``
-(32FC1 m, NaN = no estimate), ``depth/camera_info``, ``depth/confidence`` (32FC1 0..1), ``depth/colorized``
-(rgb8), ``depth/points`` (float32 x, y, z + packed rgb, camera optical frame) and ``/diagnostics``.
+Subscribes ``image`` (or ``image/compressed``), ``camera_info`` and ``points``; publishes ``depth/image_rect``
+(32FC1 m, NaN = no estimate; a raw camera's image is rectified onto P first, so ``depth/camera_info`` has D = 0
+and ``depth_image_proc`` back-projects it right; ``depth/image_raw`` instead, in the input's geometry, only with
+``depth_geometry: raw``), ``depth/camera_info``, ``depth/confidence`` (32FC1 0..1), ``depth/colorized`` (rgb8),
+``depth/points`` (float32 x, y, z + packed rgb, camera optical frame) and ``/diagnostics``; all in one geometry.
 
 Threads: the executor runs the callbacks (:mod:`.node_inputs`), which only convert and validate messages
 (bad ones are counted and logged rate-limited) and hand frames to a one-slot mailbox; one worker thread
@@ -162,6 +164,8 @@ class DepthNode(Node):
             return self.create_publisher(msg_type, topic, out_qos, event_callbacks=events)
 
         self.depth_pub = pub(Image, TOPICS["depth"])
+        # raw-geometry depth exists only on request; a rectified camera still publishes on depth/image_rect
+        self.depth_raw_pub = pub(Image, TOPICS["depth_raw"]) if p.depth_geometry == "raw" else None
         self.info_pub = pub(CameraInfo, TOPICS["depth_camera_info"])
         self.conf_pub = pub(Image, TOPICS["confidence"])
         self.color_pub = pub(Image, TOPICS["colorized"])
@@ -206,7 +210,9 @@ class DepthNode(Node):
 
     def publish(self, result: pl.FrameResult, frame) -> None:
         header = Header(stamp=frame.stamp, frame_id=result.frame_id)
-        self.depth_pub.publish(conv.numpy_to_image(result.depth, "32FC1", header))
+        raw = frame.output == "raw" and self.depth_raw_pub is not None
+        depth_pub = self.depth_raw_pub if raw else self.depth_pub
+        depth_pub.publish(conv.numpy_to_image(result.depth, "32FC1", header))
         if frame.camera_info is not None:
             self.info_pub.publish(copy_camera_info(frame.camera_info, header))
         if result.confidence is not None:
@@ -240,6 +246,7 @@ class DepthNode(Node):
             and self.modes.mode != pl.NONE
         ):
             self.modes.propose(pl.NONE, "no camera image and no LiDAR scan arriving")
+        inputs.expire_waiting()  # images whose CameraInfo never came: dropped and counted
         self._publish_diagnostics()
 
     def diagnostics_window_s(self) -> float:
@@ -303,6 +310,9 @@ class DepthNode(Node):
             "last_transition": self.last_transition,
             "camera": f"{camera.width}x{camera.height}" if camera else "none yet",
             "camera_model": inputs.camera_kind or "none yet",
+            "depth_geometry": inputs.output_geometry or "none yet",
+            "camera_info_sync": p.camera_info_sync,
+            "images_waiting_for_camera_info": inputs.info_sync.n_waiting,
         }
         for cause, n in snap.image_rejections.items():
             values[f"images_rejected_{cause.replace(' ', '_')}"] = n

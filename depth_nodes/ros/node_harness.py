@@ -113,7 +113,9 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, poll: float 
     raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
 
 
-OUTPUTS = ("depth/image", "depth/camera_info", "depth/confidence", "depth/colorized", "depth/points")
+OUTPUTS = ("depth/image_rect", "depth/camera_info", "depth/confidence", "depth/colorized", "depth/points")
+#: Subscribed only when asked for (the node publishes it only with ``depth_geometry: raw``).
+RAW_DEPTH = "depth/image_raw"
 
 
 class NodeClient:
@@ -158,7 +160,8 @@ class NodeClient:
         self.counts: dict[str, int] = defaultdict(int)
         self.cond = threading.Condition()
         types = {
-            "depth/image": Image,
+            "depth/image_rect": Image,
+            RAW_DEPTH: Image,
             "depth/camera_info": CameraInfo,
             "depth/confidence": Image,
             "depth/colorized": Image,

@@ -1,7 +1,10 @@
 """Input side of the depth node: the subscription callbacks convert and validate messages, then hand frames on.
 
 Runs on the executor thread. Bad messages are counted and logged rate-limited per kind of problem; good
-images go to the worker's one-slot mailbox, good scans to the scan cache. Only *accepted* images keep the
+images go to the worker's one-slot mailbox, good scans to the scan cache. Each image is paired with the
+CameraInfo of its own stamp (``camera_info_sync: stamp``, within ``camera_info_stamp_tolerance_s``;
+:class:`~depth_nodes.pipeline.sync.CameraInfoSync`), waiting briefly for one that has not arrived yet, or with
+the newest one (``latest``). Only *accepted* images keep the
 camera fresh: an image rejected for its stamp, size or encoding is counted by cause (diagnostics name it)
 and leaves the camera stale. When the camera is stale each new scan drives a ``lidar_only`` frame on the
 last camera geometry. No exception escapes a callback (:func:`guarded`): the node survives any message.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +23,7 @@ import numpy as np
 
 from depth_nodes import pipeline as pl
 from depth_nodes.core.camera import CameraModel
+from depth_nodes.core.rectification import Rectifier
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.ros import conversions as conv
 from depth_nodes.ros.node_main import TOPICS
@@ -26,15 +31,53 @@ from depth_nodes.ros.node_main import TOPICS
 
 @dataclass
 class ImageFrame:
-    """A validated camera frame waiting for the worker."""
+    """A validated camera frame waiting for the worker.
 
-    rgb: np.ndarray
+    ``image`` is the decoded input image; :attr:`rgb` is that image in the published geometry (``camera``):
+    rectified by ``rectifier`` on first use (on the worker thread, timed in ``rectify_ms``), or ``image`` itself.
+    """
+
+    image: np.ndarray
     stamp: object  # builtin_interfaces/Time of the image (outputs carry it unchanged)
     stamp_ns: int
     frame_id: str
     camera: CameraModel
-    camera_info: object
+    camera_info: object  # CameraInfo describing the published depth (header replaced at publish)
     received: float  # time.perf_counter() at the callback
+    rectifier: Rectifier | None = None
+    output: str = "rectified"  # geometry of the published depth: "rectified" / "raw" (depth_geometry)
+    rectify_ms: float | None = None
+    _rgb: np.ndarray | None = None
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            if self.rectifier is None:
+                self._rgb = self.image
+            else:
+                t0 = time.perf_counter()
+                self._rgb = self.rectifier.rectify(self.image)
+                self.rectify_ms = (time.perf_counter() - t0) * 1e3
+        return self._rgb
+
+
+@dataclass
+class _Decoded:
+    """A decoded image waiting for the CameraInfo of its stamp."""
+
+    rgb: np.ndarray
+    stamp: object
+    stamp_ns: int
+    frame_id: str
+    received: float
+
+
+@dataclass(frozen=True)
+class _Info:
+    """One received CameraInfo: its geometry (shared by every message with the same calibration) and frame."""
+
+    geometry: conv.CameraGeometry
+    frame_id: str
 
 
 @dataclass
@@ -47,6 +90,7 @@ class LidarFrame:
     camera: CameraModel
     camera_info: object
     received: float
+    output: str = "rectified"
 
 
 def problem_key(topic: str, exc: Exception) -> str:
@@ -81,11 +125,16 @@ class NodeInputs:
         #: image_rate counts accepted images only (the camera is fresh); images_received every arrival.
         self.image_rate, self.images_received = pl.RateMeter(), pl.RateMeter()
         self.lidar_rate, self.info_rate = pl.RateMeter(), pl.RateMeter()
+        #: Of the newest CameraInfo (lidar_only frames and diagnostics use them): the model in the published
+        #: geometry, the CameraInfo of the published depth (raw: the input's; rectified: K = P, D = 0, R = I)
         self.camera: CameraModel | None = None
-        #: CameraInfo of the published depth image (raw geometry: the input's; rectified: K = P, D = 0, R = I)
         self.camera_info_msg = None
         self.camera_kind = ""  # "raw" / "rectified": how the last CameraInfo was read (camera_model)
-        self._info_key = None
+        self.output_geometry = ""  # "raw" / "rectified": geometry of the published depth (depth_geometry)
+        self.info_frame_id = ""
+        self._geometries: OrderedDict[tuple, conv.CameraGeometry] = OrderedDict()  # by calibration
+        self._latest: _Info | None = None
+        self.info_sync = pl.CameraInfoSync()
         self.bit_depth = conv.BitDepthTracker()
         self.last_camera_frame = ""  # optical frame of the last image (lidar_only outputs use it)
 
@@ -121,22 +170,51 @@ class NodeInputs:
         key = (msg.width, msg.height, msg.distortion_model, tuple(msg.k), tuple(msg.d), tuple(msg.r),
                tuple(msg.p), msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width,
                msg.roi.height)  # fmt: skip
-        if key == self._info_key:
-            self.camera_info_msg = conv.depth_camera_info(msg, self.camera_kind, msg.header)
-            return
+        geometry = self._geometries.get(key)
+        if geometry is None:
+            geometry = self._read_geometry(msg)
+            if geometry is None:
+                return
+            self._geometries[key] = geometry  # a few calibrations kept: a camera may alternate between them
+            while len(self._geometries) > 4:
+                self._geometries.popitem(last=False)
+        self._geometries.move_to_end(key)
+        self.camera, self.camera_info_msg = geometry.camera, geometry.depth_info
+        self.camera_kind, self.output_geometry = geometry.kind, geometry.output
+        self.info_frame_id = msg.header.frame_id
+        self._latest = info = _Info(geometry, msg.header.frame_id)
         p = node.p
         try:
+            stamp_ns = conv.stamp_to_ns(msg.header.stamp)
+        except DepthNodesError as exc:
+            node.warn(problem_key("camera_info", exc), f"camera_info: {exc}; not paired by stamp")
+            return
+        # Kept by stamp in either policy, so a runtime switch to "stamp" finds the recent ones.
+        released, dropped = self.info_sync.add_info(
+            stamp_ns, info, p.camera_info_stamp_tolerance_s, time.perf_counter()
+        )
+        self._settle(released, dropped)
+
+    def _read_geometry(self, msg) -> conv.CameraGeometry | None:
+        """The geometry of a CameraInfo with a new calibration (logged), None when it is unusable (warned)."""
+        node, p = self.node, self.node.p
+        try:
             geometry = conv.camera_geometry(
-                msg, p.camera_model, node.resolve_topic_name(self.image_topic), p.max_incidence_deg or None
-            )
+                msg, p.camera_model, node.resolve_topic_name(self.image_topic), p.max_incidence_deg or None,
+                p.depth_geometry,
+            )  # fmt: skip
         except DepthNodesError as exc:
             node.warn(
                 problem_key("camera_info", exc), f"camera_info: {exc}; keeping the previous camera model"
             )
-            return
+            return None
         camera, old = geometry.camera, self.camera
-        if geometry.kind != self.camera_kind:
-            node.get_logger().info(f"camera model: {geometry.kind} ({geometry.reason})")
+        if geometry.kind != self.camera_kind or geometry.output != self.output_geometry:
+            rectified = " (input images rectified onto P)" if geometry.rectifier is not None else ""
+            node.get_logger().info(
+                f"camera model: {geometry.kind} ({geometry.reason}); depth published in {geometry.output} "
+                f"geometry{rectified}"
+            )
         if old is not None and old.shape != camera.shape:
             node.get_logger().info(
                 f"camera resolution changed {old.width}x{old.height} -> {camera.width}x{camera.height}: "
@@ -144,8 +222,41 @@ class NodeInputs:
             )
         elif old is not None:
             node.get_logger().info("camera intrinsics changed: re-initialising the camera model")
-        self.camera, self.camera_info_msg, self._info_key = camera, geometry.depth_info, key
-        self.camera_kind = geometry.kind
+        return geometry
+
+    def expire_waiting(self) -> None:
+        """Drop (counted) images that waited too long for their CameraInfo (diagnostics timer)."""
+        tolerance_s = self.node.p.camera_info_stamp_tolerance_s
+        self._settle([], self.info_sync.expire(time.perf_counter(), tolerance_s))
+
+    def _settle(self, released: list, dropped: list) -> None:
+        for _decoded, reason in dropped:
+            self._reject_image("unmatched camera_info", f"{self.image_topic}: unmatched camera_info", reason)
+        for decoded, info in released:
+            self._accept(decoded, info)
+
+    def _accept(self, d: _Decoded, info: _Info) -> None:
+        """An image with its CameraInfo: checked against it and handed to the worker."""
+        g = info.geometry
+        camera = g.camera
+        if d.rgb.shape[:2] != camera.shape:
+            return self._reject_image(
+                "size mismatch",
+                f"{self.image_topic}: size mismatch",
+                f"image is {d.rgb.shape[1]}x{d.rgb.shape[0]} but CameraInfo says {camera.width}x{camera.height} "
+                "(the CameraInfo paired with it)",
+            )
+        frame_id = d.frame_id or info.frame_id
+        if not frame_id:
+            return self._reject_image(
+                "no frame_id", f"{self.image_topic}: no frame", "empty frame_id on image and CameraInfo"
+            )
+        self.image_rate.tick()
+        self.mailbox.put(
+            ImageFrame(
+                d.rgb, d.stamp, d.stamp_ns, frame_id, camera, g.depth_info, d.received, g.rectifier, g.output
+            )
+        )
 
     def on_image(self, msg) -> None:
         node = self.node
@@ -173,25 +284,20 @@ class NodeInputs:
                     )
         except DepthNodesError as exc:
             return self._reject_image("undecodable", problem_key(topic, exc), str(exc))
-        camera, info = self.camera, self.camera_info_msg
-        if camera is None:
+        decoded = _Decoded(rgb, msg.header.stamp, stamp_ns, msg.header.frame_id, received)
+        if self._latest is None:
             where = node.resolve_topic_name(TOPICS["camera_info"])
             return self._reject_image("no camera_info", f"{topic}: no camera_info",
                                       f"no CameraInfo received yet on '{where}'")  # fmt: skip
-        if rgb.shape[:2] != camera.shape:
-            return self._reject_image(
-                "size mismatch",
-                f"{topic}: size mismatch",
-                f"image is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo says {camera.width}x{camera.height}; "
-                "waiting for a matching CameraInfo",
-            )
-        frame_id = msg.header.frame_id or info.header.frame_id
-        if not frame_id:
-            return self._reject_image(
-                "no frame_id", f"{topic}: no frame", "empty frame_id on image and CameraInfo"
-            )
-        self.image_rate.tick()
-        self.mailbox.put(ImageFrame(rgb, msg.header.stamp, stamp_ns, frame_id, camera, info, received))
+        p = node.p
+        if p.camera_info_sync == "latest":
+            for waiting in self.info_sync.drain():  # the policy changed while images waited
+                self._accept(waiting, self._latest)
+            return self._accept(decoded, self._latest)
+        info, dropped = self.info_sync.add_image(
+            stamp_ns, decoded, time.perf_counter(), p.camera_info_stamp_tolerance_s
+        )
+        self._settle([(decoded, info)] if info is not None else [], dropped)
 
     def on_points(self, msg) -> None:
         node = self.node
@@ -233,6 +339,8 @@ class NodeInputs:
         node.worker.scan_arrived(stamp_ns)
         camera, info = self.camera, self.camera_info_msg
         if camera is not None and self.image_rate.age_s() > node.p.max_image_age_s:
-            frame_id = info.header.frame_id or self.last_camera_frame
+            frame_id = self.info_frame_id or self.last_camera_frame
             if frame_id:
-                self.mailbox.put(LidarFrame(scan, msg.header.stamp, frame_id, camera, info, received))
+                self.mailbox.put(
+                    LidarFrame(scan, msg.header.stamp, frame_id, camera, info, received, self.output_geometry)
+                )

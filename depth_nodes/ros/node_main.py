@@ -20,7 +20,8 @@ TOPICS = {
     "image_compressed": "image/compressed",
     "camera_info": "camera_info",
     "points": "points",
-    "depth": "depth/image",
+    "depth": "depth/image_rect",  # depth in rectified geometry (D = 0 in depth/camera_info): the default
+    "depth_raw": "depth/image_raw",  # raw-geometry depth of a raw camera, only with depth_geometry: raw
     "depth_camera_info": "depth/camera_info",
     "confidence": "depth/confidence",
     "colorized": "depth/colorized",
@@ -97,15 +98,16 @@ def main(args: list[str] | None = None) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Run the depth node. Inputs: image (or image/compressed), camera_info, points; outputs depth/image "
-        "(32FC1 metres, NaN = no estimate), depth/camera_info, depth/confidence (0..1), depth/colorized "
+        "Run the depth node. Inputs: image (or image/compressed), camera_info, points; outputs depth/image_rect "
+        "(32FC1 metres, NaN = no estimate; rectified onto P; depth/image_raw instead with depth_geometry: raw), "
+        "depth/camera_info, depth/confidence (0..1), depth/colorized "
         "(rgb8), depth/points, /diagnostics. ROS arguments go after --ros-args, e.g. "
         "`depth-nodes node --ros-args --params-file $(python3 -m depth_nodes.resources depth_nodes.yaml) -r image:=/cam/image_raw`."
     )
     parser.add_argument(
         "--shm",
         action="store_true",
-        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (depth_nodes/config/fastdds_shm.xml)",
+        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (config/fastdds_shm.xml)",
     )
     parser.add_argument(
         "--transport",

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from depth_nodes import pipeline as pl
 
 #: Camera-image rejection causes (fixed set: the counters cannot grow with message contents).
-IMAGE_REJECTIONS = ("future stamp", "undecodable", "no camera_info", "size mismatch", "no frame_id")
+IMAGE_REJECTIONS = (
+    "future stamp", "undecodable", "no camera_info", "unmatched camera_info", "size mismatch", "no frame_id",
+)
 #: |node clock - image stamp| beyond which the stamps are taken to be on another clock (a bag replayed
 #: without use_sim_time, a camera clock not synchronised to the host): stamp-to-publish latency is then
 #: meaningless and only the processing time (receipt -> publish) is reported.

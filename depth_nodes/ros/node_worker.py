@@ -174,6 +174,8 @@ class FrameWorker:
         result.timings_ms["publish"] = (time.perf_counter() - t0) * 1e3
         if self._motion_ms is not None:  # extrinsics + motion compensation of this frame's scan
             result.timings_ms["motion"] = self._motion_ms
+        if getattr(frame, "rectify_ms", None) is not None:  # raw image rectified onto P (ImageFrame.rgb)
+            result.timings_ms["rectify"] = frame.rectify_ms
         done = time.perf_counter()
         gap_ms = (node.now_ns() - stamp_ns) * 1e-6
         on_clock = node.use_sim_time or -p.max_future_stamp_s * 1e3 <= gap_ms <= CLOCK_AGREEMENT_S * 1e3

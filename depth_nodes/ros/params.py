@@ -69,6 +69,15 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("camera_model", "auto", "how camera_info describes the image: raw = K + D, rectified = P (no "
               "distortion), auto = rectified when D is all zero or the image topic names a rectified image",
               False, choices=("auto", "raw", "rectified")),
+    ParamSpec("depth_geometry", "rectified", "geometry of the published depth: rectified = a raw (distorted) camera "
+              "image is rectified onto P and depth is published on depth/image_rect with D = 0 (what depth_image_proc "
+              "reads); raw = the input's geometry and calibration, on depth/image_raw (only for consumers that "
+              "undistort themselves)", False, choices=("rectified", "raw")),
+    ParamSpec("camera_info_sync", "stamp", "stamp = each image uses the CameraInfo with its stamp (within "
+              "camera_info_stamp_tolerance_s, as depth_image_proc's exact sync); latest = the newest CameraInfo "
+              "(drivers whose CameraInfo is not stamped like their images)", True, choices=("stamp", "latest")),
+    ParamSpec("camera_info_stamp_tolerance_s", 0.0, "largest |CameraInfo stamp - image stamp| that pairs them "
+              "(s); 0 = exact", True, 0.0, 1.0),
     ParamSpec("max_incidence_deg", 0.0, "LiDAR points farther off the optical axis are never projected (deg); "
               "0 = the image corner's angle + 5 deg for distorted cameras", False, 0.0, 89.9),
     ParamSpec("image_bit_depth", 0, "bits used by 16-bit images (mono16, rgb16, bayer_*16, 16-bit png); "
@@ -163,6 +172,9 @@ class NodeParams:
     model_resolutions: str
     use_compressed_image: bool
     camera_model: str
+    depth_geometry: str
+    camera_info_sync: str
+    camera_info_stamp_tolerance_s: float
     max_incidence_deg: float
     image_bit_depth: int
     image_qos_reliability: str

@@ -205,7 +205,7 @@ class GuardedLearnedEstimator:
                 self._fail(f"learned model failed on a frame, using {self.fallback_name!r}: {_why(exc)}")
         if inputs.sparse is None:
             raise EmptyInputError("no LiDAR depth for a LiDAR-based estimator")
-        return self.fallback.complete(inputs.sparse.depth, inputs.rgb)
+        return self.fallback.complete(inputs.sparse.depth, inputs.rgb, conditioned=True)  # projected + filtered
 
     def close(self) -> None:
         """Release the model (node shutdown); later frames use the classical completer. A load still running

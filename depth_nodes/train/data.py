@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from depth_nodes.completion.conditioning import condition
 from depth_nodes.data.kitti_depth import list_frames, read_depth_png, read_rgb
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.eval.bench_frames import read_rings
@@ -129,7 +130,10 @@ class FrameSet:
         if hit is not None:
             return hit
         src, f = self.items[i]
-        sparse = read_depth_png(f.velodyne_raw)
+        # The network sees what the node feeds it: conditioned input. A raw layout (KITTI DC's
+        # velodyne_raw) loses its see-through returns here; a conditioned one (make-gt, synth) is
+        # unchanged (the filter is idempotent), so no declaration is needed.
+        sparse = condition(read_depth_png(f.velodyne_raw)).depth
         gt = read_depth_png(f.groundtruth) if (src.kind == "gt" and f.groundtruth) else None
         out = (src, read_rgb(f.image), sparse, gt, read_rings(f.velodyne_raw, sparse.shape))
         arrays = [a for a in out[1:] if a is not None]

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from depth_nodes.completion.conditioning import condition
 from depth_nodes.data.kitti_depth import list_frames
 from depth_nodes.errors import DepthNodesError
 
@@ -82,8 +83,8 @@ def load_samples(
                     raise DepthNodesError(f"{f.name}: synthetic source without groundtruth_depth")
                 w = (tgt > 0).astype(np.float32)
             else:
-                sparse = d["sparse"]
-                comp = guided.complete(sparse, rgb).depth
+                sparse = condition(d["sparse"]).depth  # raw layouts (KITTI DC): see-through returns out
+                comp = guided.complete(sparse, rgb, conditioned=True).depth
                 comp = np.nan_to_num(comp, nan=0.0)
                 tgt = np.where(sparse > 0, sparse, comp).astype(np.float32)
                 w = np.where(sparse > 0, 1.0, np.where(comp > 0, guided_weight, 0.0)).astype(np.float32)

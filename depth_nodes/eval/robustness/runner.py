@@ -93,7 +93,8 @@ def make_estimator(name: str) -> EstimatorHandle:
         name,
         comp.uses_image,
         True,
-        lambda image, sparse: comp.complete(sparse, image),
+        # frame.sparse() projects with the node's filter: declared conditioned, as the node declares it
+        lambda image, sparse: comp.complete(sparse, image, conditioned=True),
         adversarial.torch_forward_of(comp),
     )
 
