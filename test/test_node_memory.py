@@ -82,7 +82,7 @@ def test_lidar_drop_memory_then_monocular_then_guided(node):
         sender.send(points=False)
         time.sleep(0.1)
     t_img = sender.send(points=False)
-    depth = depth_array(client.wait_stamp("depth/image", t_img, timeout=10.0))
+    depth = depth_array(client.wait_stamp("depth/image_rect", t_img, timeout=10.0))
     expected = scene.BOX["z"] - lidar_x_m(t_img)  # where the box is now
     stale = scene.BOX["z"] - lidar_x_m(t_last_scan)  # where the last scan saw it
     assert expected < stale - 0.35  # the robot drove on: carrying the memory matters

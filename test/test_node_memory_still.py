@@ -30,7 +30,7 @@ def test_without_odometry_memory_only_while_the_picture_stands_still():
                        timeout=20.0)  # fmt: skip
         assert "robot still" in d["mode_reason"], d
         t_img = sender.send(points=False)
-        depth = depth_array(client.wait_stamp("depth/image", t_img, timeout=10.0))
+        depth = depth_array(client.wait_stamp("depth/image_rect", t_img, timeout=10.0))
         box = scene.dense_depth() == scene.BOX["z"]
         assert np.nanmedian(depth[box]) == pytest.approx(scene.BOX["z"], abs=0.05)
         turned = np.roll(sender.rgb, 40, axis=1)  # the robot turned: the picture moved
