@@ -217,3 +217,22 @@ def test_demo_default_drive_stands_still_while_the_lidar_is_withheld():
     assert ego.pose(0.5)[0, 3] == pytest.approx(still.pose(0.5)[0, 3])  # unchanged before the stop
     assert ego.pose(2.0)[0, 3] == pytest.approx(still.pose(2.0 - (stop[1] - stop[0]))[0, 3])
     assert dropout_of(12) == (None, None) and dropout_of(DEFAULT_FRAMES, enabled=False) == (None, None)
+
+
+def test_no_memory_depth_where_something_moved_while_it_was_recorded():
+    box = (np.array([10.0, -1.0, -1.7]), np.array([12.0, 1.0, 0.0]))
+    mem = LidarMemory()
+    P0, P1 = pose(0.0), pose(0.5)
+    mem.add(raycast(P0, box), 0, P0)
+    mem.add(raycast(P1), 100_000_000, P1)  # the box drove off between the two scans
+    carried = mem.carry(cam_pose(pose(1.0)), 200_000_000, T_CAM_LIDAR)
+    comp = completion.create("ip_basic")
+    kept = estimate_from_memory(carried, CAMERA, comp, None, max_depth_m=80.0, exclude_moving=False)
+    est = estimate_from_memory(carried, CAMERA, comp, None, max_depth_m=80.0)
+    assert est.moving_mask is not None and kept.moving_mask is None
+    where = est.moving_mask
+    assert 0.01 < where.mean() < 0.3  # around the box's old place only
+    assert np.isnan(est.completion.depth[where]).all() and np.isfinite(kept.completion.depth[where]).mean() > 0.5
+    assert np.all(est.completion.confidence[where] == 0)
+    outside = ~where & np.isfinite(kept.completion.depth)
+    np.testing.assert_array_equal(est.completion.depth[outside], kept.completion.depth[outside])
