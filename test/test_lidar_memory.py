@@ -232,7 +232,9 @@ def test_no_memory_depth_where_something_moved_while_it_was_recorded():
     assert est.moving_mask is not None and kept.moving_mask is None
     where = est.moving_mask
     assert 0.01 < where.mean() < 0.3  # around the box's old place only
-    assert np.isnan(est.completion.depth[where]).all() and np.isfinite(kept.completion.depth[where]).mean() > 0.5
+    assert (
+        np.isnan(est.completion.depth[where]).all() and np.isfinite(kept.completion.depth[where]).mean() > 0.5
+    )
     assert np.all(est.completion.confidence[where] == 0)
     outside = ~where & np.isfinite(kept.completion.depth)
     np.testing.assert_array_equal(est.completion.depth[outside], kept.completion.depth[outside])
