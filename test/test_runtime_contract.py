@@ -240,5 +240,10 @@ def test_tensorrt_goes_through_the_runtime_factory(penet_dir, monkeypatch):
                                        resolutions=[(60, 90)]))  # fmt: skip
     assert calls == [("model.onnx", "tensorrt", "fp16", [(64, 96)])]  # padded to the stride
     rgb, sparse, K = _frame(60, 90)
-    np.testing.assert_allclose(est.predict(rgb, sparse, K).depth, _reference(penet_dir[1], rgb, sparse, K, 64, 96),
-                               rtol=1e-5, atol=1e-4)  # fmt: skip
+    ref = _reference(penet_dir[1], rgb, sparse, K, 64, 96)
+    np.testing.assert_allclose(est.predict(rgb, sparse, K).depth, ref, rtol=1e-5, atol=1e-4)
+    from depth_nodes.runtime.learned_guard import GuardedLearnedEstimator
+
+    stand_in = GuardedLearnedEstimator._make_stand_in(None, est)  # the guard's ORT stand-in during an engine rebuild
+    assert stand_in.backend.kind == "onnxruntime" and stand_in.name == est.name
+    np.testing.assert_allclose(stand_in.predict(rgb, sparse, K).depth, ref, rtol=1e-5, atol=1e-4)

@@ -190,6 +190,10 @@ class ContractEstimator:
     def predict(self, rgb, sparse_m, K=None) -> Completion:
         return self.model.predict(rgb, sparse_m, K)
 
+    def with_backend(self, backend: Backend) -> ContractEstimator:
+        """The same contract on another backend (the guard's ONNX Runtime stand-in while an engine rebuilds)."""
+        return ContractEstimator(ContractModel(self.model.contract, backend))
+
     def estimate(self, inputs) -> Completion:
         sparse = inputs.sparse.depth if inputs.sparse is not None else None
         if self.needs_lidar and sparse is None:
