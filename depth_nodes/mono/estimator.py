@@ -50,7 +50,7 @@ class MonoOptions:
     engine_cache_dir: str = "~/.cache/depth_nodes/engines"
     camera_hw: tuple[int, int] = (352, 1216)  # the camera size a DA ONNX / engine is made for
     #: The node's worker waits at most this long for a monocular estimate of the frame (s); see GuardedMono.
-    frame_budget_s: float = 0.05
+    frame_budget_s: float = 1.0
     #: Depth beyond which the far falloff of the confidence halves it (m).
     confidence_far_m: float = 30.0
 

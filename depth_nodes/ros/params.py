@@ -60,7 +60,7 @@ SPECS: tuple[ParamSpec, ...] = (
               choices=("auto", "torch", "onnxruntime", "tensorrt")),
     ParamSpec("mono_precision", "fp32", "precision of Depth Anything (fp16: TensorRT or torch CUDA)", False,
               choices=("fp32", "fp16", "int8")),
-    ParamSpec("mono_frame_budget_s", 0.05, "longest the worker waits for a frame's monocular estimate (s); the "
+    ParamSpec("mono_frame_budget_s", 1.0, "longest the worker waits for a frame's monocular estimate (s); the "
               "net runs on its own thread, a later estimate is published once with its own image's stamp",
               False, 0.0, 60.0),
     ParamSpec("backend", "auto", "inference backend for learned estimators", False,
