@@ -133,7 +133,7 @@ print(json.dumps([m for m in ("torch", "onnxruntime", "onnx", "tensorrt") if m i
 
 
 def test_default_mono_fallback_imports_ml_libraries_only_on_its_loader_thread() -> None:
-    """The node's default ``monocular_estimator: mono``: building the selector imports no torch / onnxruntime on
+    """``monocular_estimator: mono`` (the shipped own net): building the selector imports no torch / onnxruntime on
     the calling (executor) thread; the background loader does, and with onnxruntime present never torch."""
     code = """
 import sys, json, threading, time

@@ -1,25 +1,24 @@
 """The learned estimator of the pipeline, guarded by the classical completer.
 
 ``completer: learned`` (node parameter) makes the guided mode run the model of ``model_dir`` (a model
-directory or an ``.onnx``) on ``backend`` / ``precision`` / ``device``. :class:`GuardedLearnedEstimator` loads
-it in the background (a TensorRT build takes minutes on a Jetson) and serves the classical completer until it
-is ready; a missing, corrupt or mismatched model, ONNX or engine -- at load or on any later frame -- switches
-it to the classical completer for good, with the reason in :meth:`diagnostics` (the node reports WARN).
+directory or an ``.onnx``) on ``backend`` / ``precision`` / ``device``. :class:`GuardedLearnedEstimator`
+(:mod:`learned_guard`) loads it in the background and serves the classical completer until it is ready; it
+retries transient GPU errors with backoff, rebuilds a TensorRT engine for a new input size while ONNX Runtime
+serves, and falls back to the classical completer for good on permanent errors, with the reason in its
+diagnostics (the node reports WARN).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from depth_nodes import completion
 from depth_nodes.completion.base import Completion
-from depth_nodes.errors import DepthNodesError, EmptyInputError
+from depth_nodes.errors import EmptyInputError
 from depth_nodes.runtime.base import Backend
 from depth_nodes.runtime.errors import ModelError
 from depth_nodes.runtime.factory import create_backend
@@ -48,6 +47,9 @@ class LearnedOptions:
     force_engine_update: bool = False
     resolutions: list[tuple[int, int]] = field(default_factory=lambda: [(352, 1216)])
     threads: int = 0  # CPU threads of torch / ONNX Runtime (0 = the library's default)
+    retry_backoff_s: float = 0.5  # first wait after a transient GPU error (doubles per error in a row)
+    max_retries: int = 5  # transient errors in a row before the classical completer takes over for good
+    backend_options: dict = field(default_factory=dict)  # extra create_backend options (TensorRT: workspace_mb...)
 
 
 class LearnedEstimator:
@@ -118,7 +120,9 @@ def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = 
         path = Path(opts.model_dir).expanduser()
     if not path.exists():
         raise ModelError(f"model_dir {path} does not exist")
-    extra = {"on_line": on_line} if on_line else {}  # TensorRT build progress (other backends ignore it)
+    extra = dict(opts.backend_options)
+    if on_line:
+        extra["on_line"] = on_line  # TensorRT build progress (other backends ignore it)
     if opts.threads:
         extra["threads"] = int(opts.threads)
     backend = create_backend(
@@ -143,98 +147,6 @@ def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = 
     return est
 
 
-class GuardedLearnedEstimator:
-    """The learned estimator with a classical safety net (see the module docstring)."""
-
-    needs_image = True
-    needs_lidar = True
-
-    def __init__(
-        self,
-        options: LearnedOptions | None = None,
-        fallback: str = completion.DEFAULT_COMPLETER,
-        log_warning: Callable[[str], None] | None = None,
-        background: bool = True,
-    ) -> None:
-        self.options = options or LearnedOptions()
-        self.fallback = completion.create(fallback)
-        self.fallback_name = fallback
-        self._warn = log_warning or log.warning
-        self.learned: LearnedEstimator | None = None
-        self.state = "loading"  # -> active | fallback | closed
-        self.reason = "learned model loading"
-        self._lock = threading.Lock()
-        if background:
-            self._loader = threading.Thread(target=self._load, name="learned-model-loader", daemon=True)
-            self._loader.start()
-        else:
-            self._load()
-
-    def _load(self) -> None:
-        try:
-            est = build_learned(self.options, on_line=lambda s: log.info("%s", s))
-        except Exception as exc:  # noqa: BLE001 - any failure of an optional model must leave the node running
-            self._fail(f"learned model unusable, using {self.fallback_name!r}: {_why(exc)}")
-            return
-        with self._lock:
-            if self.state == "closed":  # shut down while loading
-                est.backend.close()
-                return
-            self.learned, self.state = est, "active"
-            self.reason = est.backend.reason
-        log.info("learned estimator %s ready: %s", est.name, est.backend.describe())
-
-    def _fail(self, reason: str) -> None:
-        with self._lock:
-            self.learned, self.state, self.reason = None, "fallback", reason
-        self._warn(reason)
-
-    @property
-    def name(self) -> str:
-        est = self.learned
-        return est.name if est is not None else f"{self.fallback_name} (fallback)"
-
-    def estimate(self, inputs) -> Completion:
-        est = self.learned
-        if est is not None:
-            try:
-                return est.estimate(inputs)
-            except EmptyInputError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failing model falls back instead of failing frames
-                self._fail(f"learned model failed on a frame, using {self.fallback_name!r}: {_why(exc)}")
-        if inputs.sparse is None:
-            raise EmptyInputError("no LiDAR depth for a LiDAR-based estimator")
-        return self.fallback.complete(inputs.sparse.depth, inputs.rgb, conditioned=True)  # projected + filtered
-
-    def close(self) -> None:
-        """Release the model (node shutdown); later frames use the classical completer. A load still running
-        is waited for first (a daemon thread in native ONNX Runtime / TensorRT code at exit aborts)."""
-        loader = getattr(self, "_loader", None)
-        if loader is not None:
-            loader.join(60.0)
-        with self._lock:
-            est, self.learned = self.learned, None
-            if est is not None:
-                self.state, self.reason = "closed", "node shutting down"
-        if est is not None:
-            est.backend.close()
-
-    def diagnostics(self) -> tuple[dict[str, str], list[str]]:
-        """(key/values, warnings) for the node's diagnostics; a warning makes the node report WARN."""
-        with self._lock:
-            est, state, reason = self.learned, self.state, self.reason
-        values = {"learned_state": state, "learned_reason": reason}
-        if est is not None:
-            values.update({f"learned_{k}": v for k, v in est.backend.describe().items()})
-        warnings = [reason] if state == "fallback" else []
-        return values, warnings
-
-
-def _why(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, DepthNodesError) else f"{type(exc).__name__}: {exc}"
-
-
 def parse_resolutions(text: str) -> list[tuple[int, int]]:
     """``"352x1216,376x1248"`` -> ``[(352, 1216), (376, 1248)]`` (H x W); :class:`ModelError` when malformed."""
     try:
@@ -244,6 +156,9 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
     if not out or any(len(r) != 2 or min(r) < 1 for r in out):
         raise ModelError(f"resolutions must be HxW[,HxW...], got {text!r}")
     return out  # type: ignore[return-value]
+
+
+from depth_nodes.runtime.learned_guard import GuardedLearnedEstimator  # noqa: E402 - it imports this module lazily
 
 
 def learned_factory(log: Callable[[str], None] | None = None, **options) -> GuardedLearnedEstimator:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,20 +192,25 @@ def export(
     want_dynamic = cfg.get("dynamic_hw", True) if dynamic is None else dynamic
     frames = frames or street_frames(2, height, width)
     model = model.eval().float().cpu()
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    is_dynamic = torch_export_onnx(model, tmp, height, width, want_dynamic, frames)
-    add_metadata(tmp, model, height, width, is_dynamic)
-    tmp.replace(out)
-    info = read_onnx(out)
-    if is_dynamic and not info.dynamic_hw:
-        log.warning("exporter fixed H/W despite dynamic shapes: metadata says fixed %dx%d", height, width)
-    sizes = [(height, width)]
-    if is_dynamic:
-        sizes.append(second_size or (max(stride, height // 2 // stride * stride), max(stride, width // 2 // stride * stride)))
-    report = parity(model, out, frames, sizes)
-    if not within_tolerance(report, tolerance, cfg.get("outputs")):
-        raise ParityError(
-            f"ONNX Runtime differs from torch by {report.max_abs:.3g} > tolerance {tolerance:g} (+ the declared "
-            f"relative term):\n" + "\n".join(report.lines())
-        )
+    # Everything happens on a temporary name; only an export that passed the parity check is renamed to ``out``
+    # (a failed one left at ``out`` would be found and used by the next start: resolve_onnx reuses the file).
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.onnx")
+    try:
+        is_dynamic = torch_export_onnx(model, tmp, height, width, want_dynamic, frames)
+        add_metadata(tmp, model, height, width, is_dynamic)
+        info = read_onnx(tmp)
+        if is_dynamic and not info.dynamic_hw:
+            log.warning("exporter fixed H/W despite dynamic shapes: metadata says fixed %dx%d", height, width)
+        sizes = [(height, width)]
+        if is_dynamic:
+            sizes.append(second_size or (max(stride, height // 2 // stride * stride), max(stride, width // 2 // stride * stride)))
+        report = parity(model, tmp, frames, sizes)
+        if not within_tolerance(report, tolerance, cfg.get("outputs")):
+            raise ParityError(
+                f"ONNX Runtime differs from torch by {report.max_abs:.3g} > tolerance {tolerance:g} (+ the declared "
+                f"relative term; nothing written to {out}):\n" + "\n".join(report.lines())
+            )
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return report
