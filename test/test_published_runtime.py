@@ -94,7 +94,7 @@ def test_node_publishes_the_imported_model_on_onnxruntime(enet: dict) -> None:
             sender.send()
             time.sleep(1.0)  # a slow camera: the node's one-slot mailbox keeps the newest frame while ENet runs
             with client.cond:
-                msgs = list(client.messages["depth/image"])
+                msgs = list(client.messages["depth/image_rect"])
             diag = client.latest_diagnostics()
             assert diag.get("learned_state") != "fallback", diag
             for msg in msgs[seen:]:
