@@ -22,7 +22,7 @@ BENCHES = {
         "monocular fallback with the LiDAR cut for N frames: error vs frames since the last scan, vs guided",
     ),
     "node": (
-        "depth_nodes.ros.bench_node",
+        "depth_nodes.ros.tools.bench_node",
         "the depth node in its own process fed at 10/30 Hz: latency, drops, CPU, RSS",
     ),
 }

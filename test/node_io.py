@@ -15,8 +15,8 @@ rclpy = pytest.importorskip("rclpy")
 from std_msgs.msg import Header  # noqa: E402
 
 from depth_nodes.ros import conversions as conv  # noqa: E402
-from depth_nodes.ros.node_harness import NodeClient, NodeProcess  # noqa: E402
 from depth_nodes.ros.node_main import shm_profile_path as use_shm_profile_path  # noqa: E402
+from depth_nodes.ros.tools.node_harness import NodeClient, NodeProcess  # noqa: E402
 
 CAMERA_FRAME = "camera_optical"
 LIDAR_FRAME = "lidar"

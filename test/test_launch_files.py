@@ -211,7 +211,7 @@ def test_launch_files_build_with_real_launch() -> None:
 def test_node_starts_with_both_parameter_files_and_remaps() -> None:
     from node_io import ros_env
 
-    from depth_nodes.ros.node_harness import NodeProcess, wait_until
+    from depth_nodes.ros.tools.node_harness import NodeProcess, wait_until
 
     proc = NodeProcess(
         env=ros_env(),

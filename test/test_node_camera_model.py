@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from node_io import CAMERA_FRAME, depth_array, start_node, stop_node
 
-from depth_nodes.ros.node_harness import OUTPUTS, RAW_DEPTH
+from depth_nodes.ros.tools.node_harness import OUTPUTS, RAW_DEPTH
 
 pytestmark = pytest.mark.ros
 

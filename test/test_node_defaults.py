@@ -23,7 +23,7 @@ from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.core.transforms import transform_points
 from depth_nodes.ros import conversions as conv
-from depth_nodes.ros.node_harness import NodeClient, NodeProcess
+from depth_nodes.ros.tools.node_harness import NodeClient, NodeProcess
 
 pytestmark = pytest.mark.ros
 

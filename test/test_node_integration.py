@@ -240,7 +240,7 @@ def test_incompatible_qos_is_reported_with_the_fix(node) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from depth_nodes.ros.node_harness import wait_until
+    from depth_nodes.ros.tools.node_harness import wait_until
 
     proc, client, sender = node  # the node's image subscription is RELIABLE here
     pub = client.node.create_publisher(
@@ -270,7 +270,7 @@ def test_compressed_images_are_used_by_parameter() -> None:
         pub = client.node.create_publisher(
             CompressedImage, "image/compressed", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         )
-        from depth_nodes.ros.node_harness import wait_until
+        from depth_nodes.ros.tools.node_harness import wait_until
 
         wait_until(lambda: pub.get_subscription_count() > 0, 30.0, "image/compressed to match")
         ok, png = cv2.imencode(".png", cv2.cvtColor(sender.rgb, cv2.COLOR_RGB2BGR))

@@ -1,4 +1,4 @@
-"""Timing of the per-frame conversions the depth node does at 1216x352 (``python -m depth_nodes.ros.conversion_bench``).
+"""Timing of the per-frame conversions the depth node does at 1216x352 (``python -m depth_nodes.ros.tools.conversion_bench``).
 
 Each row times one direction for the 32FC1 depth image and the organized XYZRGB cloud: numpy -> message,
 message -> numpy, and rclpy's (de)serialization (the copy into / out of the middleware that publishing and

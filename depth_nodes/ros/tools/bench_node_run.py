@@ -1,5 +1,5 @@
 """One run of ``depth-nodes bench node``: synthetic frames as messages, the node in its own process, one
-(transport, rate) measurement (latency, counts, CPU, RSS; see :mod:`depth_nodes.ros.bench_node`)."""
+(transport, rate) measurement (latency, counts, CPU, RSS; see :mod:`depth_nodes.ros.tools.bench_node`)."""
 
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_params: dict) -> RunResult:
     from depth_nodes.ros import conversions as conv
-    from depth_nodes.ros.node_harness import NodeClient, NodeProcess, check_alive
+    from depth_nodes.ros.tools.node_harness import NodeClient, NodeProcess, check_alive
 
     env = transport_env(transport)
     proc = NodeProcess(extra_params, env=env, params_files=resources.node_params_files()).start()
