@@ -27,9 +27,10 @@ from std_msgs.msg import Header
 
 from depth_nodes import pipeline as pl
 from depth_nodes.pipeline.drift import DriftMonitor, merge_status
-from depth_nodes.ros import conversions as conv
 from depth_nodes.ros import params as P
 from depth_nodes.ros import qos as Q
+from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2
+from depth_nodes.ros.builders.image import numpy_to_image
 from depth_nodes.ros.diagnostics import WARN, NodeReport, RateLimitedLog, assess, build_diagnostics
 from depth_nodes.ros.extrinsics import make_compensator, make_extrinsics
 from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
@@ -209,16 +210,16 @@ class DepthNode(Node):
         header = Header(stamp=frame.stamp, frame_id=result.frame_id)
         raw = frame.output == "raw" and self.depth_raw_pub is not None
         depth_pub = self.depth_raw_pub if raw else self.depth_pub
-        depth_pub.publish(conv.numpy_to_image(result.depth, "32FC1", header))
+        depth_pub.publish(numpy_to_image(result.depth, "32FC1", header))
         if frame.camera_info is not None:
             self.info_pub.publish(copy_camera_info(frame.camera_info, header))
         if result.confidence is not None:
-            self.conf_pub.publish(conv.numpy_to_image(result.confidence, "32FC1", header))
+            self.conf_pub.publish(numpy_to_image(result.confidence, "32FC1", header))
         if result.colorized is not None:
-            self.color_pub.publish(conv.numpy_to_image(result.colorized, "rgb8", header))
+            self.color_pub.publish(numpy_to_image(result.colorized, "rgb8", header))
         if result.cloud_xyz is not None:
             self.cloud_pub.publish(
-                conv.xyzrgb_to_pointcloud2(result.cloud_xyz, result.cloud_rgb, header, result.cloud_organized)
+                xyzrgb_to_pointcloud2(result.cloud_xyz, result.cloud_rgb, header, result.cloud_organized)
             )
 
     # ------------------------------------------------------------------ modes and diagnostics
