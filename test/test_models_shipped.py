@@ -9,9 +9,9 @@ torch = pytest.importorskip("torch", reason="torch not installed (pip install to
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[ml]')")
 
 from depth_nodes import models  # noqa: E402
-from depth_nodes.runtime.estimator import GuardedLearnedEstimator, LearnedOptions  # noqa: E402
 from depth_nodes.runtime.frames import street_frame  # noqa: E402
 from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend  # noqa: E402
+from depth_nodes.runtime.predictor import GuardedLearnedEstimator, LearnedOptions  # noqa: E402
 from depth_nodes.runtime.preprocess import Normalisation, crop_outputs, to_inputs_numpy  # noqa: E402
 
 SHIPPED = models.shipped_model_dir()

@@ -15,8 +15,8 @@ from depth_nodes import completion
 from depth_nodes import pipeline as pl
 from depth_nodes.runtime import create_backend, factory
 from depth_nodes.runtime.errors import ModelError
-from depth_nodes.runtime.estimator import GuardedLearnedEstimator, LearnedOptions, build_learned
 from depth_nodes.runtime.frames import street_frame
+from depth_nodes.runtime.predictor import GuardedLearnedEstimator, LearnedOptions, build_learned
 from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
 
 

@@ -16,7 +16,7 @@ _PROVIDERS = (
     "depth_nodes.completion.ip_basic",
     "depth_nodes.completion.guided",
     "depth_nodes.mono.completer",  # mono, mono:NAME (depth-nodes eval --method mono)
-    "depth_nodes.completion.learned",
+    "depth_nodes.pipeline.learned_completer",
 )
 
 DEFAULT_COMPLETER = "guided"

@@ -26,7 +26,7 @@ class MonoCompleter(Completer):
 
     def __init__(self, kind: str = "mono", model_dir: str = "", input_height_px: int = 518,
                  max_depth_m: float = 120.0, min_fit_points: int = 50) -> None:  # fmt: skip
-        from depth_nodes.mono.estimator import MonoOptions, load_model
+        from depth_nodes.mono.fallback_estimator import MonoOptions, load_model
 
         self.model = load_model(kind, MonoOptions(model_dir=model_dir, input_height_px=input_height_px))
         self.max_depth_m = float(max_depth_m)

@@ -73,7 +73,7 @@ ESTIMATORS: dict[str, Callable[..., Estimator]] = {}
 #: Names whose factory takes the selector's ``options`` (backend, precision, model_dir ...) and ``log``.
 _TAKES_OPTIONS: set[str] = set()
 #: Modules registering estimators on import (light: the heavy libraries load when an estimator is built).
-_PROVIDERS = ("depth_nodes.runtime.estimator", "depth_nodes.mono.estimator")
+_PROVIDERS = ("depth_nodes.runtime.predictor", "depth_nodes.mono.fallback_estimator")
 
 
 def register_estimator(name: str, factory: Callable[..., Estimator], takes_options: bool = False) -> None:

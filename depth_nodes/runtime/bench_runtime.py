@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     from depth_nodes import models
     from depth_nodes.runtime import create_backend
-    from depth_nodes.runtime.estimator import LearnedOptions, build_learned
     from depth_nodes.runtime.frames import street_frame
+    from depth_nodes.runtime.predictor import LearnedOptions, build_learned
     from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
 
     res = (args.height, args.width)

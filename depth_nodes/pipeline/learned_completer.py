@@ -32,7 +32,7 @@ class LearnedCompleter(Completer):
 
     def estimator(self):
         if self._est is None:
-            from depth_nodes.runtime.estimator import LearnedOptions, build_learned
+            from depth_nodes.runtime.predictor import LearnedOptions, build_learned
 
             self._est = build_learned(
                 LearnedOptions(model_dir=self.model_dir, backend=self.backend, threads=self.threads)
