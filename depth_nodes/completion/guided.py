@@ -36,7 +36,6 @@ from depth_nodes.completion.guided_fill import (
     top_envelope,
 )
 from depth_nodes.completion.guided_image import ImageParams, refine_edges
-from depth_nodes.completion.registry import register
 
 #: Spread (relative to the value) added per coarse hole pass a pixel waited for, and given to the
 #: upward extrapolation: their error grows with the distance to the returns.
@@ -225,25 +224,3 @@ class GuidedCompleter(Completer):
         b = spread * np.float32(0.5 / self.confidence_scale_m)
         b += np.float32(self.noise_inv / self.confidence_scale_m)
         return cv2.divide(inv2, cv2.add(inv2, b))  # 0 / b = 0 where inv is 0
-
-
-@register(
-    "guided",
-    "ring-free morphological completion in inverse depth (default); confidence from the near/far spread",
-)
-def _guided(**params) -> GuidedCompleter:
-    return GuidedCompleter(use_image=True, **params)
-
-
-@register("lidar_only", "the guided completer without the image (camera lost)")
-def _lidar_only(**params) -> GuidedCompleter:
-    return GuidedCompleter(use_image=False, **params)
-
-
-@register(
-    "guided_extrapolate",
-    "guided with extrapolate=True (IP-Basic's option: estimates above the top return too); for benchmarks",
-)
-def _guided_extrapolate(**params) -> GuidedCompleter:
-    params.setdefault("extrapolate", True)
-    return GuidedCompleter(use_image=True, **params)

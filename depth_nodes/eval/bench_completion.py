@@ -258,7 +258,7 @@ def register_models(specs: Iterable[str]) -> list[str]:
             raise DepthNodesError(f"--model {spec!r}: {directory} is not a directory")
         extra = {"backend": backend} if backend else {}
         register(name, f"learned model of {directory}")(
-            lambda _d=directory, _e=extra, **p: LearnedCompleter(model_dir=_d, **{**_e, **p})
+            lambda _d=directory, _e=extra, **p: LearnedCompleter(model_dir=_d, fallback="", **{**_e, **p})
         )
         names.append(name)
     return names

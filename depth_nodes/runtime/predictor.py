@@ -1,25 +1,20 @@
-"""The learned estimator of the pipeline, guarded by the classical completer.
+"""The learned predictor: a loaded backend + its I/O contract, ``predict(rgb, sparse) -> Completion``.
 
-``completer: learned`` (node parameter) makes the guided mode run the model of ``model_dir`` (a model
-directory or an ``.onnx``) on ``backend`` / ``precision`` / ``device``. :class:`GuardedLearnedEstimator` loads
-it in the background (a TensorRT build takes minutes on a Jetson) and serves the classical completer until it
-is ready; a missing, corrupt or mismatched model, ONNX or engine -- at load or on any later frame -- switches
-it to the classical completer for good, with the reason in :meth:`diagnostics` (the node reports WARN).
+:func:`build_predictor` creates the model of ``model_dir`` (a model directory or an ``.onnx``; empty: the
+shipped checkpoint) on ``backend`` / ``precision`` / ``device``, loads it and checks it on a warm-up frame.
+ROS-free and pipeline-free: the pipeline's ``learned`` estimator (with its classical fallback) wraps it in
+:mod:`depth_nodes.pipeline.learned_estimator`.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from depth_nodes import completion
 from depth_nodes.completion.base import Completion
-from depth_nodes.errors import DepthNodesError, EmptyInputError
 from depth_nodes.runtime.base import Backend
 from depth_nodes.runtime.errors import ModelError
 from depth_nodes.runtime.factory import create_backend
@@ -32,13 +27,12 @@ from depth_nodes.runtime.preprocess import (
     to_inputs_torch,
 )
 
-log = logging.getLogger(__name__)
 LEARNED = "learned"
 
 
 @dataclass
 class LearnedOptions:
-    """Runtime settings of a learned estimator (the node parameters of the same names)."""
+    """Runtime settings of a learned predictor (the node parameters of the same names)."""
 
     model_dir: str = ""
     backend: str = "auto"
@@ -50,11 +44,8 @@ class LearnedOptions:
     threads: int = 0  # CPU threads of torch / ONNX Runtime (0 = the library's default)
 
 
-class LearnedEstimator:
-    """A loaded backend + its I/O contract (normalisation, stride, fixed size) as a pipeline estimator."""
-
-    needs_image = True
-    needs_lidar = True
+class LearnedPredictor:
+    """A loaded backend + its I/O contract (normalisation, stride, fixed size)."""
 
     def __init__(self, backend: Backend, norm: Normalisation, stride: int, fixed: tuple[int, int] | None) -> None:
         self.backend = backend
@@ -98,16 +89,9 @@ class LearnedEstimator:
         depth = dict(zip(self.backend.output_names, outs, strict=True))["depth"]
         return depth[:, :, :h, :w].float()
 
-    def estimate(self, inputs) -> Completion:
-        if inputs.sparse is None:
-            raise EmptyInputError("no LiDAR depth for the learned estimator")
-        if inputs.rgb is None:
-            raise EmptyInputError("the learned estimator needs the camera image")
-        return self.predict(inputs.rgb, inputs.sparse.depth)
 
-
-def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = None) -> LearnedEstimator:
-    """Create, load and warm up the learned estimator of ``opts``; :class:`ModelError` naming what is wrong."""
+def build_predictor(opts: LearnedOptions, on_line: Callable[[str], None] | None = None) -> LearnedPredictor:
+    """Create, load and warm up the learned predictor of ``opts``; :class:`ModelError` naming what is wrong."""
     if not opts.model_dir:  # the checkpoint shipped in the package
         from depth_nodes.models import shipped_model_dir
 
@@ -134,105 +118,13 @@ def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = 
         cfg = backend.model.depth_nodes_config
         norm = Normalisation.from_contract(cfg.get("inputs"))
         stride, fixed = int(getattr(backend.model, "stride", 1)), None
-    est = LearnedEstimator(backend, norm, stride, fixed)
+    est = LearnedPredictor(backend, norm, stride, fixed)
     h, w = fixed or opts.resolutions[0]
     img, sp = street_frame(h, w, seed=7)
     out = est.predict(img, sp)
     if not np.isfinite(out.depth).any():
         raise ModelError(f"model {backend.model_name!r} gives no finite depth on a warm-up frame")
     return est
-
-
-class GuardedLearnedEstimator:
-    """The learned estimator with a classical safety net (see the module docstring)."""
-
-    needs_image = True
-    needs_lidar = True
-
-    def __init__(
-        self,
-        options: LearnedOptions | None = None,
-        fallback: str = completion.DEFAULT_COMPLETER,
-        log_warning: Callable[[str], None] | None = None,
-        background: bool = True,
-    ) -> None:
-        self.options = options or LearnedOptions()
-        self.fallback = completion.create(fallback)
-        self.fallback_name = fallback
-        self._warn = log_warning or log.warning
-        self.learned: LearnedEstimator | None = None
-        self.state = "loading"  # -> active | fallback | closed
-        self.reason = "learned model loading"
-        self._lock = threading.Lock()
-        if background:
-            self._loader = threading.Thread(target=self._load, name="learned-model-loader", daemon=True)
-            self._loader.start()
-        else:
-            self._load()
-
-    def _load(self) -> None:
-        try:
-            est = build_learned(self.options, on_line=lambda s: log.info("%s", s))
-        except Exception as exc:  # noqa: BLE001 - any failure of an optional model must leave the node running
-            self._fail(f"learned model unusable, using {self.fallback_name!r}: {_why(exc)}")
-            return
-        with self._lock:
-            if self.state == "closed":  # shut down while loading
-                est.backend.close()
-                return
-            self.learned, self.state = est, "active"
-            self.reason = est.backend.reason
-        log.info("learned estimator %s ready: %s", est.name, est.backend.describe())
-
-    def _fail(self, reason: str) -> None:
-        with self._lock:
-            self.learned, self.state, self.reason = None, "fallback", reason
-        self._warn(reason)
-
-    @property
-    def name(self) -> str:
-        est = self.learned
-        return est.name if est is not None else f"{self.fallback_name} (fallback)"
-
-    def estimate(self, inputs) -> Completion:
-        est = self.learned
-        if est is not None:
-            try:
-                return est.estimate(inputs)
-            except EmptyInputError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failing model falls back instead of failing frames
-                self._fail(f"learned model failed on a frame, using {self.fallback_name!r}: {_why(exc)}")
-        if inputs.sparse is None:
-            raise EmptyInputError("no LiDAR depth for a LiDAR-based estimator")
-        return self.fallback.complete(inputs.sparse.depth, inputs.rgb, conditioned=True)  # projected + filtered
-
-    def close(self) -> None:
-        """Release the model (node shutdown); later frames use the classical completer. A load still running
-        is waited for first (a daemon thread in native ONNX Runtime / TensorRT code at exit aborts)."""
-        loader = getattr(self, "_loader", None)
-        if loader is not None:
-            loader.join(60.0)
-        with self._lock:
-            est, self.learned = self.learned, None
-            if est is not None:
-                self.state, self.reason = "closed", "node shutting down"
-        if est is not None:
-            est.backend.close()
-
-    def diagnostics(self) -> tuple[dict[str, str], list[str]]:
-        """(key/values, warnings) for the node's diagnostics; a warning makes the node report WARN."""
-        with self._lock:
-            est, state, reason = self.learned, self.state, self.reason
-        values = {"learned_state": state, "learned_reason": reason}
-        if est is not None:
-            values.update({f"learned_{k}": v for k, v in est.backend.describe().items()})
-        warnings = [reason] if state == "fallback" else []
-        return values, warnings
-
-
-def _why(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, DepthNodesError) else f"{type(exc).__name__}: {exc}"
 
 
 def parse_resolutions(text: str) -> list[tuple[int, int]]:
@@ -244,22 +136,3 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
     if not out or any(len(r) != 2 or min(r) < 1 for r in out):
         raise ModelError(f"resolutions must be HxW[,HxW...], got {text!r}")
     return out  # type: ignore[return-value]
-
-
-def learned_factory(log: Callable[[str], None] | None = None, **options) -> GuardedLearnedEstimator:
-    """Factory registered as ``learned`` in the pipeline's estimator registry (options: LearnedOptions fields;
-    ``resolutions`` may be the node parameter's ``"HxW,HxW"`` text)."""
-    known = set(LearnedOptions.__dataclass_fields__)
-    if isinstance(options.get("resolutions"), str):
-        options["resolutions"] = parse_resolutions(options["resolutions"])
-    opts = LearnedOptions(**{k: v for k, v in options.items() if k in known})
-    return GuardedLearnedEstimator(opts, log_warning=log, background=options.get("background", True))
-
-
-def _register() -> None:
-    from depth_nodes.pipeline.estimators import register_estimator
-
-    register_estimator(LEARNED, learned_factory, takes_options=True)
-
-
-_register()
