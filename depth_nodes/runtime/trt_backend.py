@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_nodes.runtime import trt_build as B
+from depth_nodes.runtime import trt_build
 from depth_nodes.runtime.base import Backend, is_torch
 from depth_nodes.runtime.errors import BackendUnavailableError, EngineError, ModelError
 from depth_nodes.runtime.onnx_io import OnnxInfo, read_onnx, sha256_file
@@ -43,7 +43,7 @@ class GpuInfo:
         return cls(torch.cuda.get_device_name(idx), f"{major}.{minor}")
 
 
-def profiles_for(info: OnnxInfo, resolutions: list[tuple[int, int]]) -> list[B.Profile]:
+def profiles_for(info: OnnxInfo, resolutions: list[tuple[int, int]]) -> list[trt_build.Profile]:
     """One exact-shape profile per resolution (fixed-shape ONNX: its own resolution only)."""
     if not info.dynamic_hw:
         fixed = info.resolution
@@ -59,7 +59,7 @@ def profiles_for(info: OnnxInfo, resolutions: list[tuple[int, int]]) -> list[B.P
         for name, dims in info.inputs.items():
             shape = tuple(int(d) if isinstance(d, int) else 1 for d in dims[:2]) + (int(h), int(w))
             shapes.append((name, shape, shape, shape))
-        out.append(B.Profile(tuple(shapes)))
+        out.append(trt_build.Profile(tuple(shapes)))
     return out
 
 
@@ -114,7 +114,7 @@ class TensorRTBackend(Backend):
         self._stream = None
 
     # ------------------------------------------------------------------ engine
-    def _key(self, precision: str, profiles: list[B.Profile]) -> EngineKey:
+    def _key(self, precision: str, profiles: list[trt_build.Profile]) -> EngineKey:
         calib = ""
         if precision == "int8" and self.calib_inputs:
             import hashlib
@@ -131,37 +131,37 @@ class TensorRTBackend(Backend):
 
     def _prepared_onnx(self, precision: str) -> tuple[Path, bool]:
         """The ONNX to build from and whether it is typed (strongly typed build)."""
-        from depth_nodes.runtime import trt_precision as P
+        from depth_nodes.runtime import trt_precision
 
-        typed = P.is_typed_onnx(self.onnx_path)
-        gen = B.api_generation(self.trt)
+        typed = trt_precision.is_typed_onnx(self.onnx_path)
+        gen = trt_build.api_generation(self.trt)
         if precision == "fp32" or typed or gen == 10:
             return self.onnx_path, typed
         out = self.cache.dir / f"{self.info.sha256[:16]}.{precision}.onnx"
         if precision == "fp16":
-            tool = P.convert_fp16(self.onnx_path, out)
+            tool = trt_precision.convert_fp16(self.onnx_path, out)
         else:
             if not self.calib_inputs:
                 raise EngineError("int8 needs calibration frames (--calib-dir / calib_inputs)")
             calib = {n: np.concatenate([f[n] for f in self.calib_inputs]) for n in self.calib_inputs[0]}
-            tool = P.quantize_int8(self.onnx_path, out, calib)
+            tool = trt_precision.quantize_int8(self.onnx_path, out, calib)
         self.notes.append(f"ONNX converted to {precision} by {tool}")
         return out, True
 
-    def _build(self, precision: str, profiles: list[B.Profile], key: EngineKey, engine: Path) -> bytes:
-        from depth_nodes.runtime import trt_precision as P
+    def _build(self, precision: str, profiles: list[trt_build.Profile], key: EngineKey, engine: Path) -> bytes:
+        from depth_nodes.runtime import trt_precision
 
         onnx_path, typed = self._prepared_onnx(precision)
         calibrator = None
         if precision == "int8" and not typed:
             if not self.calib_inputs:
                 raise EngineError("int8 on TensorRT 10.x needs calibration frames (--calib-dir / calib_inputs)")
-            calibrator = P.make_entropy_calibrator(
+            calibrator = trt_precision.make_entropy_calibrator(
                 self.trt, self.calib_inputs, self.device, engine.with_suffix(".calib")
             )
         tpath = self.cache.timing_cache_path(self.gpu.name, str(self.trt.__version__))
         timing = tpath.read_bytes() if tpath.is_file() else None
-        plan, tc, self.build_path = B.build_serialized(
+        plan, tc, self.build_path = trt_build.build_serialized(
             self.trt, onnx_path, precision, profiles, self.workspace_bytes, timing, calibrator, typed, self.on_line
         )
         if tc:
@@ -169,7 +169,7 @@ class TensorRTBackend(Backend):
         self.cache.store(self.info.model_name, key, plan)
         return plan
 
-    def _engine_bytes(self, precision: str, profiles: list[B.Profile], force: bool) -> tuple[bytes, Path]:
+    def _engine_bytes(self, precision: str, profiles: list[trt_build.Profile], force: bool) -> tuple[bytes, Path]:
         key = self._key(precision, profiles)
         path = self.cache.engine_path(self.info.model_name, key)
         if not force and (hit := self.cache.lookup(self.info.model_name, key)):
@@ -195,7 +195,7 @@ class TensorRTBackend(Backend):
             return plan, path
 
     def _deserialize(self, plan: bytes, origin: str):
-        runtime = self.trt.Runtime(B.make_logger(self.trt))
+        runtime = self.trt.Runtime(trt_build.make_logger(self.trt))
         engine = runtime.deserialize_cuda_engine(plan) if plan else None
         if engine is None:
             raise EngineError(
@@ -244,11 +244,11 @@ class TensorRTBackend(Backend):
         self.engine_profiles = []
         for p in range(e.num_optimization_profiles):
             shapes = tuple((n, *(tuple(s) for s in e.get_tensor_profile_shape(n, p))) for n in ins)
-            self.engine_profiles.append(B.Profile(shapes))
+            self.engine_profiles.append(trt_build.Profile(shapes))
 
     def load(self) -> None:
-        self.trt = self._trt or B.import_tensorrt()
-        gen = B.api_generation(self.trt)
+        self.trt = self._trt or trt_build.import_tensorrt()
+        gen = trt_build.api_generation(self.trt)
         if self.device.startswith("cuda"):
             import torch
 
