@@ -14,8 +14,8 @@ in the pixel coordinates, so averaging there interpolates planes exactly):
 3. **Returns kept exactly**; **above the LiDAR's top envelope** (the highest return within
    +-``top_window_px`` columns) NaN with confidence 0, unless ``extrapolate=True`` (as IP-Basic's
    option: the fill's own reach kept, then each column's top value carried up to row 0, low confidence).
-4. **Confidence** ``exp(-e / confidence_scale_m)`` with the expected error
-   ``e = d**2 * (noise_inv + spread / 2)``, ``spread`` the near-far disagreement (inverse depth; an
+4. **Confidence** ``1 / (1 + e / confidence_scale_m)`` with the expected error
+   ``e = d**2 * (noise_inv + spread / 2)`` (m), ``spread`` the near-far disagreement (inverse depth; an
    inverse-depth error ``di`` is a depth error ``d**2 di``), larger for hole-filled pixels.
 """
 
@@ -76,7 +76,7 @@ class GuidedCompleter(Completer):
     - ``min_depth_m`` / ``max_depth_m`` (m, 0.5 / 500): estimates are clipped to this range (a safety
       net: they are means of returns); returns are kept as measured.
     - ``noise_inv`` (1/m, 0.002): inverse-depth noise floor of the confidence model.
-    - ``confidence_scale_m`` (m, 1.0): expected error (m) that maps to confidence exp(-1).
+    - ``confidence_scale_m`` (m, 1.0): expected error (m) that maps to confidence 0.5.
     """
 
     name = "guided"
