@@ -5,24 +5,28 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "depth_nodes"
-# One canonical copy of the config files, inside the package: read at run time through importlib.resources
-# (depth_nodes/resources.py) in every install kind, and also installed to share/depth_nodes/config for launch
-# files (get_package_share_directory / FindPackageShare).
+# One canonical copy of the config files, at the top level (`config/`, the package card's layout). It ships twice
+# from there: as the package data of `depth_nodes.config` (package_dir maps that package onto `config/`, so a
+# wheel, `pip install .` and a colcon install hold site-packages/depth_nodes/config/), read at run time by
+# depth_nodes/resources.py; and to share/depth_nodes/config for launch files (FindPackageShare). Editable
+# installs and `colcon build --symlink-install` read the checkout's `config/` (resources.py says how).
+CONFIG_PACKAGE = f"{PACKAGE}.config"
 CONFIG_GLOBS = ("*.yaml", "*.rviz", "*.xml")
-CONFIG_FILES = sorted(f for pattern in CONFIG_GLOBS for f in glob(f"{PACKAGE}/config/{pattern}"))
+CONFIG_FILES = sorted(f for pattern in CONFIG_GLOBS for f in glob(f"config/{pattern}"))
 
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    packages=[*find_packages(include=[PACKAGE, f"{PACKAGE}.*"]), CONFIG_PACKAGE],
+    package_dir={CONFIG_PACKAGE: "config"},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", CONFIG_FILES),
     ],
-    # the shipped own monocular net (config.json + model.safetensors + train.json, < 10 MB)
-    package_data={PACKAGE: [f"config/{pattern}" for pattern in CONFIG_GLOBS] + ["mono/weights/*/*", "models/weights/*/*"]},
+    # the shipped own monocular and completion nets (config.json + model.safetensors + train.json, < 10 MB)
+    package_data={PACKAGE: ["mono/weights/*/*", "models/weights/*/*"], CONFIG_PACKAGE: list(CONFIG_GLOBS)},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",
@@ -55,6 +59,11 @@ setup(
         # LiDAR odometry for `depth-nodes make-gt` on drives without poses (KITTI raw).
         "gt": ["kiss-icp>=1.0"],
         "dev": ["pytest>=7", "ruff>=0.5", "kiss-icp>=1.0"],
+        # Running the launch files without a ROS install (test/test_launch_files.py; scripts/test.sh): the PyPI
+        # dependencies of the launch / launch_ros wheels (../shared/wheels/ros2_launch, installed --no-deps)
+        # and colcon, so that `python -m colcon build` writes this interpreter into the installed executables.
+        "launch": ["osrf-pycommon", "lark-parser", "PyYAML", "ros-jazzy-ament-index-python",
+                   "colcon-common-extensions"],
     },
     zip_safe=False,
     maintainer="depth_nodes maintainers",

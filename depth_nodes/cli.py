@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "benchmarks: completion accuracy/latency, projection, node latency (JSON out)",
     ),
     "train": ("depth_nodes.train", "train learned models (mono: the own monocular net)"),
+    "model": (
+        "depth_nodes.models.cli",
+        "published checkpoints: `model import {enet,penet} CKPT -o DIR` (never executed), `model check DIR --fixture`",
+    ),
     "export": ("depth_nodes.runtime.cli_export", "export a learned model to ONNX (named I/O, metadata, parity check)"),
     "build-engine": (
         "depth_nodes.runtime.cli_build_engine",

@@ -1,9 +1,20 @@
 """Shipped configuration files (parameter presets, RViz config, Fast DDS profiles), in every install kind.
 
-The one canonical copy lives inside the package (``depth_nodes/config/``) and is read through
-:mod:`importlib.resources`, so the lookup is the same for a source checkout on ``PYTHONPATH``, an editable
-install, a wheel (``pip install .``) and a colcon/ament install. ``setup.py`` also installs the same files to
-``share/depth_nodes/config`` for launch files, which find them with ``get_package_share_directory``.
+The one canonical copy is the checkout's top-level ``config/`` (the package card's layout: package.xml, setup.py,
+depth_nodes, launch, config, test). ``setup.py`` ships it as the package data of ``depth_nodes.config``
+(``package_dir`` maps that package onto ``config/``), so an installed copy sits at ``depth_nodes/config/`` in
+site-packages, and also installs it to ``share/depth_nodes/config`` for launch files (``FindPackageShare``).
+
+Where :func:`config_root` finds it, per install kind:
+
+- wheel, ``pip install .``, ``colcon build``: the package data, through :mod:`importlib.resources`
+  (``<site-packages>/depth_nodes/config``; a zipped install too);
+- a source checkout on ``PYTHONPATH``, ``pip install -e .``, ``colcon build --symlink-install``: these import
+  ``depth_nodes`` from the checkout (or colcon's symlinked build directory), which holds no package data copy,
+  so the ``config/`` beside the package (a directory with ``package.xml`` and ``setup.py``) is the one read.
+  A ``package_dir`` mapping is not followed by setuptools' legacy ``develop`` (what ``--symlink-install``
+  runs), hence this second place rather than importing ``depth_nodes.config``.
+
 No ROS import here.
 """
 
@@ -15,8 +26,12 @@ import os
 from collections.abc import MutableMapping
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from depth_nodes.errors import DataFormatError
+
+if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; python_requires is 3.10
+    from importlib.resources.abc import Traversable
 
 PACKAGE = "depth_nodes"
 CONFIG_DIR = "config"
@@ -37,14 +52,26 @@ class ConfigNotFoundError(DataFormatError):
     """A shipped config file is missing from the installed package."""
 
 
+def config_root() -> Traversable:
+    """The shipped config directory: the installed package data, else the checkout's top-level ``config/``
+    (see the module docstring); the package-data location (which then does not exist) when neither is there."""
+    installed = resources.files(PACKAGE).joinpath(CONFIG_DIR)
+    if installed.is_dir():
+        return installed
+    checkout = Path(__file__).parent.parent  # the directory that holds the depth_nodes package
+    if all((checkout / f).is_file() for f in ("package.xml", "setup.py")) and (checkout / CONFIG_DIR).is_dir():
+        return checkout / CONFIG_DIR
+    return installed
+
+
 def config_dir() -> Path:
     """The directory that holds the shipped config files (a real directory for every non-zipped install)."""
-    return Path(str(resources.files(PACKAGE).joinpath(CONFIG_DIR)))
+    return Path(str(config_root()))
 
 
 def config_names() -> list[str]:
     """Names of every shipped config file."""
-    root = resources.files(PACKAGE).joinpath(CONFIG_DIR)
+    root = config_root()
     return sorted(p.name for p in root.iterdir() if p.is_file()) if root.is_dir() else []
 
 
@@ -53,7 +80,7 @@ def config_path(name: str) -> Path:
 
     Raises :class:`ConfigNotFoundError` naming the file and where it was looked for.
     """
-    ref = resources.files(PACKAGE).joinpath(CONFIG_DIR, name)
+    ref = config_root().joinpath(name)
     if not ref.is_file():
         raise ConfigNotFoundError(
             f"config file {name!r} is not in the installed package ({ref}); shipped: {config_names()} "

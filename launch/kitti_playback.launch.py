@@ -4,32 +4,43 @@
 
 Topics are kitti2bag's: /kitti/camera_color_left/image_raw, /kitti/camera_color_left/camera_info,
 /kitti/velo/pointcloud and /tf_static (velo_link -> camera_color_left). The bag is played with --clock
-and the node follows it (use_sim_time). Arguments: bag (required), rate, loop, rviz, transport (shm | udp | default: the Fast DDS profile of every
-process started here, see depth_nodes.launch.py).
+and the node follows it (use_sim_time). Arguments: bag (required), rate, loop, rviz, transport (shm | udp |
+default: the Fast DDS profile of every process started here, see depth_nodes.launch.py), player (ros2 =
+`ros2 bag play`, needs rosbag2 (a full ROS install); depth_nodes = this package's `depth-nodes play`, rclpy
+only, for pip installs without the ros2 CLI; it starts once the node has subscribed, waiting up to
+player_wait_s).
 """
 
-from launch import LaunchDescription
-from launch.actions import (
-    DeclareLaunchArgument,
-    ExecuteProcess,
-    IncludeLaunchDescription,
-)
-from launch.conditions import IfCondition, UnlessCondition
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, OpaqueFunction
+from launch.conditions import IfCondition, evaluate_condition_expression
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
+from launch_ros.substitutions import ExecutableInPackage, FindPackageShare
 
 PACKAGE = "depth_nodes"
 IMAGE = "/kitti/camera_color_left/image_raw"
 CAMERA_INFO = "/kitti/camera_color_left/camera_info"
 POINTS = "/kitti/velo/pointcloud"
+ROS2_BAG_PLAY = ["ros2", "bag", "play"]
+
+
+def _player(context: LaunchContext) -> list[ExecuteProcess]:
+    """The bag player the `player` argument names, with --clock, the rate and (if asked) --loop."""
+    args = [LaunchConfiguration("bag"), "--clock", "--rate", LaunchConfiguration("rate")]
+    if evaluate_condition_expression(context, [LaunchConfiguration("loop")]):
+        args.append("--loop")
+    if LaunchConfiguration("player").perform(context) == "depth_nodes":
+        wait = ["--wait-for-subscribers", LaunchConfiguration("player_wait_s")]
+        cmd = [ExecutableInPackage("depth-nodes", PACKAGE), "play", *args, *wait]
+    else:
+        cmd = [*ROS2_BAG_PLAY, *args]
+    return [ExecuteProcess(cmd=cmd, name="bag_player", output="screen")]
 
 
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
-    bag = LaunchConfiguration("bag")
-    rate = LaunchConfiguration("rate")
     args = [
         DeclareLaunchArgument("bag", description="rosbag2 directory written by `depth-nodes kitti2bag`"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback rate factor"),
@@ -43,18 +54,22 @@ def generate_launch_description() -> LaunchDescription:
             choices=["shm", "udp", "default"],
             description="Fast DDS profile",
         ),
+        DeclareLaunchArgument(
+            "player",
+            default_value="ros2",
+            choices=["ros2", "depth_nodes"],
+            description="ros2: `ros2 bag play` (rosbag2) | depth_nodes: `depth-nodes play` (rclpy only)",
+        ),
+        DeclareLaunchArgument(
+            "player_wait_s",
+            default_value="30",
+            description="player depth_nodes: wait up to this long for the node to subscribe before playing",
+        ),
     ]
     # The Fast DDS profile is set by the included depth_nodes.launch.py (SetEnvironmentVariable from the
     # `transport` forwarded to it). An IncludeLaunchDescription is not scoped: the variable it sets stays in
     # the launch context for the actions after it, so the include must come before the player and RViz.
     transport = LaunchConfiguration("transport")
-    play_cmd = ["ros2", "bag", "play", bag, "--clock", "--rate", rate]
-    play = ExecuteProcess(
-        cmd=play_cmd, output="screen", condition=UnlessCondition(LaunchConfiguration("loop"))
-    )
-    play_loop = ExecuteProcess(
-        cmd=[*play_cmd, "--loop"], output="screen", condition=IfCondition(LaunchConfiguration("loop"))
-    )
     depth = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch", "depth_nodes.launch.py"])),
         launch_arguments={
@@ -76,4 +91,4 @@ def generate_launch_description() -> LaunchDescription:
         condition=IfCondition(LaunchConfiguration("rviz")),
         output="screen",
     )
-    return LaunchDescription([*args, depth, play, play_loop, rviz])  # depth first: see above
+    return LaunchDescription([*args, depth, OpaqueFunction(function=_player), rviz])  # depth first: see above

@@ -1,7 +1,9 @@
 """The colcon/ament install space: what ``ros2 run`` / ``ros2 launch`` find, and the installed node running.
 
-The install space is ``$DEPTH_NODES_COLCON_INSTALL`` (``.ci/run`` builds one from the clean clone), else a
-``colcon build`` of a clean copy of this checkout (~3 s). The node is started from the installed
+The install space is ``$DEPTH_NODES_COLCON_INSTALL`` (``.ci/run`` builds one from the clean clone with Debian's
+colcon), else a ``colcon build`` of a clean copy of this checkout (~3 s; ``colcon`` on PATH, else this
+environment's ``python -m colcon``). A ``--symlink-install`` build (this environment's colcon) is checked for
+the config lookup too. The node is started from the installed
 ``lib/depth_nodes/depth_node`` script (what ``ros2 run depth_nodes depth_node`` executes) with the installed
 ``share/depth_nodes/config/depth_nodes.yaml``, the installed package on ``PYTHONPATH`` and not this source
 tree, and must publish depth for a test publisher. The script runs under this interpreter (the one with
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from install_tools import colcon_install
+import yaml
+from install_tools import colcon_build, colcon_install, env_colcon
 
 LAUNCH_FILES = ("depth_nodes.launch.py", "kitti_playback.launch.py")
 CONFIG_FILES = ("depth_nodes.yaml", "kitti.yaml", "depth_nodes.rviz", "fastdds_shm.xml")
@@ -122,3 +125,34 @@ def test_installed_depth_node_publishes_depth(prefix: Path, tmp_path: Path) -> N
         [sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert Path(run.stdout.strip()).is_relative_to(_site_packages(prefix)), run.stdout + run.stderr
+
+
+def test_symlink_install_finds_the_checkout_config(tmp_path: Path) -> None:
+    """`colcon build --symlink-install` runs setuptools' legacy `develop`, which does not follow package_dir:
+    the package is imported from colcon's build directory (its pythonpath_develop hook), whose config/ holds
+    symlinks into the source's top-level config/; the share/ files link there too. ~8 s."""
+    colcon = env_colcon()
+    if isinstance(colcon, str):
+        pytest.skip(colcon)
+    if not (Path(__file__).resolve().parents[1] / ".git").exists():
+        pytest.skip("needs a git checkout (to copy the repository's files)")
+    prefix = colcon_build(tmp_path, colcon, symlink=True)
+    src_config = tmp_path / "src" / "depth_nodes" / "config"
+    for name in CONFIG_FILES:
+        assert (prefix / "share" / "depth_nodes" / "config" / name).resolve() == src_config / name, name
+    for name in LAUNCH_FILES:
+        assert (prefix / "share" / "depth_nodes" / "launch" / name).is_file(), name
+    # What `source install/setup.bash` puts on PYTHONPATH for a symlink install (hook/pythonpath_develop.dsv).
+    dsv = tmp_path / "build" / "depth_nodes" / "share" / "depth_nodes" / "hook" / "pythonpath_develop.dsv"
+    build_dir = dsv.read_text().strip().rsplit(";", 1)[-1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = build_dir
+    probe = "import depth_nodes.resources as r, json; print(json.dumps([r.__file__, str(r.config_path('kitti.yaml'))]))"
+    run = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    module, kitti = (Path(p) for p in yaml.safe_load(run.stdout))
+    assert module.is_relative_to(build_dir) and module.resolve() == src_config.parent / "depth_nodes" / "resources.py"
+    assert kitti.resolve() == src_config / "kitti.yaml"
+

@@ -227,7 +227,10 @@ def test_cli_raw_conditioned_and_occlusion_flags(rig, tmp_path, capsys):
     ev = tmp_path / "ev"
     assert main(["eval", str(root), "--method", "guided", "--conditioned", "-o", str(ev), "--figures", "0"]) == 0
     summary = json.loads((ev / "metrics.json").read_text())
-    assert summary["input"] == "conditioned" and summary["occlusion"]["vertical_px"] == 7
+    assert summary["input"] == "conditioned" and summary["occlusion"] is None  # nothing applied
+    assert main(["eval", str(root), "--method", "guided", "--occlusion", "vertical_px=9", "-o", str(ev), "--figures", "0"]) == 0
+    summary = json.loads((ev / "metrics.json").read_text())
+    assert summary["input"] == "raw" and summary["occlusion"]["vertical_px"] == 9
 
 
 def test_bad_filter_parameters_give_clear_errors():
@@ -247,3 +250,22 @@ def test_bad_filter_parameters_give_clear_errors():
     # the published baselines take raw input as published; the filter is theirs on request
     assert create("ip_basic").occlusion is None and create("ip_basic", occlusion="default").occlusion == DEFAULT_OCCLUSION
     assert create("guided_extrapolate").occlusion == DEFAULT_OCCLUSION and create("guided").occlusion is not None
+
+
+def test_training_frames_are_conditioned_at_load(rig, tmp_path):
+    """A raw layout (KITTI DC's velodyne_raw) trains on what the node feeds the network: no see-through
+    returns; a conditioned layout loads unchanged."""
+    from depth_nodes.train.data import FrameSet, Source
+
+    cam, T, pts, gt, image = rig
+    raw = scan_to_depth(pts, T, cam, occlusion=None).depth
+    hidden, _ = visibility(raw, gt)
+    gt_png = np.where(np.isfinite(gt), gt, 0).astype(np.float32)
+    write_frame(tmp_path / "raw", "rig", 0, image, raw, gt_png, cam.K)
+    write_frame(tmp_path / "cond", "rig", 0, image, scan_to_depth(pts, T, cam).depth, gt_png, cam.K)
+    png = read_depth_png(next((tmp_path / "raw" / "velodyne_raw").glob("*.png")))
+    loaded_raw = FrameSet([Source(tmp_path / "raw")]).load(0)[2]
+    loaded_cond = FrameSet([Source(tmp_path / "cond")]).load(0)[2]
+    assert not (loaded_raw[hidden] > 0).any() and np.array_equal(loaded_raw, condition(png).depth)
+    cond_png = read_depth_png(next((tmp_path / "cond" / "velodyne_raw").glob("*.png")))
+    np.testing.assert_array_equal(loaded_cond, cond_png)  # idempotent on conditioned input

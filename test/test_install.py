@@ -1,8 +1,9 @@
-"""Install truth: the shipped config files are found in every install kind.
+"""Install truth: the shipped config files (top-level ``config/``) are found in every install kind.
 
-The lookup (``depth_nodes.resources``) is checked in the source tree, and in a real wheel installed to a
-scratch directory and imported from there (the way ``pip install .`` runs it), with the source tree out of
-reach. The colcon/ament install space is checked by ``test_colcon_install.py``.
+The lookup (``depth_nodes.resources``) is checked in the source tree, in a real wheel installed to a scratch
+directory and imported from there (the way ``pip install .`` runs it), with the source tree out of reach, and
+in an editable install (``pip install -e .``). The colcon/ament install spaces (plain and
+``--symlink-install``) are checked by ``test_colcon_install.py``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,37 @@ def test_wheel_install_finds_config_without_the_source_tree(tmp_path: Path) -> N
     for p in (module, profile, *params):
         assert Path(p).is_relative_to(target), f"{p} is not from the installed wheel"
         assert Path(p).is_file()
+
+
+def test_editable_install_reads_the_checkout_config(tmp_path: Path) -> None:
+    """`pip install -e .` (PEP 660; setuptools maps the packages onto the checkout): the package imports from
+    the checkout, which holds no package-data copy, so the lookup reads its top-level config/. Probed with
+    `python -S` plus only the install's site directory, so no other install of depth_nodes can answer."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout (to copy the tracked files)")
+    src = tracked_copy(tmp_path / "src")
+    prefix = tmp_path / "prefix"
+    inst = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--prefix", str(prefix),
+         "-e", "."],
+        cwd=src, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert inst.returncode == 0, inst.stderr[-3000:]
+    (site_dir,) = prefix.glob("lib/python3*/site-packages")
+    probe = (
+        f"import site, json; site.addsitedir({str(site_dir)!r}); from depth_nodes import resources as r; "
+        "print(json.dumps([r.__file__, [str(r.config_path(n)) for n in r.config_names()]]))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", probe], cwd=tmp_path, env={k: v for k, v in os.environ.items()
+                                                                 if k != "PYTHONPATH"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    module, paths = yaml.safe_load(run.stdout)
+    assert Path(module) == src / "depth_nodes" / "resources.py"
+    assert sorted(Path(p).name for p in paths) == sorted(SHIPPED + ("fastdds_udp.xml",))
+    assert all(Path(p).parent == src / "config" for p in paths), paths
 
 
 def test_resources_cli_prints_installed_paths(capsys) -> None:

@@ -1,294 +1,220 @@
-"""Launch files, parameter files, the RViz config and the Fast DDS profile.
+"""The launch files run for real: ``launch.LaunchService`` from a colcon install, the node talking to a probe.
 
-``launch`` / ``launch_ros`` are not installable from PyPI, so the launch files are checked statically
-(parsed, every referenced file exists, remaps name the node's real topics, declared arguments are used and
-used ones declared); where ``launch`` is importable they are also loaded and built.
+``launch`` + ``launch_ros`` (not on PyPI) are the wheels in ``../shared/wheels/ros2_launch`` that
+``scripts/test.sh`` installs; ``launch_ros.actions`` imports ``composition_interfaces.srv`` at import time,
+which is not on PyPI either: ``test/launch_run.py`` provides an import-only stand-in for it (these launch
+files start no composable nodes). The install space is built with this environment's colcon (``python -m
+colcon build``), so the launched ``depth_node`` starts with this interpreter (``test/launch_tools.py``).
+Waits are on matched endpoints and received stamps, never fixed sleeps.
 """
 
 from __future__ import annotations
 
-import ast
-import fnmatch
-import importlib.util
-import re
-import xml.etree.ElementTree as ET
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from install_tools import colcon_build, env_colcon
+from launch_tools import LaunchRun, Probe, installed_env, missing_launch_tools, process_env
 
-from depth_nodes.ros import params
-from depth_nodes.ros.node_main import NODE_NAME, TOPICS
+from depth_nodes.ros.node_main import TOPICS
 
-ROOT = Path(__file__).resolve().parents[1]
-LAUNCH = ROOT / "launch"
-CONFIG = ROOT / "depth_nodes" / "config"  # the one canonical copy (package data; also installed to share/)
-SHARE_SOURCES = {"config": CONFIG, "launch": LAUNCH}  # installed share/depth_nodes/<folder> -> source folder
-LAUNCH_FILES = ("depth_nodes.launch.py", "kitti_playback.launch.py")
-NODE_INPUTS = {TOPICS["image"], TOPICS["camera_info"], TOPICS["points"]}
-
-
-class LaunchInfo(ast.NodeVisitor):
-    """What a launch file declares, uses and references (from its syntax tree)."""
-
-    def __init__(self, path: Path) -> None:
-        self.tree = ast.parse(path.read_text(), str(path))
-        self.declared: list[str] = []
-        self.used: set[str] = set()
-        self.paths: list[tuple[str, str]] = []  # (folder, file name) joined onto the package share
-        self.remaps: list[str] = []
-        self.include_args: set[str] = set()
-        self.calls: dict[str, list[ast.Call]] = {}
-        self.constants = {
-            t.id: n.value.value
-            for n in self.tree.body
-            if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
-            for t in n.targets
-            if isinstance(t, ast.Name)
-        }
-        self.visit(self.tree)
-
-    def _str(self, node) -> str | None:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return node.value
-        if isinstance(node, ast.Name) and node.id in self.constants:
-            return self.constants[node.id]
-        return None
-
-    def visit_Call(self, node: ast.Call) -> None:
-        name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-        self.calls.setdefault(name, []).append(node)
-        first = self._str(node.args[0]) if node.args else None
-        if name == "DeclareLaunchArgument" and first:
-            self.declared.append(first)
-        elif name == "LaunchConfiguration" and first:
-            self.used.add(first)
-        elif name == "PathJoinSubstitution" and node.args and isinstance(node.args[0], ast.List):
-            parts = [self._str(e) for e in node.args[0].elts[1:]]
-            if len(parts) == 2 and all(parts):
-                self.paths.append((parts[0], parts[1]))
-        for kw in node.keywords:
-            if kw.arg == "remappings" and isinstance(kw.value, ast.List):
-                self.remaps += [self._str(t.elts[0]) for t in kw.value.elts if isinstance(t, ast.Tuple)]
-            if kw.arg == "launch_arguments":
-                d = kw.value.func.value if isinstance(kw.value, ast.Call) else kw.value
-                if isinstance(d, ast.Dict):
-                    self.include_args |= {self._str(k) for k in d.keys}
-        self.generic_visit(node)
-
-    def keyword(self, call: str, kw: str) -> list:
-        return [k.value for c in self.calls.get(call, []) for k in c.keywords if k.arg == kw]
+pytestmark = pytest.mark.ros
+PROFILE_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"
+STARTUP_S = 60.0  # the node's start (imports, first discovery) under a loaded 2-core CI machine
 
 
 @pytest.fixture(scope="module")
-def infos() -> dict[str, LaunchInfo]:
-    return {name: LaunchInfo(LAUNCH / name) for name in LAUNCH_FILES}
-
-
-def test_launch_files_parse_and_define_the_entry_point(infos) -> None:
-    for name, info in infos.items():
-        fns = [n.name for n in info.tree.body if isinstance(n, ast.FunctionDef)]
-        assert "generate_launch_description" in fns, name
-
-
-def _setup_constant(name: str):
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    values = [
-        ast.literal_eval(n.value)
-        for n in tree.body
-        if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == name for t in n.targets)
-    ]
-    assert len(values) == 1, f"setup.py defines {name} {len(values)} times"
-    return values[0]
-
-
-def test_referenced_files_exist(infos) -> None:
-    config_globs = _setup_constant("CONFIG_GLOBS")
-    setup = (ROOT / "setup.py").read_text()
-    for name, info in infos.items():
-        assert info.paths, name
-        for folder, fname in info.paths:
-            assert (SHARE_SOURCES[folder] / fname).is_file(), (
-                f"{name} references {folder}/{fname}, which does not exist in {SHARE_SOURCES[folder]}"
-            )
-            # Installed by setup.py's data_files (the install tests check a real install space too).
-            if folder == "config":
-                assert any(fnmatch.fnmatch(fname, g) for g in config_globs), (
-                    f"setup.py does not install {fname}"
-                )
-            else:
-                assert re.search(r'glob\("launch/\*\.launch\.py', setup), f"setup.py does not install {fname}"
-
-
-def test_declared_arguments_are_used_and_used_ones_declared(infos) -> None:
-    for name, info in infos.items():
-        assert len(info.declared) == len(set(info.declared)), name
-        assert set(info.declared) == info.used, (
-            f"{name}: declared {info.declared} vs used {sorted(info.used)}"
-        )
-
-
-def test_remaps_name_the_node_topics_and_executable_exists(infos) -> None:
-    main = infos["depth_nodes.launch.py"]
-    assert set(main.remaps) == NODE_INPUTS
-    assert [main._str(k) for k in main.keyword("Node", "package")] == ["depth_nodes"]
-    assert [main._str(k) for k in main.keyword("Node", "executable")] == [NODE_NAME]
-    assert f"{NODE_NAME} = depth_nodes.ros.depth_node:main" in (ROOT / "setup.py").read_text()
-    assert "<name>depth_nodes</name>" in (ROOT / "package.xml").read_text()
-    # The playback file passes only arguments the included file declares, and kitti2bag's topic names.
-    play = infos["kitti_playback.launch.py"]
-    assert play.include_args <= set(main.declared)
-    assert {play.constants["IMAGE"], play.constants["CAMERA_INFO"], play.constants["POINTS"]} == {
-        "/kitti/camera_color_left/image_raw",
-        "/kitti/camera_color_left/camera_info",
-        "/kitti/velo/pointcloud",
-    }
-
-
-def test_rviz_config_shows_image_depth_and_cloud() -> None:
-    rviz = yaml.safe_load((CONFIG / "depth_nodes.rviz").read_text())
-    displays = rviz["Visualization Manager"]["Displays"]
-    topics = {d["Class"].split("/")[-1] + ":" + d["Topic"]["Value"] for d in displays if "Topic" in d}
-    assert "Image:/kitti/camera_color_left/image_raw" in topics
-    assert f"Image:/{TOPICS['colorized']}" in topics
-    assert f"PointCloud2:/{TOPICS['cloud']}" in topics
-    cloud = next(d for d in displays if d.get("Topic", {}).get("Value") == f"/{TOPICS['cloud']}")
-    assert cloud["Color Transformer"] == "RGB8"
-    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "camera_color_left"
-
-
-def test_parameter_files_hold_only_known_valid_parameters() -> None:
-    base = yaml.safe_load((CONFIG / "depth_nodes.yaml").read_text())["/**"]["ros__parameters"]
-    kitti = yaml.safe_load((CONFIG / "kitti.yaml").read_text())["/**"]["ros__parameters"]
-    assert set(base) == {s.name for s in params.SPECS}  # the defaults file lists every parameter
-    assert params.from_values(base) == params.from_values({})  # ... with the code's defaults
-    merged = params.from_values({**base, **kitti})
-    assert merged.lidar_frame == "velo_link"
-    from depth_nodes.data.kitti_calib import compose_T_cam_velo
-
-    # The hard-coded KITTI matrix is the devkit composition of the 2011_09_26 calibration.
-    P_rect_02 = [721.5377, 0, 609.5593, 44.85728, 0, 721.5377, 172.854, 0.2163791, 0, 0, 1, 0.002745884]
-    R_rect_00 = [0.9999239, 0.00983776, -0.007445048, -0.009869795, 0.9999421, -0.004278459, 0.007402527,
-                 0.004351614, 0.9999631]  # fmt: skip
-    R = [0.007533745, -0.9999714, -0.000616602, 0.01480249, 0.0007280733, -0.9998902, 0.9998621, 0.00752379,
-         0.01480755]  # fmt: skip
-    T = [-0.004069766, -0.07631618, -0.2717806]
-    import numpy as np
-
-    M = compose_T_cam_velo(np.reshape(P_rect_02, (3, 4)), R_rect_00, R, T)
-    np.testing.assert_allclose(np.reshape(merged.lidar_to_camera_matrix, (4, 4)), M, atol=1e-8)
-
-
-def test_fastdds_profile_has_a_64mb_shared_memory_segment() -> None:
-    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
-    root = ET.parse(CONFIG / "fastdds_shm.xml").getroot()
-    shm = [
-        d
-        for d in root.iterfind(".//f:transport_descriptor", ns)
-        if d.findtext("f:type", namespaces=ns) == "SHM"
-    ]
-    assert len(shm) == 1 and int(shm[0].findtext("f:segment_size", namespaces=ns)) == 64 * 1024 * 1024
-    part = root.find(".//f:participant", ns)
-    assert part.get("is_default_profile") == "true"
-    ids = [e.text for e in part.iterfind(".//f:userTransports/f:transport_id", ns)]
-    assert shm[0].findtext("f:transport_id", namespaces=ns) in ids and len(ids) == 2  # + UDP for other hosts
-
-
-def test_launch_files_build_with_real_launch() -> None:
-    pytest.importorskip("launch")
-    pytest.importorskip("launch_ros")
-    from launch import LaunchDescription
-
-    for name in LAUNCH_FILES:
-        spec = importlib.util.spec_from_file_location(name.replace(".", "_"), LAUNCH / name)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        ld = mod.generate_launch_description()
-        assert isinstance(ld, LaunchDescription) and ld.entities
-
-
-@pytest.mark.ros
-def test_node_starts_with_both_parameter_files_and_remaps() -> None:
+def install(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """(install prefix, environment) of a `python -m colcon build` of a clean copy of this checkout."""
+    missing = missing_launch_tools()
+    colcon = env_colcon()
+    if isinstance(colcon, str):
+        missing.append(colcon)
+    if missing:
+        pytest.skip(f"launch tests: {sys.executable} lacks " + "; ".join(missing))
+    work = tmp_path_factory.mktemp("launch_ws")
+    prefix = colcon_build(work, colcon)
+    exe = prefix / "lib" / "depth_nodes" / "depth_node"
+    assert exe.read_text().splitlines()[0] == f"#!{sys.executable}", "the node would not start with rclpy's Python"
     from node_io import ros_env
 
-    from depth_nodes.ros.tools.node_harness import NodeProcess, wait_until
-
-    proc = NodeProcess(
-        env=ros_env(),
-        params_files=[CONFIG / "depth_nodes.yaml", CONFIG / "kitti.yaml"],
-        extra_ros_args=[
-            "-r",
-            "image:=/kitti/camera_color_left/image_raw",
-            "-r",
-            "points:=/kitti/velo/pointcloud",
-        ],
-    )
-    with proc:
-        wait_until(lambda: "estimators:" in proc.output() or not proc.alive(), 30.0, "the node to start")
-        assert proc.alive(), proc.output()
-        assert "extrinsics source: parameters (lidar_to_camera_matrix)" in proc.output()
-    proc.cleanup()
+    ros_env()  # this session's ROS_DOMAIN_ID and loopback discovery, inherited by launch and its processes
+    return prefix, installed_env(prefix, work / "ros_log")
 
 
-def test_fastdds_udp_profile_is_udp_only_with_large_buffers_and_fast_repair() -> None:
-    """What the UDP loss measurements (docs/node_bench.md) rest on: UDPv4 only (what crosses hosts), large
-    socket buffers, and a heartbeat period far below Fast DDS's 3 s default (a lost fragment of a reliable
-    1-2 MB message is repaired only after the writer's next heartbeat)."""
-    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
-    root = ET.parse(CONFIG / "fastdds_udp.xml").getroot()
-    (desc,) = root.iterfind(".//f:transport_descriptor", ns)
-    assert desc.findtext("f:type", namespaces=ns) == "UDPv4"
-    for tag in ("sendBufferSize", "receiveBufferSize"):
-        assert int(desc.findtext(f"f:{tag}", namespaces=ns)) >= 16 * 2**20, tag
-    part = root.find(".//f:participant", ns)
-    assert part.get("is_default_profile") == "true"
-    assert part.findtext(".//f:useBuiltinTransports", namespaces=ns) == "false"
-    ids = [e.text for e in part.iterfind(".//f:userTransports/f:transport_id", ns)]
-    assert ids == [desc.findtext("f:transport_id", namespaces=ns)]
-    for tag in ("sendSocketBufferSize", "listenSocketBufferSize"):
-        assert int(part.findtext(f".//f:{tag}", namespaces=ns)) >= 16 * 2**20, tag
-    writer = root.find(".//f:data_writer", ns)
-    assert writer.get("is_default_profile") == "true"
-    hb = writer.find(".//f:times/f:heartbeatPeriod", ns)
-    period_s = int(hb.findtext("f:sec", namespaces=ns)) + int(hb.findtext("f:nanosec", namespaces=ns)) * 1e-9
-    assert 0 < period_s <= 0.1
+def _run(install, tmp_path: Path, file_name: str, args: list[str]) -> LaunchRun:
+    prefix, env = install
+    return LaunchRun(file_name, args, env, tmp_path / "launch.log")
 
 
-def test_launch_transport_argument_selects_each_shipped_profile() -> None:
-    from launch_config import _Reader
-
-    r = _Reader(LAUNCH / "depth_nodes.launch.py")
-    assert r.value(r.defaults["transport"]) == "shm"
-    chosen = {}
-    for choice in ("shm", "udp", "default"):
-        r.defaults["transport"] = ast.Constant(choice)
-        chosen[choice] = [
-            Path(str(r.value(a.args[1]))).name
-            for a in r.calls("SetEnvironmentVariable")
-            if r.value({k.arg: k.value for k in a.keywords}["condition"].args[0])
-        ]
-    assert chosen == {"shm": ["fastdds_shm.xml"], "udp": ["fastdds_udp.xml"], "default": []}
+def _share(install) -> Path:
+    return install[0] / "share" / "depth_nodes"
 
 
-def test_kitti_playback_gets_its_profile_from_the_included_launch_file() -> None:
-    """kitti_playback sets no profile itself: it forwards ``transport`` to depth_nodes.launch.py, whose
-    SetEnvironmentVariable stays in the launch context after the (unscoped) include, so every action listed
-    after the include (bag player, RViz) gets the same profile as the node."""
-    from launch_config import _Reader
+# ---------------------------------------------------------------------------------------------- depth_nodes
+NS = "launch_test"
+NODE = "launch_depth"
+#: launch argument -> the topic the probe publishes on (the node's inputs, remapped by the launch file)
+INPUTS = {"image": "/launch_cam/image_raw", "camera_info": "/launch_cam/camera_info", "points": "/launch_lidar/points"}
 
-    r = _Reader(LAUNCH / "kitti_playback.launch.py")
-    assert r.value(r.defaults["transport"]) == "shm"
-    assert not r.calls("SetEnvironmentVariable")
-    (include,) = r.calls("IncludeLaunchDescription")
-    (source,) = include.args
-    (path,) = source.args  # PathJoinSubstitution([share, "launch", name])
-    assert [r.value(e) for e in path.args[0].elts[1:]] == ["launch", "depth_nodes.launch.py"]
-    forwarded = {k.arg: k.value for k in include.keywords}["launch_arguments"].func.value
-    args = dict(zip([r.value(k) for k in forwarded.keys], forwarded.values, strict=True))
-    assert getattr(args["transport"], "id", "") == "transport"  # the LaunchConfiguration("transport") variable
-    assert r.value(args["transport"]) == "shm"
-    (ld,) = [c for c in r.calls("LaunchDescription") if c.args]
-    order = [getattr(e, "id", None) for e in ld.args[0].elts]
-    processes = [n for n in ("play", "play_loop", "rviz") if n in order]
-    assert "depth" in order and len(processes) == 3
-    assert all(order.index("depth") < order.index(n) for n in processes), order
+
+def test_depth_nodes_launch_remaps_parameters_and_depth(install, tmp_path) -> None:
+    """The node publishes depth for a probe publishing on the remapped inputs, in the launch file's namespace,
+    with the shipped parameter file, the extra one and the argument overrides; the shm profile in its env."""
+    import node_scene as scene
+    from node_io import TEST_PARAMS, SceneSender, depth_array
+
+    extra = tmp_path / "scene.yaml"
+    extra.write_text(yaml.safe_dump({"/**": {"ros__parameters": TEST_PARAMS}}))
+    args = [f"{k}:={v}" for k, v in INPUTS.items()]
+    args += [f"namespace:={NS}", f"node_name:={NODE}", f"extra_params_file:={extra}", "camera_model:=rectified"]
+    depth_topic = f"/{NS}/{TOPICS['depth']}"
+    launched = _run(install, tmp_path, "depth_nodes.launch.py", args)
+    probe = None
+    try:
+        probe = Probe("launch_probe", publish=INPUTS, subscribe=[depth_topic])
+        probe.wait_for(probe.matched, STARTUP_S, "the launched node to match the remapped topics", launched)
+        # Nothing listens on the names the remaps replaced.
+        for name in ("image", "camera_info", "points"):
+            assert probe.node.count_subscribers(f"/{NS}/{name}") == 0, name
+        named = (NODE, f"/{NS}")
+        probe.wait_for(lambda: named in probe.node.get_node_names_and_namespaces(), STARTUP_S, f"{named}", launched)
+        params = probe.parameters(f"/{NS}/{NODE}", ["camera_model", "lidar_frame", "completer", "use_sim_time"])
+        shipped = yaml.safe_load((_share(install) / "config" / "depth_nodes.yaml").read_text())
+        assert params == {
+            "camera_model": "rectified",  # the argument, over the parameter files
+            "lidar_frame": TEST_PARAMS["lidar_frame"],  # extra_params_file
+            "completer": shipped["/**"]["ros__parameters"]["completer"],  # params_file (the shipped one)
+            "use_sim_time": False,
+        }
+        sender = SceneSender(probe)
+        stamps: list[int] = []
+
+        def got_depth() -> bool:
+            if not probe.stamped(depth_topic, stamps):  # frames sent before the node's side matched are lost
+                stamps.append(sender.send())
+            return bool(probe.stamped(depth_topic, stamps))
+
+        probe.wait_for(got_depth, STARTUP_S, f"{depth_topic} for a frame sent on the remapped inputs", launched)
+        depth = depth_array(probe.stamped(depth_topic, stamps)[0])
+        gt = scene.dense_depth()
+        both = np.isfinite(gt) & np.isfinite(depth)
+        assert both.sum() > 0.3 * depth.size
+        assert np.median(np.abs(depth[both] - gt[both]) / gt[both]) < 0.02
+        node_env = process_env(launched.processes()["depth_node"])
+        assert node_env[PROFILE_ENV] == str(_share(install) / "config" / "fastdds_shm.xml")  # transport default
+    finally:
+        if probe is not None:
+            probe.close()
+        launched.stop()
+    out = launched.output()
+    assert "process has finished cleanly" in out and "Traceback" not in out, out[-4000:]
+
+
+# ---------------------------------------------------------------------------------------------- kitti_playback
+BAG_FRAMES = 3
+@pytest.fixture(scope="module")
+def tiny_bag(tmp_path_factory) -> tuple[Path, Path]:
+    """(synthetic drive root, its rosbag2): `depth-nodes synth` (3 KITTI-size frames) + `depth-nodes kitti2bag`."""
+    from depth_nodes.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_drive")
+    data, bag = root / "synthetic", root / "bag"
+    assert main(["synth", "-o", str(data), "--frames", str(BAG_FRAMES), "--no-progress", "--no-preview"]) == 0
+    drive = data / "raw" / "2011_09_26" / "2011_09_26_drive_0001_sync"
+    assert main(["kitti2bag", str(drive), "-o", str(bag)]) == 0
+    return data, bag
+
+
+def test_kitti_playback_plays_a_bag_into_the_node(install, tiny_bag, tmp_path) -> None:
+    """kitti_playback.launch.py with the package's own player: the bag's frames come out as depth on sim time
+    (the bag's stamps, accurate against the drive's ground truth), with kitti.yaml's parameters, and the
+    transport argument is forwarded to depth_nodes.launch.py for both the node and the player."""
+    from depth_nodes.demo import ground_truth_lookup
+    from depth_nodes.msgs.image import image_to_depth
+    from depth_nodes.msgs.stamp import stamp_to_ns
+
+    data, bag = tiny_bag
+    gt_of = ground_truth_lookup(data)
+    # Played once: loop:=true jumps the sim clock back at every pass, which is not what this test is about.
+    # transport:=default: launch sets no profile, so node and player keep this session's (conftest: the shm
+    # profile of the source tree); were the argument not forwarded, the included file's own default (shm) would
+    # point them at the installed share/ copy. (udp: 1-4 MB best-effort scans over UDP are lost under load.)
+    args = [f"bag:={bag}", "player:=depth_nodes", "rviz:=false", "transport:=default"]
+    depth_topic = f"/{TOPICS['depth']}"
+    launched = _run(install, tmp_path, "kitti_playback.launch.py", args)
+    probe = None
+    try:
+        probe = Probe("playback_probe", publish={}, subscribe=[depth_topic])
+        # The player waits for the node's subscriptions (player_wait_s), so it is still there to be read.
+        both = {"depth_node", "bag_player"}
+        probe.wait_for(lambda: both <= set(launched.processes()), STARTUP_S, f"launch to start {both}", launched)
+        procs = launched.processes()
+        assert set(procs) == both, procs  # rviz:=false
+        inherited = install[1][PROFILE_ENV]
+        assert inherited != str(_share(install) / "config" / "fastdds_shm.xml")
+        assert {name: process_env(pid)[PROFILE_ENV] for name, pid in procs.items()} == dict.fromkeys(both, inherited)
+        params = probe.parameters("/depth_node", ["use_sim_time", "camera_model", "lidar_frame", "min_lidar_points"])
+        kitti = yaml.safe_load((_share(install) / "config" / "kitti.yaml").read_text())["/**"]["ros__parameters"]
+        assert params == {
+            "use_sim_time": True,
+            "camera_model": "rectified",  # kitti_playback's argument to depth_nodes.launch.py
+            "lidar_frame": kitti["lidar_frame"],  # kitti.yaml, the extra parameter file
+            "min_lidar_points": kitti["min_lidar_points"],
+        }
+
+        def bag_frames() -> list:
+            with probe.cond:
+                return [m for m in probe.messages[depth_topic] if gt_of(stamp_to_ns(m.header.stamp)) is not None]
+
+        probe.wait_for(lambda: bag_frames(), STARTUP_S, f"{depth_topic} stamped like a bag frame", launched)
+        done = "[bag_player-2]: process has finished cleanly"
+        probe.wait_for(lambda: done in launched.output(), STARTUP_S, "the player to finish the bag", launched)
+        assert probe.messages[depth_topic] and len(probe.messages[depth_topic]) == len(bag_frames()) <= BAG_FRAMES
+        for msg in bag_frames():
+            depth, gt = image_to_depth(msg), gt_of(stamp_to_ns(msg.header.stamp))
+            valid = np.isfinite(depth) & (gt > 0)
+            assert valid.sum() > 0.2 * gt.size
+            assert np.median(np.abs(depth[valid] - gt[valid]) / gt[valid]) < 0.05
+    finally:
+        if probe is not None:
+            probe.close()
+        launched.stop()
+    out = launched.output()
+    assert out.count("process has finished cleanly") == 2 and "Traceback" not in out, out[-4000:]
+
+
+# ---------------------------------------------------------------------------------------------- bad arguments
+@pytest.mark.parametrize(
+    ("file_name", "args", "error"),
+    [
+        (
+            "depth_nodes.launch.py",
+            ["transport:=carrier_pigeon"],
+            "Argument \"transport\" provided value \"carrier_pigeon\" is not valid. "
+            "Valid options are: ['shm', 'udp', 'default']",
+        ),
+        (
+            "kitti_playback.launch.py",
+            ["rviz:=false"],
+            "Included launch description missing required argument 'bag' "
+            "(description: 'rosbag2 directory written by `depth-nodes kitti2bag`'), given: [rviz]",
+        ),
+        (
+            "kitti_playback.launch.py",
+            ["bag:=/nonexistent", "player:=rosbag"],
+            "Argument \"player\" provided value \"rosbag\" is not valid. Valid options are: ['ros2', 'depth_nodes']",
+        ),
+    ],
+    ids=["bad_choice", "missing_required", "bad_player"],
+)
+def test_a_wrong_argument_gets_launch_s_own_error(install, tmp_path, file_name, args, error) -> None:
+    launched = _run(install, tmp_path, file_name, args)
+    code = launched.wait(STARTUP_S)
+    out = launched.output()
+    assert code == 1, out
+    assert f"[ERROR] [launch]: Caught exception in launch (see debug for traceback): {error}" in out, out
+    assert "process started" not in out, out  # nothing was started

@@ -7,7 +7,6 @@ keeps feeding inputs at 10 Hz until a full window of the new situation has passe
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import numpy as np
@@ -51,19 +50,6 @@ def test_lidar_only_is_warn(node) -> None:
     assert d["published_mode"] == "lidar_only", d
     assert "camera stale (no image for > max_image_age_s=0.5 s)" in d["message"], d
     assert float(d["image_age_s"]) > 0.5
-
-
-HAVE_ML = importlib.util.find_spec("onnxruntime") is not None or importlib.util.find_spec("torch") is not None
-
-
-@pytest.mark.skipif(not HAVE_ML, reason="neither onnxruntime nor torch installed (depth_nodes[ml])")
-def test_monocular_with_the_shipped_default_estimator_publishes_warn(node) -> None:
-    """Shipped defaults (monocular_estimator: mono): a LiDAR outage gives published monocular depth, WARN."""
-    _, client, sender = node
-    guided(client, sender)
-    d = feed_until(client, lambda: sender.send(points=False), settled("monocular", WARN))
-    assert d["published_mode"] == "monocular" and d["mono_state"] == "ready", d
-    assert d["mono_scale"] != "no fit yet" and d["mono_backend"] in ("onnxruntime", "torch"), d
 
 
 def test_none_when_nothing_arrives_is_error(node) -> None:

@@ -1,17 +1,35 @@
-"""``/diagnostics`` of ``monocular`` mode without a usable monocular estimator: ERROR naming why.
+"""``/diagnostics`` of ``monocular`` mode: ERROR naming why without a usable monocular estimator, WARN with
+published monocular depth with the shipped own net (``monocular_estimator: mono``, opt-in since issue 19).
 
-One node per case (``/diagnostics`` is one global topic, so not next to another module's node); the shipped
-default (``monocular_estimator: mono``) publishing monocular depth is in ``test_node_diagnostics.py``.
+One node per case (``/diagnostics`` is one global topic, so not next to another module's node).
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import pytest
 from node_io import feed_until, running_node
 
 pytestmark = pytest.mark.ros
 
-OK, ERROR = "0", "2"
+OK, WARN, ERROR = "0", "1", "2"
+HAVE_ML = importlib.util.find_spec("onnxruntime") is not None or importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.skipif(not HAVE_ML, reason="neither onnxruntime nor torch installed (depth_nodes[ml])")
+def test_monocular_with_the_shipped_own_net_publishes_warn() -> None:
+    """``monocular_estimator: mono`` (the shipped own net; opt-in, docs/node_bench.md): a LiDAR outage gives
+    published monocular depth, WARN."""
+
+    def settled(mode: str, level: str):
+        return lambda d: d["mode"] == mode and d["level"] == level and "not published" not in d["message"]
+
+    with running_node({"monocular_estimator": "mono"}) as (_, client, sender):
+        feed_until(client, sender.send, settled("guided", OK))
+        d = feed_until(client, lambda: sender.send(points=False), settled("monocular", WARN))
+        assert d["published_mode"] == "monocular" and d["mono_state"] == "ready", d
+        assert d["mono_scale"] != "no fit yet" and d["mono_backend"] in ("onnxruntime", "torch"), d
 
 
 def settled_guided(d: dict) -> bool:

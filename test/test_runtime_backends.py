@@ -121,7 +121,8 @@ def test_eval_learned_is_the_node_learned_estimator(tmp_path, exported) -> None:
     comp = completion.create("learned", model_dir=str(exported["onnx"]), backend="onnxruntime")
     node = GuardedLearnedEstimator(LearnedOptions(str(exported["onnx"]), "onnxruntime"), background=False)
     got = comp.complete(sp, img, conditioned=True)
-    np.testing.assert_array_equal(got.depth, node.predict(img, sp).depth)
+    frame = type("Inputs", (), {"rgb": img, "sparse": type("S", (), {"depth": sp})()})()
+    np.testing.assert_array_equal(got.depth, node.estimate(frame).depth)
     assert comp.name == "learned_onnxruntime" and comp.estimator().state == "active"
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(exported["onnx"].read_bytes()[:3000])
@@ -155,7 +156,7 @@ print(json.dumps([m for m in ("torch", "onnxruntime", "onnx", "tensorrt") if m i
 
 
 def test_default_mono_fallback_imports_ml_libraries_only_on_its_loader_thread() -> None:
-    """The node's default ``monocular_estimator: mono``: building the selector imports no torch / onnxruntime on
+    """``monocular_estimator: mono`` (the shipped own net): building the selector imports no torch / onnxruntime on
     the calling (executor) thread; the background loader does, and with onnxruntime present never torch."""
     code = """
 import sys, json, threading, time

@@ -1,7 +1,9 @@
-"""TensorRT logic without a GPU, against fakes of the real 10.x and 11.x Python APIs (test/runtime_trt_fakes.py).
+"""TensorRT logic without a GPU, against fakes derived from the real 10.x and 11.x bindings (runtime_trt_fakes.py).
 
-Engine cache keys and invalidation on each key, profile selection, binding by name, the precision path of each
-API generation, the FP16 guard, atomic cache writes under concurrent builds, corrupt engines.
+Engine cache keys and invalidation on each key, min/opt/max profiles and their selection, binding by name, the
+precision path of each version (10.3 weak, 10.12+ and 11.x strong), the FP16 guard, the accuracy gate, the
+label of fp16 ONNX and given engines, transient execute errors, atomic cache writes under concurrent builds,
+corrupt engines.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from runtime_helpers import exported_model, torch
-from runtime_trt_fakes import make_fake_trt
+from runtime_trt_fakes import MAGIC, make_fake_trt
 
 from depth_nodes.runtime import trt_precision
 from depth_nodes.runtime.errors import BackendUnavailableError, EngineError
@@ -21,6 +23,7 @@ from depth_nodes.runtime.frames import street_frame
 from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
 from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
 from depth_nodes.runtime.trt_backend import GpuInfo, TensorRTBackend
+from depth_nodes.runtime.trt_errors import ProfileMismatchError, classify
 
 ORIN = GpuInfo("Orin", "8.7")
 RES = [(32, 48), (16, 24)]
@@ -42,25 +45,37 @@ def make(onnx, cache, trt, precision="fp32", gpu=ORIN, res=RES, **kw) -> TensorR
     return b
 
 
-@pytest.mark.parametrize("version", ["10.3.0", "11.1.0"])
+@pytest.mark.parametrize("version", ["10.3.0", "10.13.3", "11.1.0"])
 def test_binding_by_name_and_profile_selection(exported, tmp_path, version) -> None:
     trt = make_fake_trt(version)
     b = make(exported["onnx"], tmp_path, trt)
     assert b.input_names == ("image", "sparse_inv_depth") and b.output_names == ("depth", "confidence")
+    # min/opt/max around each resolution (x0.5 .. x1.25, stride 4), opt = the resolution itself
+    assert trt.calls["profiles"][-1][0]["image"] == ((1, 3, 16, 24), (1, 3, 32, 48), (1, 3, 40, 60))
+    assert b.describe()["profiles"] == "16x24..40x60 (opt 32x48), 8x12..20x32 (opt 16x24)"
     ref = OnnxRuntimeBackend(exported["onnx"])
-    for (h, w), profile in ((32, 48), 0), ((16, 24), 1), ((32, 48), 0):
+    for (h, w), profile in ((32, 48), 0), ((16, 24), 1), ((24, 36), 0), ((12, 16), 1), ((32, 48), 0):
         f = feed(h, w)
         out = b.infer(f)
-        assert trt.last_context.profile == profile  # the exact-shape profile of this resolution
+        assert trt.last_context._profile == profile  # exact opt preferred, else the first profile that covers
         expect = ref.infer(f)
-        for n in b.output_names:  # outputs read back from the addresses bound by name
+        for n in b.output_names:  # outputs read back from the addresses bound by name, real shapes
             assert out[n].shape == (1, 1, h, w) and np.abs(out[n] - expect[n]).max() < 1e-6
     t = {n: torch.from_numpy(v) for n, v in feed(16, 24).items()}
     assert isinstance(b.infer(t)["depth"], torch.Tensor)  # torch in -> torch out
-    with pytest.raises(EngineError, match="profile mismatch.*32x48, 16x24.*input is 24x32"):
-        b.infer(feed(24, 32))
+    with pytest.raises(ProfileMismatchError, match="profile mismatch.*input is 64x96") as err:
+        b.infer(feed(64, 96))
+    assert err.value.size == (64, 96) and classify(err.value) == "new_size"
     assert trt.calls["workspace"] == [1 << 30]
-    assert b.describe()["profiles"] == "32x48, 16x24"
+    assert set(trt.calls["streams"]) == {0}  # CPU here: the null stream handle (a torch CUDA stream on a GPU)
+
+
+def test_a_camera_size_is_padded_to_the_stride_not_refused(exported, tmp_path) -> None:
+    trt = make_fake_trt("10.3.0")
+    b = make(exported["onnx"], tmp_path, trt, res=[(30, 45)])  # stride 4: 32x48, like KITTI 376x1248 -> 384x1248
+    assert b.describe()["profiles"] == "16x24..40x60 (opt 32x48)"
+    assert any("padded to the model stride 4: 32x48" in n for n in b.notes)
+    assert b.infer(feed(32, 48))["depth"].shape == (1, 1, 32, 48)
 
 
 def test_cache_hit_and_rebuild_on_each_key(exported, tmp_path) -> None:
@@ -81,6 +96,7 @@ def test_cache_hit_and_rebuild_on_each_key(exported, tmp_path) -> None:
         dict(gpu=GpuInfo("Orin", "8.9")),
         dict(precision="fp16"),
         dict(res=[(32, 48)]),
+        dict(workspace_mb=512),
     ]
     for i, change in enumerate(changes, start=2):
         kw = {"onnx": exported["onnx"], **change}
@@ -96,7 +112,7 @@ def test_cache_hit_and_rebuild_on_each_key(exported, tmp_path) -> None:
     assert list(tmp_path.glob("timing-*.cache"))  # persistent timing cache written
 
 
-def test_precision_path_tensorrt_10(exported, tmp_path) -> None:
+def test_precision_path_tensorrt_10_3_weakly_typed(exported, tmp_path) -> None:
     trt = make_fake_trt("10.3.0")
     b = make(exported["onnx"], tmp_path, trt, "fp16")
     assert trt.calls["flags"][-1] == ["BuilderFlag.FP16"] and trt.calls["network_flags"][-1] == 0
@@ -115,6 +131,27 @@ def test_precision_path_tensorrt_10(exported, tmp_path) -> None:
     _fake_fp16_onnx(exported["onnx"], typed)
     make(typed, tmp_path, trt, "fp16")
     assert trt.calls["network_flags"][-1] == 1 << 1 and trt.calls["flags"][-1] == []
+    assert trt.calls["parsed_paths"][-1] == str(typed)  # parse(data, path): external weights can be found
+
+
+def test_precision_path_tensorrt_10_12_plus_is_strongly_typed(exported, tmp_path, monkeypatch) -> None:
+    """10.12+ deprecates BuilderFlag.FP16/INT8 (the fake of 10.13 has no BuilderFlag at all, as USED allows):
+    the ONNX is converted and built STRONGLY_TYPED, with no precision flags and no calibrator."""
+    trt = make_fake_trt("10.13.3")
+    assert not hasattr(trt, "BuilderFlag") and not hasattr(trt, "IInt8EntropyCalibrator2")
+    converted = []
+    monkeypatch.setattr(trt_precision, "convert_fp16", lambda s, o, c=None: converted.append(c) or _fake_fp16_onnx(s, o))
+    monkeypatch.setattr(trt_precision, "converter_id", lambda p: "fake autocast 1.0")
+    calib = [feed(32, 48, seed=s) for s in range(2)]
+    b = make(exported["onnx"], tmp_path, trt, "fp16", calib_inputs=calib)
+    assert trt.calls["network_flags"][-1] == 1 << 1 and trt.calls["flags"][-1] == []
+    assert "STRONGLY_TYPED" in b.build_path and "10.12+" in b.build_path and b.precision == "fp16"
+    assert converted[0]["image"].shape == (2, 3, 32, 48)  # AutoCast gets the calibration frames
+    key = b.engine_file.with_suffix(".json").read_text()
+    assert "fake autocast 1.0" in key and '"workspace_bytes": 1073741824' in key
+    monkeypatch.setattr(trt_precision, "converter_id", lambda p: "onnxconverter-common 1.14 (float16)")
+    make(exported["onnx"], tmp_path, trt, "fp16", calib_inputs=calib)  # another converter: another graph
+    assert trt.calls["builds"] == 2
 
 
 def _fake_fp16_onnx(src: Path, out: Path) -> str:
@@ -130,14 +167,14 @@ def _fake_fp16_onnx(src: Path, out: Path) -> str:
 
 def test_precision_path_tensorrt_11(exported, tmp_path, monkeypatch) -> None:
     trt = make_fake_trt("11.1.0")
-    assert not hasattr(trt.BuilderFlag, "FP16") and not hasattr(trt, "IInt8EntropyCalibrator2")
+    assert not hasattr(trt, "BuilderFlag") and not hasattr(trt, "IInt8EntropyCalibrator2")
     try:
         import modelopt  # noqa: F401
     except ImportError:
         with pytest.raises(BackendUnavailableError, match="modelopt"):
             make(exported["onnx"], tmp_path, trt, "fp16")
     converted = []
-    monkeypatch.setattr(trt_precision, "convert_fp16", lambda s, o: converted.append(o) or _fake_fp16_onnx(s, o))
+    monkeypatch.setattr(trt_precision, "convert_fp16", lambda s, o, c=None: converted.append(o) or _fake_fp16_onnx(s, o))
     b = make(exported["onnx"], tmp_path, trt, "fp16")
     assert converted and converted[0].parent == tmp_path  # converted ONNX lives in the cache dir
     assert trt.calls["flags"][-1] == [] and trt.calls["network_flags"][-1] == 0  # no flags at all in 11.x
@@ -178,7 +215,7 @@ def test_concurrent_builders_build_once_and_write_atomically(exported, tmp_path)
         while not results and not errors:
             for p in tmp_path.glob("*.engine"):
                 data = p.read_bytes()
-                if not data.startswith(b"FAKETRT1"):
+                if not data.startswith(MAGIC):
                     seen_partial.append(p)
 
     def build() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from depth_nodes.errors import DepthNodesError
 
@@ -61,6 +60,10 @@ def _hat(w: np.ndarray) -> np.ndarray:
 
 def se3_log(T: np.ndarray) -> np.ndarray:
     """Twist ``[rho, phi]`` (6,) with ``exp([rho, phi]) = T`` (phi = rotation vector, |phi| < pi)."""
+    # imported here: scipy.spatial costs ~37 MB RSS and ~1 s of start-up in every node process, and only
+    # motion compensation needs it (issue 19, node RSS budget)
+    from scipy.spatial.transform import Rotation
+
     T = np.asarray(T, np.float64)
     phi = Rotation.from_matrix(T[:3, :3]).as_rotvec()
     theta = float(np.linalg.norm(phi))

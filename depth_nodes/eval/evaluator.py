@@ -180,7 +180,8 @@ def evaluate(
         "method": completer.name,
         "params": params,
         "input": "conditioned" if conditioned else "raw",
-        "occlusion": None if completer.occlusion is None else asdict(completer.occlusion),
+        # the see-through filter applied to the input (None: declared conditioned, or the completer has none)
+        "occlusion": None if conditioned or completer.occlusion is None else asdict(completer.occlusion),
         "data_dir": str(Path(data_dir).resolve()),
         "n_frames": len(frames),
         "units": {

@@ -5,6 +5,7 @@ Importing this package does not import torch; creating or loading a model does.
 """
 
 from depth_nodes.models.catalog import COMPLETION_FAMILIES, LEARNED, shipped_model_dir
+from depth_nodes.models.published import PUBLISHED
 from depth_nodes.models.registry import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -24,6 +25,7 @@ from depth_nodes.models.registry import (
 
 __all__ = [
     "COMPLETION_FAMILIES",
+    "PUBLISHED",
     "LEARNED",
     "shipped_model_dir",
     "CONFIG_FILE",

@@ -1,6 +1,7 @@
 """Online camera-LiDAR calibration-drift alarm: do LiDAR depth edges still fall on image edges?
 
-Per frame (ROS-free, ~10 ms at 1216 x 352):
+On every ``period_frames``-th frame (ROS-free; ~5 ms of CPU a check at 1216 x 352 on the loaded 2-core dev
+machine, ``docs/node_bench.md``):
 
 1. *Depth-edge returns*: consecutive returns of one image row (<= ``row_gap_px`` apart) whose depths jump
    by more than ``max(jump_m, jump_rel * nearer)``: the nearer one sits on an object's silhouette, where the
@@ -38,7 +39,10 @@ OK, WARN, ERROR = 0, 1, 2
 
 @dataclass
 class DriftConfig:
-    window_frames: int = 10
+    window_frames: int = 10  # checked frames summed per assessment
+    #: Check every n-th frame offered (node parameter ``drift_check_period_frames``): drift is slow (a loose
+    #: mount, a knock), so a window of 10 checks over 5 s at 10 Hz loses nothing and costs a fifth.
+    period_frames: int = 5
     max_shift_px: int = 16
     step_px: int = 2
     warn_shift_px: float = 4.0
@@ -64,11 +68,17 @@ def edge_returns(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(v_h, u_h) of returns on vertical image edges, (v_v, u_v) of points on horizontal edges (int)."""
     d = np.asarray(sparse, np.float32)
+    h, w = d.shape
+    # One flat scan of the image (np.nonzero on 2-D, or on the transposed view, costs ~6x more); the
+    # column-major order of the same returns is a sort of their ~20k indices.
+    flat = np.flatnonzero(d.ravel() > 0)
+    rows, cols = np.divmod(flat, w)
+    by_col = np.argsort(cols * h + rows)
     out = []
     for transpose, gap in ((False, cfg.row_gap_px), (True, cfg.col_gap_px)):
-        a = d.T if transpose else d
-        r, c = np.nonzero(a > 0)  # row-major: consecutive entries are neighbours along a row
-        z = a[r, c]
+        # (r, c) in scan order: consecutive entries are neighbours along a row (transposed: a column)
+        r, c = (cols[by_col], rows[by_col]) if transpose else (rows, cols)
+        z = d.ravel()[flat[by_col] if transpose else flat]
         same = (r[1:] == r[:-1]) & (c[1:] - c[:-1] <= gap)
         near = np.minimum(z[1:], z[:-1])
         jump = same & (np.abs(z[1:] - z[:-1]) > np.maximum(cfg.jump_m, cfg.jump_rel * near))
@@ -91,7 +101,7 @@ def gradient_maps(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     maps = []
     for dx, dy in ((1, 0), (0, 1)):
         m = cv2.dilate(np.abs(cv2.Sobel(g, cv2.CV_32F, dx, dy, ksize=3)), k)
-        maps.append(m / max(float(m.mean()), 1e-6))
+        maps.append(np.divide(m, np.float32(max(float(m.mean()), 1e-6)), out=m))
     return maps[0], maps[1]
 
 
@@ -108,9 +118,33 @@ class DriftMonitor:
         self._baseline: list[float] = []
         self._windows = 0
         self._status = DriftStatus(OK, "calibration check: waiting for frames", {"drift_check": "waiting"})
+        self.frames_offered = 0  # frames seen by :meth:`offer`
+        self.checks = 0  # frames checked (each costs one :meth:`frame_maps`)
+        self.deferred = 0  # due checks put off because a newer frame was waiting
+        self._since_check = 0
 
     def reset(self) -> None:
         self._frames.clear()
+
+    def offer(self, rgb: np.ndarray, sparse: np.ndarray, busy: bool = False) -> bool:
+        """The per-frame entry of the node: checks every ``period_frames``-th frame; True when it checked.
+
+        ``busy`` (a newer frame is already waiting for the worker): a due check moves to the next frame, so
+        the check never costs a frame at a rate the pipeline only just keeps up with; a check put off for a
+        whole further period runs anyway, so an overloaded node still checks (every 2 periods at worst).
+        """
+        self.frames_offered += 1
+        self._since_check += 1
+        period = max(1, int(self.cfg.period_frames))
+        if self._since_check < period:
+            return False
+        if busy and self._since_check < 2 * period:
+            self.deferred += 1
+            return False
+        self._since_check = 0
+        self.checks += 1
+        self.update(rgb, sparse)
+        return True
 
     def frame_maps(self, rgb: np.ndarray, sparse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per third: summed score at every offset (3 x n_offsets) and edge counts (3,)."""
@@ -144,7 +178,15 @@ class DriftMonitor:
         return self._status
 
     def status(self) -> DriftStatus:
-        return self._status
+        """The latest assessment, with the check counters (``drift_checks`` of ``drift_frames_offered``)."""
+        st = self._status
+        counters = {
+            "drift_check_period_frames": max(1, int(self.cfg.period_frames)),
+            "drift_checks": self.checks,
+            "drift_checks_deferred": self.deferred,
+            "drift_frames_offered": self.frames_offered,
+        }
+        return DriftStatus(st.level, st.message, {**st.values, **counters})
 
     def _assess(self) -> DriftStatus:
         cfg = self.cfg

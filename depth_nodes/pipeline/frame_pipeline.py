@@ -230,13 +230,22 @@ class FramePipeline:
             result.colorized = colorize_depth(depth, opt.colorize_min_m, opt.colorize_max_m, opt.colormap)
         clock.lap("colorize")
         if opt.cloud:
-            colours = rgb if rgb is not None else result.colorized
-            stride = max(1, int(opt.cloud_decimation))
-            xyz, col = depth_to_points(
-                depth, result.camera, colours, stride=stride, organized=opt.cloud_organized
-            )
-            result.cloud_xyz, result.cloud_rgb = xyz, col
-            result.cloud_organized = opt.cloud_organized
+            self.make_cloud(result, rgb, opt)
             clock.lap("cloud")
         if not opt.colorized:
             result.colorized = None
+
+    def make_cloud(
+        self, result: FrameResult, rgb: np.ndarray | None, options: OutputOptions | None = None
+    ) -> None:
+        """The point cloud of ``result.depth``, coloured by ``rgb`` (else by ``result.colorized``). The node
+        calls it itself after publishing the depth image of an image frame (the cloud is not on the depth
+        image's latency path); :meth:`process` calls it when its options ask for the cloud."""
+        opt = options or self.options
+        colours = rgb if rgb is not None else result.colorized
+        stride = max(1, int(opt.cloud_decimation))
+        xyz, col = depth_to_points(
+            result.depth, result.camera, colours, stride=stride, organized=opt.cloud_organized
+        )
+        result.cloud_xyz, result.cloud_rgb = xyz, col
+        result.cloud_organized = opt.cloud_organized

@@ -13,6 +13,7 @@ onnxruntime.
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -76,7 +77,7 @@ class LearnedCompleter(Completer):
         if not self.fallback:
             self._model()  # strict: an unusable model is an error, not the fallback's numbers
         est = self.estimator()
-        out = est.predict(image, sparse)  # conditioned by complete() already
+        out = est.estimate(SimpleNamespace(rgb=image, sparse=SimpleNamespace(depth=sparse)))  # conditioned already
         if not self.fallback and est.state == "fallback":
             raise ModelError(f"{self._label}: {est.reason}")
         far = ~(out.depth <= self.max_depth_m)

@@ -27,6 +27,12 @@ class RollingStats:
             return {q: float("nan") for q in qs}
         return dict(zip(qs, np.percentile(vals, qs).tolist(), strict=True))
 
+    def mean(self) -> float:
+        """Mean of the kept samples (nan when none)."""
+        with self._lock:
+            n = len(self._values)
+            return sum(self._values) / n if n else float("nan")
+
     def __len__(self) -> int:
         return len(self._values)
 

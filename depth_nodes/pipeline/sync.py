@@ -91,6 +91,11 @@ class Mailbox:
             self._cond.notify()
             return True
 
+    @property
+    def pending(self) -> bool:
+        """An item is waiting (a hint for the worker: read without the lock)."""
+        return self._item is not None
+
     def get(self, timeout: float | None = None):
         """The newest item, or None after ``timeout`` seconds or once closed."""
         with self._cond:

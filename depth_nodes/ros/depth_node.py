@@ -34,7 +34,7 @@ from depth_nodes.ros.diagnostics import WARN, NodeReport, RateLimitedLog, assess
 from depth_nodes.ros.extrinsics import make_compensator, make_extrinsics
 from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
 from depth_nodes.ros.node_main import NODE_NAME, TOPICS, main  # noqa: F401 - main: console script target
-from depth_nodes.ros.node_stats import NodeStats
+from depth_nodes.ros.node_stats import NodeStats, timing_values
 from depth_nodes.ros.node_worker import FrameWorker
 
 
@@ -79,7 +79,10 @@ class DepthNode(Node):
         log = self.get_logger()
         self.warn = RateLimitedLog(log.warning, self.p.warning_period_s)
         self.selector = pl.EstimatorSelector(
-            self.p.completer, self.p.lidar_only_completer, self.p.monocular_estimator, log=log.warning,
+            self.p.completer,
+            self.p.lidar_only_completer,
+            self.p.monocular_estimator,
+            log=log.warning,
             options=self._estimator_options(),
         )
         self.modes = pl.ModeMachine(self.p.mode_hysteresis_frames, on_transition=self._on_transition)
@@ -217,9 +220,14 @@ class DepthNode(Node):
         if result.colorized is not None:
             self.color_pub.publish(numpy_to_image(result.colorized, "rgb8", header))
         if result.cloud_xyz is not None:
-            self.cloud_pub.publish(
-                xyzrgb_to_pointcloud2(result.cloud_xyz, result.cloud_rgb, header, result.cloud_organized)
-            )
+            self.publish_cloud(result, frame)
+
+    def publish_cloud(self, result: pl.FrameResult, frame) -> None:
+        """``depth/points`` of ``result`` (the worker calls it on its own after the depth image is out)."""
+        header = Header(stamp=frame.stamp, frame_id=result.frame_id)
+        self.cloud_pub.publish(
+            xyzrgb_to_pointcloud2(result.cloud_xyz, result.cloud_rgb, header, result.cloud_organized)
+        )
 
     # ------------------------------------------------------------------ modes and diagnostics
     def _on_transition(self, t: pl.Transition) -> None:
@@ -313,8 +321,7 @@ class DepthNode(Node):
         }
         for cause, n in snap.image_rejections.items():
             values[f"images_rejected_{cause.replace(' ', '_')}"] = n
-        for stage, ms in snap.stage_p50_ms.items():
-            values[f"stage_{stage}_p50_ms"] = ms
+        values.update(timing_values(snap))  # stage_*_p50_ms, worker_busy_*, CPU per frame
         est_values, est_warnings = self.selector.diagnostics()  # learned estimator: backend, fallback reason
         values.update(est_values)
         if est_warnings:  # the configured model is not running: degraded whatever the mode

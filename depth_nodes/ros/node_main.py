@@ -85,7 +85,10 @@ def main(args: list[str] | None = None) -> int:
     if "--transport" in own:
         i = own.index("--transport")
         if i + 1 >= len(own):
-            print(f"{NODE_NAME}: error: --transport needs one of {sorted(resources.FASTDDS_PROFILES)}", file=sys.stderr)
+            print(
+                f"{NODE_NAME}: error: --transport needs one of {sorted(resources.FASTDDS_PROFILES)}",
+                file=sys.stderr,
+            )
             return 1
         try:
             resources.use_fastdds_profile(own[i + 1])
@@ -107,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shm",
         action="store_true",
-        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (depth_nodes/config/fastdds_shm.xml)",
+        help="use the shipped Fast DDS profile with a 64 MB shared-memory segment (config/fastdds_shm.xml)",
     )
     parser.add_argument(
         "--transport",

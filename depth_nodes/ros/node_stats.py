@@ -1,5 +1,13 @@
 """What the depth node did, for ``/diagnostics``: published frames per mode, rejections, latencies, stages.
 
+The frame budget: ``stage_*`` are the worker's per-frame stages back to back (``motion`` = pairing +
+extrinsics + motion compensation, ``project``, ``estimate``, ``colorize``, ``cloud``, ``publish``, and
+``drift`` = the calibration check on the frames it runs), so they add up to ``worker_busy`` (the worker's
+time per frame, start to end, after publishing included); ``queue`` = image receipt -> worker start (image
+conversion in the callback + the wait in the mailbox). The sustainable rate is 1000 / mean busy ms;
+``process_cpu_per_frame`` is the node process's CPU time (every thread: executor, DDS, worker, model
+loaders) per published frame, the figure least sensitive to other load on the machine.
+
 Written by the worker and the executor callbacks, read by the diagnostics timer: every container is
 bounded and guarded by one lock, and :meth:`NodeStats.snapshot` copies what a report needs, so a report
 never iterates a dict another thread is growing.
@@ -10,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from depth_nodes import pipeline as pl
 
@@ -36,6 +44,9 @@ class StatsSnapshot:
     frames_not_published: int
     last_not_published: str
     off_clock_frames: int
+    busy_ms: dict[str, float] = field(default_factory=dict)  # worker time per frame: p50, p99, mean
+    busy_cpu_p50_ms: float = float("nan")  # the worker thread's CPU time per frame
+    process_cpu_per_frame_ms: float = float("nan")  # process CPU time / published frames (recent window)
 
 
 class NodeStats:
@@ -45,6 +56,10 @@ class NodeStats:
         self._lock = threading.Lock()
         self.latency = pl.RollingStats(300)  # image stamp -> publish (ms), only when the clocks agree
         self.processing = pl.RollingStats(300)  # image receipt -> publish (ms)
+        self.busy = pl.RollingStats(300)  # worker time per frame, all stages (ms)
+        self.busy_cpu = pl.RollingStats(300)  # worker thread CPU time per frame (ms)
+        #: process CPU time (s) at each recent published frame: CPU per frame over the window
+        self._cpu_marks: deque[float] = deque(maxlen=300)
         self.output_rate = pl.RateMeter()
         self._stages: dict[str, pl.RollingStats] = {}
         #: Outcome of each recent frame: (monotonic s, mode, published).
@@ -57,15 +72,29 @@ class NodeStats:
         self.off_clock_frames = 0
 
     # ---------------------------------------------------------------- writers
-    def published(self, mode: str, timings_ms: dict[str, float], processing_ms: float, gap_ms: float | None):
-        """One published frame; ``gap_ms`` = node clock - image stamp, None when the clocks disagree."""
+    def published(
+        self,
+        mode: str,
+        timings_ms: dict[str, float],
+        processing_ms: float,
+        gap_ms: float | None,
+        busy_ms: float | None = None,
+        busy_cpu_ms: float | None = None,
+    ):
+        """One published frame; ``gap_ms`` = node clock - image stamp, None when the clocks disagree;
+        ``busy_ms`` / ``busy_cpu_ms`` = the worker's wall / thread CPU time on the frame, all stages."""
         now = time.monotonic()
         self.output_rate.tick(now)
         self.processing.add(processing_ms)
+        if busy_ms is not None:
+            self.busy.add(busy_ms)
+        if busy_cpu_ms is not None:
+            self.busy_cpu.add(busy_cpu_ms)
         if gap_ms is not None:
             self.latency.add(gap_ms)
         with self._lock:
             self.frames_published += 1
+            self._cpu_marks.append(time.process_time())
             if gap_ms is None:
                 self.off_clock_frames += 1
             self._outcomes.append((now, mode, True))
@@ -103,6 +132,7 @@ class NodeStats:
             recent = [mode for mode, ok in outcomes if ok]
             t_rej, rej = self._last_rejection
             stages = dict(self._stages)
+            marks = list(self._cpu_marks)
             snap = StatsSnapshot(
                 published_by_mode=dict(Counter(recent)),
                 not_published_in_window=len(outcomes) - len(recent),
@@ -116,4 +146,24 @@ class NodeStats:
                 off_clock_frames=self.off_clock_frames,
             )
         snap.stage_p50_ms.update({k: s.percentiles((50,))[50] for k, s in stages.items()})
-        return snap
+        busy = self.busy.percentiles((50, 99))
+        snap.busy_ms.update({"p50": busy[50], "p99": busy[99], "mean": self.busy.mean()})
+        cpu = (marks[-1] - marks[0]) / (len(marks) - 1) * 1e3 if len(marks) >= 2 else float("nan")
+        return replace(
+            snap, busy_cpu_p50_ms=self.busy_cpu.percentiles((50,))[50], process_cpu_per_frame_ms=cpu
+        )
+
+
+def timing_values(snap: StatsSnapshot) -> dict[str, float]:
+    """The frame budget as ``/diagnostics`` values (see the module docstring)."""
+    values = {f"stage_{stage}_p50_ms": ms for stage, ms in snap.stage_p50_ms.items()}
+    mean = snap.busy_ms.get("mean", float("nan"))
+    values.update({
+        "worker_busy_p50_ms": snap.busy_ms.get("p50", float("nan")),
+        "worker_busy_p99_ms": snap.busy_ms.get("p99", float("nan")),
+        "worker_busy_mean_ms": mean,
+        "worker_cpu_p50_ms": snap.busy_cpu_p50_ms,
+        "process_cpu_per_frame_ms": snap.process_cpu_per_frame_ms,
+        "sustainable_rate_hz": 1e3 / mean if mean > 0 else float("nan"),
+    })  # fmt: skip
+    return values

@@ -10,8 +10,11 @@ by the parameter callback), so a parameter change never lands half-way through a
 
 from __future__ import annotations
 
+import cProfile
+import os
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,6 +23,9 @@ from depth_nodes.errors import DepthNodesError
 from depth_nodes.ros.extrinsics import ExtrinsicsError
 from depth_nodes.ros.node_inputs import ImageFrame, LidarFrame
 from depth_nodes.ros.node_stats import CLOCK_AGREEMENT_S
+
+#: Environment variable: a file the worker writes its cProfile statistics to at shutdown (profiling runs).
+PROFILE_ENV = "DEPTH_NODES_PROFILE"
 
 
 class FrameWorker:
@@ -31,9 +37,11 @@ class FrameWorker:
         self._pending: ImageFrame | None = None
         self._pending_deadline = 0.0
         self._pending_lock = threading.Lock()
-        self._motion_ms: float | None = None  # worker thread only
         self._running = False
         self.thread = threading.Thread(target=self._work, name="depth_worker", daemon=True)
+        # cProfile of every frame on the worker's CPU clock (thread time, not disturbed by other processes),
+        # written at stop: `depth-nodes bench node --profile DIR` sets it
+        self._profiler = cProfile.Profile(time.thread_time) if os.environ.get(PROFILE_ENV) else None
 
     def start(self) -> None:
         self._running = True
@@ -43,6 +51,8 @@ class FrameWorker:
         self._running = False
         self.inputs.mailbox.close()
         self.thread.join(timeout=2.0)
+        if self._profiler is not None:  # DEPTH_NODES_PROFILE: the worker's per-frame CPU profile
+            self._profiler.dump_stats(os.environ[PROFILE_ENV])
 
     def scan_arrived(self, stamp_ns: int) -> None:
         """A scan was cached (executor thread): release a waiting image it pairs with."""
@@ -78,7 +88,10 @@ class FrameWorker:
     def _safe_process(self, frame, may_wait: bool) -> None:
         warn = self.node.warn
         try:
-            self._process(frame, may_wait)
+            if self._profiler is not None:
+                self._profiler.runcall(self._process, frame, may_wait)
+            else:
+                self._process(frame, may_wait)
         except DepthNodesError as exc:
             warn(f"frame: {type(exc).__name__}", f"frame skipped: {exc}")
         except Exception as exc:  # noqa: BLE001 - the node must survive anything a frame does
@@ -105,7 +118,6 @@ class FrameWorker:
         self, camera_frame: str, scan: pl.Scan, t_image_ns: int, p
     ) -> tuple[pl.Scan, np.ndarray | None, str]:
         """Extrinsics + motion compensation: the scan's points (deskewed) and ``camera(t_image) <- lidar``."""
-        t0 = time.perf_counter()
         try:
             c = self.node.motion.apply(
                 scan.points, scan.point_time_ns, scan.frame_id, scan.stamp_ns, camera_frame, t_image_ns,
@@ -113,7 +125,6 @@ class FrameWorker:
             )  # fmt: skip
             if c.deskewed:
                 scan = pl.Scan(c.points, scan.stamp_ns, scan.frame_id, scan.point_time_ns)
-            self._motion_ms = (time.perf_counter() - t0) * 1e3
             return scan, c.T_cam_lidar, ""
         except (ExtrinsicsError, DepthNodesError) as exc:
             self.node.warn("extrinsics", f"extrinsics: {exc}")
@@ -132,11 +143,16 @@ class FrameWorker:
         return (scan, T, "") if T is not None else (None, None, why)
 
     def _process(self, frame: ImageFrame | LidarFrame, may_wait: bool = False) -> None:
+        """One frame, timed stage by stage back to back (``motion`` = pairing + extrinsics + motion
+        compensation, the pipeline's stages, ``publish`` (depth, its CameraInfo, confidence, colourised),
+        then off the depth image's latency path ``cloud`` + ``publish_cloud`` and ``drift``), so the stages
+        add up to the worker's time on the frame (``NodeStats.busy``); the calibration check runs inside the
+        budget on every ``drift_check_period_frames``-th frame."""
+        t_start, cpu_start = time.perf_counter(), time.thread_time()
         node = self.node
         settings = node.settings  # one immutable snapshot for the whole frame
         p = settings.params
         why_no_image = "camera stale"
-        self._motion_ms: float | None = None
         if isinstance(frame, ImageFrame):
             self.inputs.last_camera_frame = frame.frame_id
             scan, T, why = self._pair(frame, p)
@@ -156,26 +172,47 @@ class FrameWorker:
             scan, T, why = self._lookup(frame.frame_id, scan, scan.stamp_ns, p)
             if T is None:
                 scan = None
+        t_paired = time.perf_counter()
         options = node.output_options(settings)
+        # An image frame's cloud is built after its depth image is out (off the depth latency path); a
+        # LiDAR-driven frame colours its cloud by the colourised depth, made in the same pass.
+        late_cloud = options.cloud and rgb is not None
         result = node.pipeline.process(
-            frame.camera, stamp_ns, frame.frame_id, rgb, scan, T, why,
-            criteria=settings.criteria, options=options, why_no_image=why_no_image,
+            frame.camera, stamp_ns, frame.frame_id, rgb, scan, T, why, criteria=settings.criteria,
+            options=replace(options, cloud=False) if late_cloud else options, why_no_image=why_no_image,
         )  # fmt: skip
         if not result.published:
             node.stats.not_published(result.mode, result.reason)
             return
-        t0 = time.perf_counter()
+        t_publish = time.perf_counter()
         node.publish(result, frame)
-        result.timings_ms["publish"] = (time.perf_counter() - t0) * 1e3
-        if self._motion_ms is not None:  # extrinsics + motion compensation of this frame's scan
-            result.timings_ms["motion"] = self._motion_ms
-        if getattr(frame, "rectify_ms", None) is not None:  # raw image rectified onto P (ImageFrame.rgb)
-            result.timings_ms["rectify"] = frame.rectify_ms
-        done = time.perf_counter()
+        published = time.perf_counter()
         gap_ms = (node.now_ns() - stamp_ns) * 1e-6
+        timings = result.timings_ms
+        timings["publish"] = (published - t_publish) * 1e3
+        # pairing + extrinsics + motion compensation
+        timings["motion"] = (t_paired - t_start) * 1e3
+        if late_cloud:
+            t0 = time.perf_counter()
+            node.pipeline.make_cloud(result, rgb, options)
+            t1 = time.perf_counter()
+            node.publish_cloud(result, frame)
+            timings["cloud"], timings["publish_cloud"] = (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        t_cloud = time.perf_counter()
+        drift = node.drift
+        drift.cfg.period_frames = p.drift_check_period_frames
+        if rgb is not None and result.sparse is not None:  # calibration-drift alarm; never raises on content
+            if drift.offer(rgb, result.sparse.depth, busy=self.inputs.mailbox.pending):
+                timings["drift"] = (time.perf_counter() - t_cloud) * 1e3
+        done = time.perf_counter()
+        processing_ms = (published - frame.received) * 1e3  # image receipt -> publish
+        timings["queue"] = (t_start - frame.received) * 1e3  # conversion in the callback + mailbox wait
+        if getattr(frame, "rectify_ms", None) is not None:  # a raw image rectified in the callback (in queue)
+            timings["rectify"] = frame.rectify_ms
         on_clock = node.use_sim_time or -p.max_future_stamp_s * 1e3 <= gap_ms <= CLOCK_AGREEMENT_S * 1e3
+        if on_clock:
+            timings["receive"] = gap_ms - processing_ms  # image stamp -> callback (sender + transport)
         node.stats.published(
-            result.mode, result.timings_ms, (done - frame.received) * 1e3, gap_ms if on_clock else None
-        )
-        if rgb is not None and result.sparse is not None:  # after publishing: adds no latency to this frame
-            node.drift.update(rgb, result.sparse.depth)  # calibration-drift alarm; never raises on content
+            result.mode, timings, processing_ms, gap_ms if on_clock else None,
+            busy_ms=(done - t_start) * 1e3, busy_cpu_ms=(time.thread_time() - cpu_start) * 1e3,
+        )  # fmt: skip

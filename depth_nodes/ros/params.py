@@ -40,9 +40,10 @@ SPECS: tuple[ParamSpec, ...] = (
     # --- estimators (unsafe: building a model at runtime would stall the pipeline)
     ParamSpec("completer", "guided", "estimator of guided mode (camera + LiDAR): a registered completer name", False),
     ParamSpec("lidar_only_completer", "lidar_only", "estimator of lidar_only mode (camera stale): completer name", False),
-    ParamSpec("monocular_estimator", "mono", "estimator of monocular mode (LiDAR stale): mono (own shipped net, "
-              "loaded in the background; needs [ml]), depth_anything_v2, prompt_depth_anything; "
-              "empty = none (monocular mode publishes nothing)", False),
+    ParamSpec("monocular_estimator", "", "estimator of monocular mode (LiDAR stale): empty = none (monocular "
+              "mode publishes nothing; nothing of torch / onnxruntime is loaded), mono (own shipped net, loaded in "
+              "the background; needs [ml]; +~200 MB RSS and a net inference every mono_fit_period_frames-th "
+              "frame), depth_anything_v2, prompt_depth_anything", False),
     ParamSpec("mono_model_dir", "", "monocular model directory (config.json + weights; empty = the shipped net "
               "for 'mono'); never downloaded", False),
     ParamSpec("mono_scale_half_life_s", 5.0, "confidence of the carried mono scale halves every this long (s)",
@@ -135,6 +136,8 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("twist_window_s", 0.1, "the odometry twist comes from poses this far apart, ending at the scan (s)",
               True, 0.01, 1.0),
     # --- housekeeping
+    ParamSpec("drift_check_period_frames", 5, "run the camera-LiDAR calibration-drift check on every n-th "
+              "published frame (1 = every frame; a check costs ~5 ms CPU at 1216x352)", True, 1, 1000),
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics (s)", False, 0.05, 60.0),
     ParamSpec("warning_period_s", 5.0, "the same warning is logged at most once per this period (s)", True, 0.0, 3600.0),
 )  # fmt: skip
@@ -203,6 +206,7 @@ class NodeParams:
     fixed_frame: str
     deskew: bool
     twist_window_s: float
+    drift_check_period_frames: int
     diagnostics_period_s: float
     warning_period_s: float
 
@@ -262,7 +266,9 @@ def check_consistency(p: NodeParams) -> None:
     if p.image_bit_depth and not 8 <= p.image_bit_depth <= 16:
         raise ParameterError(f"image_bit_depth must be 0 (detect) or 8..16, got {p.image_bit_depth}")
     if not re.fullmatch(r"\d+x\d+(,\d+x\d+)*", p.model_resolutions.replace(" ", "")):
-        raise ParameterError(f"parameter 'model_resolutions' must be HxW[,HxW...]; got {p.model_resolutions!r}")
+        raise ParameterError(
+            f"parameter 'model_resolutions' must be HxW[,HxW...]; got {p.model_resolutions!r}"
+        )
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise ParameterError(f"parameter 'device' must be auto, cpu, cuda or cuda:N; got {p.device!r}")
     if p.max_depth_m <= p.min_depth_m:

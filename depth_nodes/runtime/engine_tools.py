@@ -1,8 +1,11 @@
 """What ``depth-nodes build-engine`` and ``depth-nodes check-engine`` do: TensorRT engines from ONNX, for GPU users.
 
-build-engine builds (or finds in the cache) the engine of an ONNX for a precision and resolutions;
-check-engine also compares the engine with ONNX Runtime on saved frames (max / mean |difference|) and prints
-FPS per precision. Without a CUDA GPU + tensorrt both say so and exit non-zero.
+build-engine builds (or finds in the cache) the engine of an ONNX for a precision and resolutions; an fp16 /
+int8 engine must pass the accuracy gate (:mod:`trt_accuracy`) on the ``--calib-dir`` frames (else the package's
+street frames), or fp32 is built instead and the command says why (exit 1). check-engine compares each
+precision's engine with ONNX Runtime fp32 on ``--frames`` / ``--calib-dir`` frames against the precision's
+stated tolerance and prints FPS; any precision over its tolerance (or refused) fails it (exit 1). Without a
+CUDA GPU + tensorrt both say so and exit 2.
 """
 
 from __future__ import annotations
@@ -66,20 +69,26 @@ def _frames(args, res, n=4):
     return load_frames(d, limit=n) if d else street_frames(n, *res)
 
 
+def _source(args) -> str:
+    d = getattr(args, "frames", None) or args.calib_dir
+    return f"frames of {d}" if d else "street frames (procedural)"
+
+
 def _backend(args, precision, info, res, frames, engine=None):
     from depth_nodes.runtime.trt_backend import TensorRTBackend
 
     feeds = _feeds(info, frames, res)
     calib = None
-    if precision == "int8":
-        if not args.calib_dir:
-            raise SystemExit("int8 needs --calib-dir FRAMES (a directory of real frames, .npz)")
+    if precision == "int8" and not args.calib_dir:
+        raise SystemExit("int8 needs --calib-dir FRAMES (a directory of real frames, .npz)")
+    if args.calib_dir:  # int8 calibration, and AutoCast's fp16 judgement on the strongly typed path
         from depth_nodes.runtime.frames import load_frames
 
         calib = _feeds(info, load_frames(args.calib_dir, limit=64), res)
     return TensorRTBackend(
         args.onnx, precision, "cuda:0", args.engine_cache_dir, args.resolution or [(352, 1216)],
-        args.workspace_mb, args.force_engine_update, engine, calib, feeds[:2], on_line=print,
+        args.workspace_mb, args.force_engine_update, engine, calib, feeds, on_line=print,
+        check_source=_source(args),
     )  # fmt: skip
 
 
@@ -103,10 +112,14 @@ def run_build(args: argparse.Namespace) -> int:
     b.ensure_loaded()
     for k, v in b.describe().items():
         print(f"  {k}: {v}")
+    if b.precision != args.precision:
+        print(f"build-engine: the {args.precision} engine was refused: {'; '.join(b.notes)}")
+        return 1
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from depth_nodes.runtime import trt_accuracy
     from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
 
     model = _model_on_gpu(args, "check-engine: cannot check")
@@ -117,24 +130,27 @@ def run_check(args: argparse.Namespace) -> int:
     feeds = _feeds(info, frames, res)
     ref = OnnxRuntimeBackend(args.onnx)
     ref_out = [ref.infer(f) for f in feeds]
-    print(f"{args.onnx}: {len(feeds)} frames at {res[0]}x{res[1]}, reference ONNX Runtime CPU fp32")
-    worst = 0.0
+    print(f"{args.onnx}: {len(feeds)} {_source(args)} at {res[0]}x{res[1]}, reference ONNX Runtime CPU fp32")
+    failed = []
     for prec in args.precision or (["fp32"] if args.engine else ["fp32", "fp16"]):
         b = _backend(args, prec, info, res, frames, args.engine)
         b.ensure_loaded()
-        diffs = {n: [] for n in b.output_names}
-        for f, r in zip(feeds, ref_out, strict=True):
-            got = b.infer(f)
-            for n in diffs:
-                diffs[n].append(np.abs(got[n] - r[n]))
+        label = b.precision  # a given engine: its real precision (key file / I/O types), not the option
+        if not args.engine and label != prec:
+            failed.append(f"{prec}: engine refused ({'; '.join(b.notes)})")
+        outs = [b.infer(f) for f in feeds]
+        acc = trt_accuracy.compare(label, [o["depth"] for o in outs], [r["depth"] for r in ref_out], _source(args))
         fps = _fps(b, feeds[0], args.iterations)
-        print(f"[{prec} -> engine {b.precision}] {b.build_path or b.cache_event}; {fps:.1f} FPS")
-        for n, ds in diffs.items():
-            d = np.concatenate([x.ravel() for x in ds])
+        print(f"[{prec} -> engine {label}] {b.build_path or b.cache_event}; {fps:.1f} FPS")
+        print(f"   {acc.describe()}: {'PASS' if acc.ok else 'FAIL'}")
+        for n in b.output_names:
+            d = np.concatenate([np.abs(o[n] - r[n]).ravel() for o, r in zip(outs, ref_out, strict=True)])
             print(f"   {n:<12} max|diff| {d.max():.3g}  mean|diff| {d.mean():.3g}")
-            if b.precision == "fp32":
-                worst = max(worst, float(d.max()))
-    return 0 if worst <= 1e-3 else 1
+        if not acc.ok:
+            failed.append(acc.describe())
+    for f in failed:
+        print(f"check-engine FAILED: {f}")
+    return 1 if failed else 0
 
 
 def _fps(backend, feed, iterations: int) -> float:

@@ -1,7 +1,9 @@
 """``create_backend``: one call from a model (directory or ONNX) + settings to a loaded-on-demand backend.
 
 ``auto`` picks TensorRT when a CUDA GPU is visible and ``tensorrt`` imports, else ONNX Runtime when it imports,
-else torch; the choice and its reason are logged and kept in ``backend.reason`` (diagnostics). Under ``auto`` a
+else torch; the choice and its reason are logged and kept in ``backend.reason`` (diagnostics). An NVIDIA GPU
+that torch cannot use (a Jetson with pip's CPU-only torch) is still detected (:func:`trt_gpu.detect_gpu`): the
+reason says so and ``backend.gpu_unused`` makes the node's diagnostics WARN instead of running the CPU silently. Under ``auto`` a
 precision the chosen backend cannot run (fp16/int8 on a CPU) falls back to fp32, with the reason; an explicit
 backend that cannot run the requested precision is an error.
 """
@@ -32,6 +34,29 @@ def cuda_gpu() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 
 
+def other_gpu() -> tuple[str, str]:
+    """An NVIDIA GPU torch does not see: ``(name, how it was found)`` or ``('', why not)``."""
+    from depth_nodes.runtime.trt_gpu import detect_gpu
+
+    return detect_gpu(torch_ok=False)
+
+
+def unused_gpu_reason() -> str:
+    """Why an NVIDIA GPU present here goes unused by torch ('' when there is none or torch can use it)."""
+    if cuda_gpu():
+        return ""
+    name, how = other_gpu()
+    if not name:
+        return ""
+    from depth_nodes.runtime.trt_gpu import torch_cuda_build
+
+    torch_kind = "no torch" if not _has("torch") else ("a CPU-only torch" if not torch_cuda_build() else "a torch that sees no CUDA device")
+    return (
+        f"NVIDIA GPU {name} found ({how}) but {torch_kind} is installed: the TensorRT and torch-CUDA backends "
+        "need a CUDA torch (on a Jetson NVIDIA's torch wheel for JetPack)"
+    )
+
+
 def choose_backend(requested: str = "auto") -> tuple[str, str]:
     """(backend, reason) for ``requested`` in auto|tensorrt|onnxruntime|torch."""
     if requested not in BACKENDS:
@@ -42,7 +67,8 @@ def choose_backend(requested: str = "auto") -> tuple[str, str]:
     has_trt = _has("tensorrt")
     if gpu and has_trt:
         return "tensorrt", f"auto: CUDA GPU {gpu} and tensorrt importable"
-    why = "no CUDA GPU visible" if not gpu else "tensorrt not importable"
+    unused = unused_gpu_reason() if not gpu else ""
+    why = ("no CUDA GPU visible" if not gpu else "tensorrt not importable") + (f" ({unused})" if unused else "")
     if _has("onnxruntime"):
         return "onnxruntime", f"auto: {why}; onnxruntime importable"
     if _has("torch"):
@@ -132,5 +158,8 @@ def create_backend(
             force_engine_update=force_engine_update, **trt_options,
         )  # fmt: skip
     b.reason = reason
+    b.gpu_unused = unused_gpu_reason() if backend == "auto" and device == "cpu" else ""
+    if b.gpu_unused:
+        log.warning("%s; running %s on the CPU", b.gpu_unused, kind)
     log.info("inference backend %s (%s, %s): %s", kind, device, used, reason)
     return b

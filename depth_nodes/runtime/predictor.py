@@ -2,12 +2,14 @@
 
 :func:`build_predictor` creates the model of ``model_dir`` (a model directory or an ``.onnx``; empty: the
 shipped checkpoint) on ``backend`` / ``precision`` / ``device``, loads it and checks it on a warm-up frame.
-ROS-free and pipeline-free: the pipeline's ``learned`` estimator (with its classical fallback) wraps it in
+ROS-free and pipeline-free (``estimate`` only reads ``inputs.rgb`` / ``inputs.sparse.depth``): the pipeline's
+``learned`` estimator, with its classical fallback, retries and rebuilds, wraps it in
 :mod:`depth_nodes.pipeline.learned_estimator`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_nodes.completion.base import Completion
+from depth_nodes.errors import EmptyInputError
 from depth_nodes.runtime.base import Backend
 from depth_nodes.runtime.errors import ModelError
 from depth_nodes.runtime.factory import create_backend
@@ -27,6 +30,7 @@ from depth_nodes.runtime.preprocess import (
     to_inputs_torch,
 )
 
+log = logging.getLogger(__name__)
 LEARNED = "learned"
 
 
@@ -42,10 +46,17 @@ class LearnedOptions:
     force_engine_update: bool = False
     resolutions: list[tuple[int, int]] = field(default_factory=lambda: [(352, 1216)])
     threads: int = 0  # CPU threads of torch / ONNX Runtime (0 = the library's default)
+    retry_backoff_s: float = 0.5  # first wait after a transient GPU error (doubles per error in a row)
+    max_retries: int = 5  # transient errors in a row before the classical completer takes over for good
+    backend_options: dict = field(default_factory=dict)  # extra create_backend options (TensorRT: workspace_mb...)
 
 
 class LearnedPredictor:
-    """A loaded backend + its I/O contract (normalisation, stride, fixed size)."""
+    """A loaded backend + its I/O contract (normalisation, stride, fixed size); ``estimate`` takes the
+    pipeline's frame inputs (duck-typed)."""
+
+    needs_image = True
+    needs_lidar = True
 
     def __init__(self, backend: Backend, norm: Normalisation, stride: int, fixed: tuple[int, int] | None) -> None:
         self.backend = backend
@@ -89,6 +100,13 @@ class LearnedPredictor:
         depth = dict(zip(self.backend.output_names, outs, strict=True))["depth"]
         return depth[:, :, :h, :w].float()
 
+    def estimate(self, inputs) -> Completion:
+        if inputs.sparse is None:
+            raise EmptyInputError("no LiDAR depth for the learned estimator")
+        if inputs.rgb is None:
+            raise EmptyInputError("the learned estimator needs the camera image")
+        return self.predict(inputs.rgb, inputs.sparse.depth)
+
 
 def build_predictor(opts: LearnedOptions, on_line: Callable[[str], None] | None = None) -> LearnedPredictor:
     """Create, load and warm up the learned predictor of ``opts``; :class:`ModelError` naming what is wrong."""
@@ -102,7 +120,9 @@ def build_predictor(opts: LearnedOptions, on_line: Callable[[str], None] | None 
         path = Path(opts.model_dir).expanduser()
     if not path.exists():
         raise ModelError(f"model_dir {path} does not exist")
-    extra = {"on_line": on_line} if on_line else {}  # TensorRT build progress (other backends ignore it)
+    extra = dict(opts.backend_options)
+    if on_line:
+        extra["on_line"] = on_line  # TensorRT build progress (other backends ignore it)
     if opts.threads:
         extra["threads"] = int(opts.threads)
     backend = create_backend(

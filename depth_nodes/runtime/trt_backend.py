@@ -4,8 +4,11 @@ Execution uses the name-based API of TensorRT 10/11 (``set_input_shape``, ``set_
 ``execute_async_v3``) on a dedicated torch CUDA stream; inputs and outputs are torch tensors owned by torch's
 allocator, so pre- and post-processing stay on the GPU (no pycuda, no host copies unless numpy is passed).
 
-FP16 guard: reduced-precision engines run the warm-up frames first; any NaN/inf output means an overflow the
-ONNX did not guard against, and the engine is rebuilt in FP32 with the reason in the log and diagnostics.
+FP16 guard + accuracy gate: reduced-precision engines run the warm-up frames first; any NaN/inf output means an
+overflow the ONNX did not guard against, and depth off ONNX Runtime fp32 by more than the precision's tolerance
+(:mod:`trt_accuracy`) means the engine is wrong; either way it is replaced by an fp32 one, with the reason in
+the log and diagnostics. A failed ``execute_async_v3`` whose TensorRT error is a CUDA out-of-memory / launch
+failure is a :class:`TransientEngineError` (retried by the guarded estimator), anything else permanent.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,45 +24,15 @@ import numpy as np
 from depth_nodes.runtime import trt_build
 from depth_nodes.runtime.base import Backend, is_torch
 from depth_nodes.runtime.errors import BackendUnavailableError, EngineError, ModelError
-from depth_nodes.runtime.onnx_io import OnnxInfo, read_onnx, sha256_file
-from depth_nodes.runtime.trt_cache import EngineCache, EngineKey, atomic_write
+from depth_nodes.runtime.onnx_io import read_onnx, sha256_file
+from depth_nodes.runtime.trt_cache import EngineCache, EngineKey, atomic_write, onnx_fingerprint, read_trusted
+from depth_nodes.runtime.trt_checks import PrecisionChecks
+from depth_nodes.runtime.trt_errors import TransientEngineError, is_transient_text
+from depth_nodes.runtime.trt_gpu import GpuInfo
+from depth_nodes.runtime.trt_profiles import padded, profiles_for, select_profile
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = "~/.cache/depth_nodes/engines"
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    name: str
-    compute_capability: str  # "8.7"
-
-    @classmethod
-    def of(cls, device: str) -> GpuInfo:
-        import torch
-
-        idx = torch.device(device).index or 0
-        major, minor = torch.cuda.get_device_capability(idx)
-        return cls(torch.cuda.get_device_name(idx), f"{major}.{minor}")
-
-
-def profiles_for(info: OnnxInfo, resolutions: list[tuple[int, int]]) -> list[trt_build.Profile]:
-    """One exact-shape profile per resolution (fixed-shape ONNX: its own resolution only)."""
-    if not info.dynamic_hw:
-        fixed = info.resolution
-        if fixed and any(tuple(r) != fixed for r in resolutions):
-            log.warning("%s has fixed shapes %dx%d: profiles for other resolutions dropped", info.path.name, *fixed)
-        resolutions = [fixed] if fixed else resolutions
-    stride = info.stride
-    out = []
-    for h, w in dict.fromkeys(tuple(r) for r in resolutions):
-        if stride > 1 and (h % stride or w % stride):
-            raise ModelError(f"profile resolution {h}x{w} must be a multiple of the model stride {stride}")
-        shapes = []
-        for name, dims in info.inputs.items():
-            shape = tuple(int(d) if isinstance(d, int) else 1 for d in dims[:2]) + (int(h), int(w))
-            shapes.append((name, shape, shape, shape))
-        out.append(trt_build.Profile(tuple(shapes)))
-    return out
 
 
 def _torch_dtype(trt, dt):
@@ -74,7 +46,17 @@ def _torch_dtype(trt, dt):
     raise EngineError(f"engine tensor type {dt} is not supported by the depth_nodes runtime")
 
 
-class TensorRTBackend(Backend):
+def _check_onnx(path: Path) -> None:
+    """``onnx.checker`` by path, so a model with external weights (``model.onnx.data``) is checked with them."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # noqa: BLE001 - the checker raises several types
+        raise ModelError(f"ONNX file {path} fails onnx.checker: {exc}") from None
+
+
+class TensorRTBackend(PrecisionChecks, Backend):
     kind = "tensorrt"
 
     def __init__(
@@ -92,11 +74,15 @@ class TensorRTBackend(Backend):
         trt_module: Any = None,
         gpu: GpuInfo | None = None,
         on_line: Callable[[str], None] | None = None,
+        check_source: str = "",
     ) -> None:
         super().__init__(precision, device)
         self.onnx_path = Path(onnx_path)
         self.cache = EngineCache(engine_cache_dir)
         self.resolutions = list(resolutions or [(352, 1216)])
+        self.check_source = check_source  # what the warm-up / accuracy frames are (diagnostics)
+        self.accuracy = None  # trt_accuracy.Accuracy of the engine in use (reduced precision)
+        self.converter = ""
         self.workspace_bytes = int(workspace_mb) << 20
         self.force_engine_update = force_engine_update
         self.given_engine = Path(engine_path) if engine_path else None  # a user's engine: never rebuilt
@@ -125,28 +111,44 @@ class TensorRTBackend(Backend):
                     h.update(np.ascontiguousarray(feed[n]).tobytes())
             calib = h.hexdigest()
         return EngineKey(
-            self.info.sha256, self.gpu.name, self.gpu.compute_capability, str(self.trt.__version__), precision,
-            tuple(p.key() for p in profiles), calib,
+            self.fingerprint, self.gpu.name, self.gpu.compute_capability, str(self.trt.__version__), precision,
+            tuple(p.key() for p in profiles), calib, self.workspace_bytes, self._converter_for(precision),
         )  # fmt: skip
+
+    def _converts(self, precision: str) -> bool:
+        """Whether ``precision`` needs the ONNX converted first (the strongly typed path, an fp32 ONNX)."""
+        from depth_nodes.runtime.trt_api import precision_path
+
+        return precision != "fp32" and not self.typed_onnx and precision_path(self.trt.__version__) == "strong"
+
+    def _converter_for(self, precision: str) -> str:
+        from depth_nodes.runtime import trt_precision
+
+        if not self._converts(precision):
+            return ""
+        return trt_precision.converter_id(precision)
 
     def _prepared_onnx(self, precision: str) -> tuple[Path, bool]:
         """The ONNX to build from and whether it is typed (strongly typed build)."""
         from depth_nodes.runtime import trt_precision
 
-        typed = trt_precision.is_typed_onnx(self.onnx_path)
-        gen = trt_build.api_generation(self.trt)
-        if precision == "fp32" or typed or gen == 10:
-            return self.onnx_path, typed
-        out = self.cache.dir / f"{self.info.sha256[:16]}.{precision}.onnx"
+        if not self._converts(precision):
+            return self.onnx_path, self.typed_onnx
+        out = self.cache.dir / f"{self.fingerprint[:16]}.{precision}.onnx"
         if precision == "fp16":
-            tool = trt_precision.convert_fp16(self.onnx_path, out)
+            tool = trt_precision.convert_fp16(self.onnx_path, out, self._calib_arrays())
         else:
             if not self.calib_inputs:
                 raise EngineError("int8 needs calibration frames (--calib-dir / calib_inputs)")
-            calib = {n: np.concatenate([f[n] for f in self.calib_inputs]) for n in self.calib_inputs[0]}
-            tool = trt_precision.quantize_int8(self.onnx_path, out, calib)
+            tool = trt_precision.quantize_int8(self.onnx_path, out, self._calib_arrays())
         self.notes.append(f"ONNX converted to {precision} by {tool}")
         return out, True
+
+    def _calib_arrays(self) -> dict[str, np.ndarray] | None:
+        """The calibration frames as name -> N x C x H x W (AutoCast and ModelOpt PTQ read them), or None."""
+        if not self.calib_inputs:
+            return None
+        return {n: np.concatenate([f[n] for f in self.calib_inputs]) for n in self.calib_inputs[0]}
 
     def _build(self, precision: str, profiles: list[trt_build.Profile], key: EngineKey, engine: Path) -> bytes:
         from depth_nodes.runtime import trt_precision
@@ -174,7 +176,7 @@ class TensorRTBackend(Backend):
         path = self.cache.engine_path(self.info.model_name, key)
         if not force and (hit := self.cache.lookup(self.info.model_name, key)):
             self.cache_event = f"cache hit {hit.name}"
-            return hit.read_bytes(), hit
+            return read_trusted(hit), hit
         if precision == "int8" and not self.calib_inputs:  # e.g. the node: use what build-engine calibrated
             hit = None if force else self.cache.find_like(self.info.model_name, key, ("calib_sha256",))
             if hit is None:
@@ -183,11 +185,11 @@ class TensorRTBackend(Backend):
                     "`depth-nodes build-engine MODEL.onnx --precision int8 --calib-dir FRAMES`"
                 )
             self.cache_event = f"cache hit {hit.name} (int8, calibrated by build-engine)"
-            return hit.read_bytes(), hit
+            return read_trusted(hit), hit
         with self.cache.lock(path):
             if not force and (hit := self.cache.lookup(self.info.model_name, key)):
                 self.cache_event = f"built by another process meanwhile: {hit.name}"
-                return hit.read_bytes(), hit
+                return read_trusted(hit), hit
             why = "force_engine_update" if force else "no cached engine for this ONNX/GPU/TensorRT/precision/profiles"
             self.on_line(f"TensorRT engine {path.name}: building ({why})")
             plan = self._build(precision, profiles, key, path)
@@ -195,7 +197,8 @@ class TensorRTBackend(Backend):
             return plan, path
 
     def _deserialize(self, plan: bytes, origin: str):
-        runtime = self.trt.Runtime(trt_build.make_logger(self.trt))
+        self._trt_logger = trt_build.make_logger(self.trt)
+        runtime = self.trt.Runtime(self._trt_logger)
         engine = runtime.deserialize_cuda_engine(plan) if plan else None
         if engine is None:
             raise EngineError(
@@ -210,8 +213,9 @@ class TensorRTBackend(Backend):
         if self.given_engine is not None:
             if not self.given_engine.is_file():
                 raise EngineError(f"engine file {self.given_engine} does not exist")
-            self.engine = self._deserialize(self.given_engine.read_bytes(), str(self.given_engine))
+            self.engine = self._deserialize(read_trusted(self.given_engine, "engine"), str(self.given_engine))
             self.engine_file, self.cache_event = self.given_engine, f"given engine {self.given_engine.name}"
+            self.precision = self._given_precision()
         else:
             plan, path = self._engine_bytes(precision, profiles, force)
             try:
@@ -257,44 +261,39 @@ class TensorRTBackend(Backend):
             self._stream = torch.cuda.Stream(torch.device(self.device))
         elif self._trt is None:
             raise BackendUnavailableError(f"tensorrt backend runs on a CUDA device, not {self.device!r}")
+        from depth_nodes.runtime import trt_precision
+        from depth_nodes.runtime.trt_api import precision_path
+
         self.gpu = self._gpu or GpuInfo.of(self.device)
-        self.info = read_onnx(self.onnx_path)
+        self.info = read_onnx(self.onnx_path, check=False)
+        _check_onnx(self.onnx_path)
+        self.fingerprint = onnx_fingerprint(self.onnx_path)
+        self.typed_onnx = trt_precision.is_typed_onnx(self.onnx_path)
         self.model_name = self.info.model_name
-        self.on_line(f"TensorRT {self.trt.__version__}: using the {gen}.x API path ({self.precision})")
+        onnx_prec = trt_precision.onnx_precision(self.onnx_path)
+        if onnx_prec != "fp32" and onnx_prec != self.precision:
+            self.notes.append(f"{self.onnx_path.name} is already {onnx_prec}: engine labelled {onnx_prec} "
+                              f"(requested {self.precision})")  # fmt: skip
+            self.precision = onnx_prec
+        stride = max(1, self.info.stride)
+        if padded(self.resolutions, stride) != list(dict.fromkeys(map(tuple, self.resolutions))):
+            self.notes.append(f"resolutions padded to the model stride {stride}: "
+                              + ", ".join(f"{h}x{w}" for h, w in padded(self.resolutions, stride)))  # fmt: skip
+        path = precision_path(self.trt.__version__)
+        self.on_line(f"TensorRT {self.trt.__version__}: using the {gen}.x API path, {path}ly typed precision "
+                     f"({self.precision})")  # fmt: skip
         self._open_engine(self.precision, self.force_engine_update)
         if self.warmup_inputs is None and self.precision != "fp32":
             self.warmup_inputs = self._default_warmup()
+            self.check_source = self.check_source or "street frames (procedural)"
         self._fp16_guard()
+        self._accuracy_gate()
 
-    def _default_warmup(self) -> list[dict[str, np.ndarray]]:
-        """Two street-like frames at the first profile's size, normalised as the ONNX metadata says."""
-        from depth_nodes.runtime.frames import street_frames
-        from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
-
-        _n, _lo, opt, _hi = self.engine_profiles[0].shapes[0]
-        h, w = int(opt[2]), int(opt[3])
-        norm = Normalisation.from_contract(self.info.json_meta("inputs"))
-        feeds = [to_inputs_numpy(i, s, norm, self.info.stride, size=(h, w)) for i, s in street_frames(2, h, w)]
-        return [{n: f[n] for n in self.input_names} for f in feeds]
-
-    def _fp16_guard(self) -> None:
-        if self.precision == "fp32":
-            return
-        feeds = self.warmup_inputs or []
-        for i, feed in enumerate(feeds):
-            out = self._infer(feed)
-            bad = {n: int((~np.isfinite(np.asarray(v))).sum()) for n, v in out.items()}
-            if any(bad.values()):
-                reason = (
-                    f"{self.precision} engine gave non-finite outputs on warm-up frame {i} ({bad}): "
-                    "rebuilt in fp32"
-                )
-                log.warning("%s", reason)
-                self.on_line(reason)
-                self.notes.append(reason)
-                self.precision, self.given_engine = "fp32", None  # fp32 from the ONNX, into the cache
-                self._open_engine("fp32", False)
-                return
+    def rebuild_for(self, size: tuple[int, int]) -> None:
+        """Add the (padded) input size ``size`` to the resolutions and open the engine that covers it."""
+        self.resolutions.append(tuple(size))
+        self.on_line(f"TensorRT engine: adding a profile for {size[0]}x{size[1]} (new input size)")
+        self._open_engine(self.precision, False)
 
     def close(self) -> None:
         self.context = self.engine = None
@@ -302,16 +301,7 @@ class TensorRTBackend(Backend):
 
     # ------------------------------------------------------------------ execution
     def select_profile(self, shapes: dict[str, tuple]) -> int:
-        fits = [i for i, p in enumerate(self.engine_profiles) if p.covers(shapes)]
-        if not fits:
-            have = ", ".join(p.describe() for p in self.engine_profiles)
-            got = "x".join(map(str, next(iter(shapes.values()))[2:]))
-            raise EngineError(
-                f"profile mismatch: the engine has profiles {have}; input is {got}. "
-                "Add this resolution to the configured resolutions (the engine is rebuilt)"
-            )
-        exact = [i for i in fits if all(tuple(s[2]) == tuple(shapes[s[0]]) for s in self.engine_profiles[i].shapes)]
-        return (exact or fits)[0]
+        return select_profile(self.engine_profiles, shapes)
 
     def _infer(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         import torch
@@ -344,7 +334,11 @@ class TensorRTBackend(Backend):
                 outs[n] = torch.empty(shape, dtype=_torch_dtype(trt, e.get_tensor_dtype(n)), device=dev)
                 ctx.set_tensor_address(n, outs[n].data_ptr())
             if not ctx.execute_async_v3(handle):
-                raise EngineError("TensorRT execute_async_v3 failed (see the TensorRT log)")
+                errors = list(getattr(self._trt_logger, "errors", []))
+                why = errors[-1] if errors else "no TensorRT error logged"
+                if errors and is_transient_text(why):
+                    raise TransientEngineError(f"TensorRT execute_async_v3 failed: {why}")
+                raise EngineError(f"TensorRT execute_async_v3 failed: {why}")
         if cuda:
             torch.cuda.current_stream(dev).wait_stream(self._stream)
             for t in feed.values():  # allocated on the caller's stream, read on ours
@@ -361,6 +355,7 @@ class TensorRTBackend(Backend):
             "engine_cache": self.cache_event,
             "profiles": ", ".join(p.describe() for p in getattr(self, "engine_profiles", [])),
             "gpu": f"{self.gpu.name} (sm {self.gpu.compute_capability})" if getattr(self, "gpu", None) else "",
+            "accuracy": self.accuracy.describe() if self.accuracy is not None else "",
         })  # fmt: skip
         return d
 

@@ -1,20 +1,25 @@
 """Building TensorRT engines from ONNX with the real 10.x and 11.x Python APIs (``trt`` is the module).
 
-The two API generations differ in how reduced precision gets in (see docs/runtime.md):
+Two precision paths (see docs/runtime.md; every name used is listed in :mod:`trt_api` and checked against
+the real bindings of 10.3.0, 10.13.3.9 and 11.4.0.106 in CI):
 
-- **10.x** (JetPack 6): weakly typed networks by default; FP16 by ``config.set_flag(trt.BuilderFlag.FP16)``;
-  INT8 by ``BuilderFlag.INT8`` + an ``IInt8EntropyCalibrator2`` fed from real frames
-  (``config.int8_calibrator``, ``config.set_calibration_profile``). An ONNX that already carries its types (fp16
-  tensors or Q/DQ nodes) is built ``STRONGLY_TYPED`` instead.
-- **11.x**: every network is strongly typed and the precision flags and calibrators are gone; FP16 / INT8 come
-  from the ONNX itself, converted before the build (:mod:`depth_nodes.runtime.trt_precision`).
+- **weak** (10.0-10.11, i.e. JetPack 6's 10.3): weakly typed networks; FP16 by
+  ``config.set_flag(trt.BuilderFlag.FP16)``; INT8 by ``BuilderFlag.INT8`` + an ``IInt8EntropyCalibrator2`` fed
+  from real frames (``config.int8_calibrator``, ``config.set_calibration_profile``). An ONNX that already
+  carries its types (fp16 tensors or Q/DQ nodes) is built ``STRONGLY_TYPED`` instead.
+- **strong** (10.12+ and 11.x): the precision flags are deprecated from 10.12 (gone in 11.x), the calibrators
+  from 10.1; FP16 / INT8 come from the ONNX itself, converted before the build
+  (:mod:`depth_nodes.runtime.trt_precision`). 10.12+ sets ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``;
+  11.x is always strongly typed (the flag is deprecated and ignored there, so it is not passed).
 
-Everything else is shared: ``OnnxParser``, a workspace pool limit, one optimization profile per configured
-resolution, a persistent timing cache, a progress monitor, ``build_serialized_network``.
+Everything else is shared: ``OnnxParser.parse(data, path)`` (the path locates external weights), a workspace
+pool limit, min/opt/max optimization profiles, a persistent timing cache, a progress monitor,
+``build_serialized_network``.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depth_nodes.runtime.errors import BackendUnavailableError, EngineError
+from depth_nodes.runtime.trt_api import precision_path
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,8 @@ def import_tensorrt():
 
 
 def make_logger(trt):
-    """A ``trt.ILogger`` forwarding to Python logging (TensorRT's own warnings end up in our log)."""
+    """A ``trt.ILogger`` forwarding to Python logging (TensorRT's own warnings end up in our log); its
+    ``errors`` keep the last error texts (an ``execute_async_v3`` that returns False says why only there)."""
     sev = trt.Logger.Severity if hasattr(trt.Logger, "Severity") else trt.Logger
     levels = {
         getattr(sev, "INTERNAL_ERROR", None): logging.CRITICAL,
@@ -101,9 +108,13 @@ def make_logger(trt):
     class _Logger(base):
         def __init__(self) -> None:
             base.__init__(self)
+            self.errors: collections.deque[str] = collections.deque(maxlen=8)
 
         def log(self, severity, msg) -> None:
-            log.log(levels.get(severity, logging.INFO), "TensorRT: %s", msg)
+            level = levels.get(severity, logging.INFO)
+            if level >= logging.ERROR:
+                self.errors.append(str(msg))
+            log.log(level, "TensorRT: %s", msg)
 
     return _Logger()
 
@@ -138,7 +149,7 @@ def _parse(trt, builder, flags: int, onnx_path: Path, trt_logger):
     network = builder.create_network(flags) if flags else builder.create_network()
     parser = trt.OnnxParser(network, trt_logger)
     data = onnx_path.read_bytes()
-    if not parser.parse(data):
+    if not parser.parse(data, str(onnx_path)):  # the path locates external weights (model.onnx.data)
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise EngineError(f"TensorRT's ONNX parser rejected {onnx_path}: " + "; ".join(errors or ["no detail"]))
     return network, parser
@@ -157,19 +168,23 @@ def build_serialized(
 ) -> tuple[bytes, bytes | None, str]:
     """Build an engine; returns (plan bytes, serialized timing cache, description of the precision path)."""
     gen = api_generation(trt)
+    weak = gen == 10 and precision_path(trt.__version__) == "weak" and not strongly_typed_onnx
     trt_logger = make_logger(trt)
     builder = trt.Builder(trt_logger)
     if gen >= 11:
         flags, path = 0, f"TensorRT {trt.__version__} (11.x): strongly typed network, {precision} from the ONNX"
-    elif strongly_typed_onnx:
+    elif not weak:
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-        path = f"TensorRT {trt.__version__} (10.x): STRONGLY_TYPED network, {precision} from the ONNX"
+        why = "10.12+: precision flags deprecated" if precision_path(trt.__version__) == "strong" else "typed ONNX"
+        path = f"TensorRT {trt.__version__} (10.x): STRONGLY_TYPED network ({why}), {precision} from the ONNX"
     else:
         flags, path = 0, f"TensorRT {trt.__version__} (10.x): weakly typed network"
+    if precision != "fp32" and not weak and not strongly_typed_onnx:
+        raise EngineError(f"{precision} on {path} needs a typed ONNX (converted first); got an fp32 one")
     network, parser = _parse(trt, builder, flags, onnx_path, trt_logger)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
-    if gen == 10 and not strongly_typed_onnx:
+    if weak:
         if precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)
             path += " + BuilderFlag.FP16"
@@ -188,7 +203,7 @@ def build_serialized(
             p.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(p)
         first = first or p
-    if calibrator is not None and gen == 10 and not strongly_typed_onnx:
+    if calibrator is not None and weak:
         config.set_calibration_profile(first)
     cache = config.create_timing_cache(timing_cache or b"")
     if not config.set_timing_cache(cache, ignore_mismatch=True):

@@ -1,7 +1,9 @@
 """Reduced precision for TensorRT: ONNX conversion (11.x, or typed ONNX on 10.x) and the 10.x INT8 calibrator.
 
 - FP16 ONNX: NVIDIA ModelOpt AutoCast (``modelopt.onnx.autocast.convert_to_mixed_precision``, keeps fp32 I/O and
-  fp32 where fp16 would overflow), else ``onnxconverter_common.float16.convert_float_to_float16``.
+  fp32 where fp16 would overflow -- judged on the ``--calib-dir`` frames when given, ``calibration_data`` = an
+  ``.npz`` of the input tensors), else ``onnxconverter_common.float16.convert_float_to_float16``. The tool and
+  its version are part of the engine cache key (:func:`converter_id`): the two make different graphs.
 - INT8 ONNX: ModelOpt PTQ (``modelopt.onnx.quantization.quantize``) inserting Q/DQ nodes, calibrated on real
   frames (entropy), so TensorRT 11.x has explicit scales.
 - INT8 on 10.x: an ``IInt8EntropyCalibrator2`` whose batches are torch CUDA tensors (no pycuda).
@@ -9,6 +11,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -29,15 +33,50 @@ def is_typed_onnx(onnx_path: Path) -> bool:
     return any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
 
 
-def convert_fp16(onnx_path: Path, out_path: Path) -> str:
-    """Write an fp16 (mixed) copy of ``onnx_path`` with fp32 inputs/outputs; returns the tool used."""
+def onnx_precision(onnx_path: Path) -> str:
+    """What an ONNX computes in: ``int8`` (Q/DQ nodes), ``fp16`` (fp16 initializers), else ``fp32``."""
+    import onnx
+
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in m.graph.node):
+        return "int8"
+    return "fp16" if any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer) else "fp32"
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def converter_id(precision: str) -> str:
+    """The tool (and version) :func:`convert_fp16` / :func:`quantize_int8` would use now ('' = none installed)."""
+    if importlib.util.find_spec("modelopt") is not None:
+        return f"modelopt {_version('nvidia-modelopt')} ({'autocast' if precision == 'fp16' else 'ptq int8'})"
+    if precision == "fp16" and importlib.util.find_spec("onnxconverter_common") is not None:
+        return f"onnxconverter-common {_version('onnxconverter-common')} (float16)"
+    return ""
+
+
+def convert_fp16(onnx_path: Path, out_path: Path, calib: dict[str, np.ndarray] | None = None) -> str:
+    """Write an fp16 (mixed) copy of ``onnx_path`` with fp32 inputs/outputs; returns the tool used.
+
+    ``calib`` (name -> N x C x H x W): real frames for AutoCast to judge which nodes stay fp32."""
     import onnx
 
     try:
         from modelopt.onnx.autocast import convert_to_mixed_precision
 
-        model = convert_to_mixed_precision(onnx_path=str(onnx_path), low_precision_type="fp16", keep_io_types=True)
-        tool = "modelopt.onnx.autocast"
+        data = None
+        if calib:
+            data = out_path.with_suffix(".calib.npz")
+            np.savez(data, **calib)
+        model = convert_to_mixed_precision(
+            onnx_path=str(onnx_path), low_precision_type="fp16", keep_io_types=True,
+            calibration_data=str(data) if data else None,
+        )  # fmt: skip
+        tool = "modelopt.onnx.autocast" + (" (calibrated on the given frames)" if calib else "")
     except ImportError:
         try:
             from onnxconverter_common import float16

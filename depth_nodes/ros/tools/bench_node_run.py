@@ -13,6 +13,7 @@ import numpy as np
 
 from depth_nodes import resources
 from depth_nodes.errors import DepthNodesError
+from depth_nodes.ros.node_main import TOPICS
 
 TRANSPORT_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
 #: --transport choices: the shipped profiles, Fast DDS's built-in UDPv4 alone (OS-default socket buffers), and
@@ -24,9 +25,20 @@ TRANSPORTS = {
     "default": "Fast DDS built-ins (512 KB shared memory + UDPv4)",
 }
 CAMERA_FRAME, LIDAR_FRAME = "camera_color_left", "velo_link"
+#: The outputs the bench times: the node's depth image (e2e) and its cloud.
+DEPTH, CLOUD = TOPICS["depth"], TOPICS["cloud"]
 #: /diagnostics keys copied into each result (why frames were not published, what arrived).
 INPUT_KEYS = ("frames_in", "image_received_rate_hz", "image_rate_hz", "lidar_rate_hz", "last_not_published_reason",
               "rejected_messages", "images_rejected", "last_image_rejection", "qos_incompatibilities")  # fmt: skip
+#: The parts of the end-to-end latency in order (node stages from /diagnostics; ``deliver`` = e2e p50 - the
+#: node's stamp -> publish p50: the output's transport to the bench process). The cloud (``cloud`` +
+#: ``publish_cloud``) and the calibration check run after the depth image is out (no latency for it) and
+#: are reported with the worker's time per frame instead.
+E2E_PARTS = ("receive", "queue", "motion", "project", "estimate", "colorize", "publish", "deliver")
+#: Worker stages after the depth image is published.
+AFTER_PUBLISH = ("cloud", "publish_cloud", "drift")
+#: Node counters read before and after the measured seconds (differences are the run's).
+COUNTERS = ("drops", "frames_not_published", "frames_in", "frames_published", "drift_checks")
 
 
 # ------------------------------------------------------------------------------------------ frames
@@ -98,10 +110,10 @@ class RunResult:
     seconds: float
     frames_sent: int
     depth_received: int
-    lost: int
-    node_drops: int
-    node_not_published: int
-    latency_ms: dict = field(default_factory=dict)  # end to end: stamp -> depth/image_rect received here
+    lost: int  # sent - received by the bench = node_drops + node_not_published + lost_in_transport
+    node_drops: int  # frames replaced in the node's one-slot mailbox (each counted by the node)
+    node_not_published: int  # frames the node processed but could not publish (no scan paired, ...)
+    latency_ms: dict = field(default_factory=dict)  # end to end: stamp -> the depth image (DEPTH) received here
     cloud_latency_ms: dict = field(default_factory=dict)  # stamp -> depth/points received here
     node_latency_ms: dict = field(default_factory=dict)  # stamp -> publish, from /diagnostics
     stage_p50_ms: dict = field(default_factory=dict)
@@ -111,6 +123,16 @@ class RunResult:
     estimator: str = ""
     mode: str = ""
     node_inputs: dict = field(default_factory=dict)  # what the node's last /diagnostics says about its inputs
+    lost_in_transport: int = (
+        0  # lost neither in the mailbox nor unpublished: never reached the node / the bench
+    )
+    e2e_parts_p50_ms: dict = field(default_factory=dict)  # E2E_PARTS: where the e2e time goes
+    worker_busy_ms: dict = field(
+        default_factory=dict
+    )  # the worker's time per frame (all stages): p50, p99, mean
+    sustainable_rate_hz: float = float("nan")  # 1000 / mean worker time per frame
+    cpu_ms_per_frame: float = float("nan")  # node process CPU time (all threads) / frames published
+    drift_checks: int = 0  # calibration checks run during the measured seconds
 
 
 def transport_env(transport: str) -> dict[str, str]:
@@ -125,7 +147,9 @@ def transport_env(transport: str) -> dict[str, str]:
         env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(transport).resolve())
         env.setdefault("RMW_FASTRTPS_USE_QOS_FROM_XML", "0")
     elif transport != "default":
-        raise DepthNodesError(f"--transport {transport!r}: choose from {', '.join(TRANSPORTS)} or a .xml profile")
+        raise DepthNodesError(
+            f"--transport {transport!r}: choose from {', '.join(TRANSPORTS)} or a .xml profile"
+        )
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return env
 
@@ -155,13 +179,45 @@ class ProcessSampler:
                 return
 
     def stop(self) -> tuple[float, float]:
-        """``(cpu_percent, peak_rss_mb)``; 100 % = one core."""
-        cpu = sum(self.proc.cpu_times()[:2]) - self.cpu0
+        """``(cpu_percent, peak_rss_mb)``; 100 % = one core (``cpu_s``: the CPU seconds behind it)."""
+        cpu = self.cpu_s = sum(self.proc.cpu_times()[:2]) - self.cpu0
         wall = time.monotonic() - self.t0
-        self.peak_rss = max(self.peak_rss, self.proc.memory_info().rss)
+        self.peak_rss = max(self.peak_rss, self.proc.memory_info().rss, _vm_hwm(self.proc.pid))
         self._stop.set()
         self._thread.join(1.0)
         return 100.0 * cpu / max(wall, 1e-9), self.peak_rss / 2**20
+
+
+def _settled_counters(client, timeout_s: float = 2.0) -> dict[str, int]:
+    """The node's counters once its /diagnostics account for every warm-up frame, so the run's drops and
+    losses are its own: a report from before the last warm-up frames would put their drops into the run. Sending pauses meanwhile: done when a new report shows every frame
+    that came in handled and no frame arrived since the report before it (<= ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    last: dict = {}
+    last_in = -1
+    while True:
+        diag = client.latest_diagnostics()
+        counters = {k: int(diag.get(k, 0)) for k in COUNTERS}
+        if diag != last:  # a new report (ages and rates change in every one)
+            handled = counters["frames_published"] + counters["frames_not_published"] + counters["drops"]
+            if counters["frames_in"] == last_in and handled >= counters["frames_in"]:
+                return counters
+            last, last_in = diag, counters["frames_in"]
+        if time.monotonic() > deadline:
+            return counters
+        time.sleep(0.05)
+
+
+def _vm_hwm(pid: int) -> int:
+    """The kernel's peak RSS of ``pid`` over its whole life (bytes; Linux ``VmHWM``), 0 where unavailable:
+    sampling alone misses a short start-up peak."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -178,17 +234,20 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     from depth_nodes.ros.tools.node_harness import NodeClient, NodeProcess, check_alive
 
     env = transport_env(transport)
+    profile = None
+    if getattr(args, "profile", None) is not None:  # the node worker's cProfile (node_worker.PROFILE_ENV)
+        args.profile.mkdir(parents=True, exist_ok=True)
+        profile = (args.profile / f"node_{Path(transport).stem}_{rate:g}hz.prof").resolve()
+        env = {**env, "DEPTH_NODES_PROFILE": str(profile)}
     proc = NodeProcess(extra_params, env=env, params_files=resources.node_params_files()).start()
     received: dict[int, int] = {}
     clouds: dict[int, int] = {}
     lock = threading.Lock()
 
     def on_message(topic: str, msg, t_recv_ns: int) -> None:
-        if topic in ("depth/image_rect", "depth/points"):
+        if topic in (DEPTH, CLOUD):
             with lock:
-                (received if topic == "depth/image_rect" else clouds)[stamp_to_ns(msg.header.stamp)] = (
-                    t_recv_ns
-                )
+                (received if topic == DEPTH else clouds)[stamp_to_ns(msg.header.stamp)] = t_recv_ns
 
     saved = {k: os.environ.get(k) for k in TRANSPORT_VARS}
     os.environ.update({k: env[k] for k in TRANSPORT_VARS if k in env})
@@ -198,7 +257,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     client = None
     try:
         client = NodeClient(
-            "depth_node_bench", outputs=("depth/image_rect", "depth/points"), reliable_inputs=True, keep=False,
+            "depth_node_bench", outputs=(DEPTH, CLOUD), reliable_inputs=True, keep=False,
             on_message=on_message, input_depth=2,
         )  # fmt: skip
         client.wait_matched(60.0)
@@ -212,9 +271,9 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         before = {}
         for i in range(n_total):
             if i == n_warm:
-                diag = client.latest_diagnostics()
-                before = {k: int(diag.get(k, 0)) for k in ("drops", "frames_not_published")}
+                before = _settled_counters(client)
                 sampler = ProcessSampler(proc.pid).start()
+                t_next = time.monotonic()
             delay = t_next - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # pacing the publisher at the requested rate, not waiting for DDS
@@ -239,12 +298,14 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         except TimeoutError:
             pass
         cpu, rss = sampler.stop()
+        cpu_s = sampler.cpu_s
         check_alive(proc)
         diag = {}
         deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:  # a diagnostics message newer than the last frame
+        handled = ("frames_published", "frames_not_published", "drops")
+        while time.monotonic() < deadline:  # a diagnostics message that accounts for every measured frame
             diag = client.latest_diagnostics()
-            if int(diag.get("frames_published", 0)) + int(diag.get("drops", 0)) >= len(sent):
+            if sum(int(diag.get(k, 0)) - before.get(k, 0) for k in handled) >= len(sent):
                 break
             time.sleep(0.05)
     finally:
@@ -257,10 +318,20 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
                 os.environ[k] = v
         proc.stop()
         proc.cleanup()
+    if profile is not None and profile.is_file():
+        import pstats
+
+        print(f"  node worker profile (CPU time, all frames incl. warm-up): {profile}")
+        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(15)
     with lock:
         lat = [(received[s] - s) * 1e-6 for s in sent if s in received]
         cloud_lat = [(clouds[s] - s) * 1e-6 for s in sent if s in clouds]
     stages = {k[len("stage_") : -len("_p50_ms")]: float(v) for k, v in diag.items() if k.startswith("stage_")}
+    delta = {k: int(diag.get(k, 0)) - before.get(k, 0) for k in COUNTERS}
+    e2e, node_lat = _percentiles(lat), float(diag.get("latency_stamp_to_publish_p50_ms", "nan"))
+    parts = {k: stages.get(k, 0.0) for k in E2E_PARTS[:-1]}
+    parts["deliver"] = e2e["p50"] - node_lat
+    lost = len(sent) - len(lat)
     return RunResult(
         transport=transport,
         rate_hz=rate,
@@ -268,12 +339,15 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         seconds=args.seconds,
         frames_sent=len(sent),
         depth_received=len(lat),
-        lost=len(sent) - len(lat),
-        node_drops=int(diag.get("drops", 0)) - before.get("drops", 0),
-        node_not_published=int(diag.get("frames_not_published", 0)) - before.get("frames_not_published", 0),
-        latency_ms=_percentiles(lat),
+        lost=lost,
+        node_drops=delta["drops"],
+        node_not_published=delta["frames_not_published"],
+        lost_in_transport=max(0, lost - delta["drops"] - delta["frames_not_published"]),
+        latency_ms=e2e,
         cloud_latency_ms=_percentiles(cloud_lat),
-        node_latency_ms={q: float(diag.get(f"latency_stamp_to_publish_{q}_ms", "nan")) for q in ("p50", "p90", "p99")},
+        node_latency_ms={
+            q: float(diag.get(f"latency_stamp_to_publish_{q}_ms", "nan")) for q in ("p50", "p90", "p99")
+        },
         stage_p50_ms=stages,
         cpu_percent=cpu,
         peak_rss_mb=rss,
@@ -281,4 +355,9 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
         estimator=diag.get("estimator", ""),
         mode=diag.get("mode", ""),
         node_inputs={k: diag[k] for k in INPUT_KEYS if k in diag},
+        e2e_parts_p50_ms=parts,
+        worker_busy_ms={q: float(diag.get(f"worker_busy_{q}_ms", "nan")) for q in ("p50", "p99", "mean")},
+        sustainable_rate_hz=float(diag.get("sustainable_rate_hz", "nan")),
+        cpu_ms_per_frame=cpu_s * 1e3 / max(1, delta["frames_published"]),
+        drift_checks=delta["drift_checks"],
     )

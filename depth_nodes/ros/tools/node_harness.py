@@ -146,7 +146,9 @@ class NodeClient:
         self.node = rclpy.create_node(name, context=self.ctx, namespace=namespace)
         # /diagnostics is one global topic: a client in a namespace reads only its own node's status
         # ("depth_nodes: /ns/depth_node"), not that of another node running beside it.
-        self._status_prefix = f"depth_nodes: {namespace.rstrip('/')}/" if namespace.strip("/") else "depth_nodes:"
+        self._status_prefix = (
+            f"depth_nodes: {namespace.rstrip('/')}/" if namespace.strip("/") else "depth_nodes:"
+        )
         rel = ReliabilityPolicy.RELIABLE if reliable_inputs else ReliabilityPolicy.BEST_EFFORT
         # Keep the writer history small by default: with Fast DDS's default 512 KB shared-memory segment
         # a deep history of ~100 KB images overflows it (use config/fastdds_shm.xml for more).
