@@ -21,6 +21,10 @@ BENCHES = {
         "depth_nodes.mono.bench",
         "monocular fallback with the LiDAR cut for N frames: error vs frames since the last scan, vs guided",
     ),
+    "dropout": (
+        "depth_nodes.eval.bench_dropout",
+        "the LiDAR dropped for 0.3/1/2/5 s on a real drive: LiDAR memory, memory+mono, mono, fresh guided",
+    ),
     "node": (
         "depth_nodes.ros.tools.bench_node",
         "the depth node in its own process fed at 10/30 Hz: latency, drops, CPU, RSS",

@@ -33,17 +33,35 @@ if TYPE_CHECKING:
 
 DEFAULT_FRAMES = 20
 DEFAULT_SEED = 0
+#: The default drive stands still from 0.75 to 1.55 s (frames 8-15) and the LiDAR is withheld for frames
+#: 10-13: without odometry TF (a pip install has no tf2_ros) the node bridges it from its LiDAR memory only
+#: while the robot is known still (docs/lidar_memory.md). Drives shorter than 16 frames have no dropout.
+EGO_STOP_S = (0.75, 1.55)
+DROPOUT_FRAMES = (10, 13)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-def prepare_synthetic(out: Path, frames: int, seed: int, storage: str) -> tuple[Path, Path]:
+def dropout_of(frames: int, enabled: bool = True):
+    """``(ego_stop_s, skip_points(stamp_ns))`` of the default drive's LiDAR dropout, or ``(None, None)``."""
+    from depth_nodes.data.synthetic import BASE_STAMP_NS, FRAME_PERIOD_NS
+
+    if not enabled or frames <= DROPOUT_FRAMES[1] + 2:
+        return None, None
+    lo = BASE_STAMP_NS + DROPOUT_FRAMES[0] * FRAME_PERIOD_NS - FRAME_PERIOD_NS // 2
+    hi = BASE_STAMP_NS + DROPOUT_FRAMES[1] * FRAME_PERIOD_NS + FRAME_PERIOD_NS // 2
+    return EGO_STOP_S, lambda stamp_ns: lo <= stamp_ns < hi
+
+
+def prepare_synthetic(
+    out: Path, frames: int, seed: int, storage: str, ego_stop_s: tuple[float, float] | None = None
+) -> tuple[Path, Path]:
     """Synthetic drive (reused when complete) and its bag; returns ``(data_dir, bag)``."""
     from depth_nodes.data.synthetic import is_complete, raw_drive_dir, write_drive
 
     data = out / "synthetic"
-    reused = is_complete(data, seed, frames)
+    reused = is_complete(data, seed, frames, ego_stop_s=ego_stop_s)
     t0 = time.perf_counter()
-    write_drive(data, seed=seed, n_frames=frames)
+    write_drive(data, seed=seed, n_frames=frames, ego_stop_s=ego_stop_s)
     _log(f"[1/5] synthetic drive: {'reused' if reused else 'generated'} {frames} frames (seed {seed}) "
          f"in {time.perf_counter() - t0:.1f} s -> {data}")  # fmt: skip
     bag = out / "input_bag"
@@ -144,6 +162,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "udp (the multi-host UDPv4 profile), default (Fast DDS's built-ins)",
     )
     parser.add_argument("--no-shm", action="store_true", help="same as --transport default")
+    parser.add_argument(
+        "--no-dropout", action="store_true",
+        help=f"synthetic drive: no LiDAR dropout (default: scans of frames {DROPOUT_FRAMES[0]}-{DROPOUT_FRAMES[1]} "
+        "withheld while the car stands still; the node bridges them from its LiDAR memory)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,12 +187,17 @@ def run(args: argparse.Namespace) -> int:
         transport = f"{name} ({resources.use_fastdds_profile(choice)})"
     topics = {"image": args.image_topic, "info": args.camera_info_topic, "points": args.points_topic}
     ground_truth = None
+    skip_points, dropout = None, ""
     if args.bag is None:
         frames = args.frames or DEFAULT_FRAMES
-        data, input_bag = prepare_synthetic(out, frames, args.seed, args.storage)
+        ego_stop_s, skip_points = dropout_of(frames, not args.no_dropout)
+        data, input_bag = prepare_synthetic(out, frames, args.seed, args.storage, ego_stop_s)
         ground_truth = ground_truth_lookup(data)
         source = f"synthetic drive seed {args.seed}, {frames} frames ({data})"
         max_images = None
+        if skip_points is not None:
+            dropout = (f"LiDAR withheld for frames {DROPOUT_FRAMES[0]}-{DROPOUT_FRAMES[1]} while the car stands "
+                       f"still ({EGO_STOP_S[0]:g}-{EGO_STOP_S[1]:g} s)")  # fmt: skip
     else:
         input_bag = args.bag
         source = f"user bag {input_bag}"
@@ -178,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
     geom = bag_geometry(input_bag, topics["image"], topics["info"], topics["points"])
     if args.bag is not None:
         _log(f"[2/5] extrinsics {geom['lidar_frame']} -> {geom['camera_frame']} from /tf_static")
-    result = run_pipeline(input_bag, out, geom, topics, args.rate, max_images, args.timeout, args.realtime)
+    result = run_pipeline(input_bag, out, geom, topics, args.rate, max_images, args.timeout, args.realtime,
+                          skip_points)  # fmt: skip
 
     inputs = demo_bags.DemoInputs(
         input_bag=input_bag,
@@ -204,6 +233,9 @@ def run(args: argparse.Namespace) -> int:
         "flow control": result["flow_control"],
         "machine": f"{os.cpu_count()} CPUs, {sys.platform}",
     }
+    if dropout:
+        meta["dropout"] = (f"{dropout}: {diag.get('memory_frames', '0')} frames published from the LiDAR memory "
+                           f"({diag.get('memory_odometry', '?')})")  # fmt: skip
     report = demo_report.write_report(out / "report", res, meta)
     meta["total time"] = f"{time.perf_counter() - t_start:.1f} s"
     _log(f"[5/5] report: {report}")
@@ -222,7 +254,9 @@ def failures(acc: dict, diag: dict[str, str], node_log: Path) -> list[str]:
         out.append("no image was played")
     if acc["dropped"]:
         stages = ", ".join(
-            f"{k[len('stage_') : -len('_p50_ms')]} {float(v):.0f}" for k, v in diag.items() if k.startswith("stage_")
+            f"{k[len('stage_') : -len('_p50_ms')]} {float(v):.0f}"
+            for k, v in diag.items()
+            if k.startswith("stage_")
         )
         out.append(
             f"{acc['dropped']} frame(s) dropped in the node's one-slot mailbox: the node was slower than the "
@@ -268,6 +302,8 @@ def _print_summary(res, meta: dict, report: Path) -> None:
         f"  frames    {acc['played']} played: {acc['published']} published, {acc['dropped']} dropped, "
         f"{acc['not_published']} not published, {acc['unaccounted']} unaccounted",
     ]
+    if meta.get("dropout"):
+        lines.append(f"  fallback  {meta['dropout']}")
     if res.mean:
         m = res.mean
         lines.append(

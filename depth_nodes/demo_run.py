@@ -170,8 +170,10 @@ def run_pipeline(
     max_images: int | None,
     timeout_s: float,
     realtime: bool = False,
+    skip_points=None,
 ) -> dict:
-    """Node + recorder + player; returns what the report needs (publish times, diagnostics, paths)."""
+    """Node + recorder + player; returns what the report needs (publish times, diagnostics, paths).
+    ``skip_points(stamp_ns)`` True: that scan is withheld (the LiDAR dropout of the default drive)."""
     from depth_nodes.ros.tools.bag_play import play
     from depth_nodes.ros.tools.node_harness import NodeProcess
 
@@ -238,11 +240,20 @@ def run_pipeline(
             elif topic == topics["points"] and flow is not None:
                 flow.after_scan()
 
+        def withhold(topic: str, raw: bytes) -> bool:
+            """A withheld scan holds the player like a played one (its image is finished first)."""
+            if topic != topics["points"] or not skip_points(rb.header_stamp_ns(raw)):
+                return False
+            if flow is not None:
+                flow.after_scan()
+            return True
+
         play_topics = [topics["image"], topics["info"], topics["points"]]
         t0 = time.perf_counter()
         stats = play(
             input_bag, rate=rate, topics=play_topics, wait_for_subscribers_s=timeout_s, stop=stop,
             progress=False, on_publish=on_publish,
+            skip=None if skip_points is None else withhold,
         )  # fmt: skip
         _log(
             f"[4/5] played {stats.total} messages ({len(published)} images) in {time.perf_counter() - t0:.1f} s"
@@ -270,6 +281,9 @@ def run_pipeline(
     if node_code not in (0, -signal.SIGINT, None):
         _log(f"warning: the depth node exited with code {node_code} (log {out / 'logs' / 'node.log'})")
     flow_text = "off (--realtime: recorded timing only)" if flow is None else flow.summary()
-    return {"output_bag": out_bag, "published_ns": published, "diagnostics": final_diag, "flow_control": flow_text}
-
-
+    return {
+        "output_bag": out_bag,
+        "published_ns": published,
+        "diagnostics": final_diag,
+        "flow_control": flow_text,
+    }

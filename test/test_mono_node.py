@@ -64,7 +64,8 @@ def node(tmp_path_factory):
     offline_mae_m = _train_scene_net(model_dir)
     assert offline_mae_m < 1.0, f"the scene net did not learn the scene: MAE {offline_mae_m:.2f} m"
     proc, client, sender = start_node({"monocular_estimator": "mono", "mono_model_dir": str(model_dir),
-                                       "mono_fit_period_frames": 1, "mono_handover_frames": HANDOVER})  # fmt: skip
+                                       "mono_fit_period_frames": 1, "mono_handover_frames": HANDOVER,
+                                       "lidar_memory": False})  # fmt: skip  (the outage goes straight to mono)
     try:
         yield proc, client, sender, offline_mae_m
     finally:

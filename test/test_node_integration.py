@@ -24,7 +24,8 @@ pytestmark = pytest.mark.ros
 def node():
     # No monocular estimator: these tests count unpublished frames across mode changes (the shipped default
     # mono fallback is covered by test_node_diagnostics.py and test_mono_node.py).
-    with running_node({"monocular_estimator": ""}) as n:
+    # LiDAR memory off: the mode changes counted here are guided <-> monocular (the memory's: test_node_memory*.py)
+    with running_node({"monocular_estimator": "", "lidar_memory": False}) as n:
         yield n
 
 

@@ -78,7 +78,7 @@ def test_an_estimator_that_cannot_be_built_is_skipped_by_default_and_fatal_when_
     class LazyBroken:  # builds, then fails on its first frame (a model loaded lazily without weights)
         name, uses_image = "lazy_broken_for_test", True
 
-        def complete(self, sparse, image=None, conditioned=False):
+        def complete(self, sparse, image=None, *, conditioned=False):
             raise DepthNodesError("weights missing")
 
     monkeypatch.setitem(registry._FACTORIES, "broken_for_test", broken)

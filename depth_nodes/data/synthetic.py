@@ -115,16 +115,18 @@ def render_frame(
     pattern: str = DEFAULT_PATTERN,
     motion: bool = DEFAULT_MOTION,
     ego_speed_mps: float | None = None,
+    ego_stop_s: tuple[float, float] | None = None,
 ) -> SynthFrame:
     """Render frame ``index`` of the drive of ``seed`` (deterministic).
 
     ``pattern``: a :data:`synthetic_lidar.PATTERNS` name. ``motion``: cast each firing slice from the ego
     pose at its own time (a moving sensor's skewed sweep) instead of from the pose at the stamp.
-    ``ego_speed_mps``: drive at this speed instead of the seed's (8-10 m/s).
+    ``ego_speed_mps``: drive at this speed instead of the seed's (8-10 m/s); ``ego_stop_s``: stand still
+    from ``ego_stop_s[0]`` to ``ego_stop_s[1]`` s.
     """
     camera, T_cam_velo = synthetic_calib(width, height)
     scan = scan_pattern(pattern, index)
-    ego = ego_path(seed, ego_speed_mps)
+    ego = ego_path(seed, ego_speed_mps, ego_stop_s)
     t_s = index * FRAME_PERIOD_NS * 1e-9
     T_world_velo = ego.pose(t_s)
     x = T_world_velo[0, 3]
@@ -162,10 +164,13 @@ def render_frame(
     )
 
 
-def ego_path(seed: int, speed_mps: float | None = None) -> synthetic_scene.EgoPath:
-    """The ego trajectory of ``seed`` (optionally at another speed)."""
+def ego_path(
+    seed: int, speed_mps: float | None = None, stop_s: tuple[float, float] | None = None
+) -> synthetic_scene.EgoPath:
+    """The ego trajectory of ``seed`` (optionally at another speed, optionally standing still a while)."""
     ego = synthetic_scene.EgoPath.from_seed(seed)
-    return ego if speed_mps is None else replace(ego, speed_mps=float(speed_mps))
+    ego = ego if speed_mps is None else replace(ego, speed_mps=float(speed_mps))
+    return ego if stop_s is None else replace(ego, stop_s=(float(stop_s[0]), float(stop_s[1])))
 
 
 def generate_drive(
@@ -176,13 +181,14 @@ def generate_drive(
     height: int = IMAGE_SIZE[1],
     pattern: str = DEFAULT_PATTERN,
     motion: bool = DEFAULT_MOTION,
+    ego_stop_s: tuple[float, float] | None = None,
 ) -> Iterator[SynthFrame]:
     """Yield ``n_frames`` frames at 10 Hz of the synthetic drive of ``seed`` (see :func:`render_frame`)."""
     if n_frames < 0:
         raise ValueError(f"n_frames must be >= 0, got {n_frames}")
     scan_pattern(pattern)  # unknown names fail before the first frame
     for i in range(n_frames):
-        yield render_frame(seed, i, width, height, pattern=pattern, motion=motion)
+        yield render_frame(seed, i, width, height, pattern=pattern, motion=motion, ego_stop_s=ego_stop_s)
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -263,9 +269,12 @@ def read_ring_png(velodyne_raw_png: str | Path) -> np.ndarray | None:
 
 
 def _manifest(
-    seed: int, n_frames: int, drive: str, width: int, height: int, pattern: str, motion: bool
-) -> dict:
+    seed: int, n_frames: int, drive: str, width: int, height: int, pattern: str, motion: bool,
+    ego_stop_s: tuple[float, float] | None = None,
+) -> dict:  # fmt: skip
+    stop = {} if ego_stop_s is None else {"ego_stop_s": [float(t) for t in ego_stop_s]}
     return {
+        **stop,
         "generator": "depth_nodes.data.synthetic",
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
@@ -298,11 +307,15 @@ def is_complete(
     height: int = IMAGE_SIZE[1],
     pattern: str = DEFAULT_PATTERN,
     motion: bool = DEFAULT_MOTION,
+    ego_stop_s: tuple[float, float] | None = None,
 ) -> bool:
     """True when ``out_dir`` holds a complete output of exactly these generator settings."""
     have = read_manifest(out_dir)
-    wanted = _manifest(seed, n_frames, drive, width, height, pattern, motion)
-    return have is not None and {k: have.get(k) for k in wanted} == wanted
+    wanted = _manifest(seed, n_frames, drive, width, height, pattern, motion, ego_stop_s)
+    return have is not None and {k: have.get(k) for k in {*wanted, "ego_stop_s"}} == {
+        "ego_stop_s": None,
+        **wanted,
+    }
 
 
 def raw_drive_dir(out_dir: str | Path, drive: str = "2011_09_26_drive_0001_sync") -> Path:
@@ -322,6 +335,7 @@ def write_drive(
     force: bool = False,
     pattern: str = DEFAULT_PATTERN,
     motion: bool = DEFAULT_MOTION,
+    ego_stop_s: tuple[float, float] | None = None,
 ) -> Path:
     """Generate a drive and write it in both KITTI layouts under ``out_dir``; returns ``out_dir``.
 
@@ -348,8 +362,8 @@ def write_drive(
         raise DataFormatError(f"output path exists and is not a directory: {out}")
     if width < 1216 or height < 352:
         raise DataFormatError(f"image must be at least 1216 x 352 (the KITTI crop), got {width} x {height}")
-    kw = {"width": width, "height": height, "pattern": pattern, "motion": motion}
-    wanted = _manifest(seed, n_frames, drive, width, height, pattern, motion)
+    kw = {"width": width, "height": height, "pattern": pattern, "motion": motion, "ego_stop_s": ego_stop_s}
+    wanted = _manifest(seed, n_frames, drive, width, height, pattern, motion, ego_stop_s)
     if not force and is_complete(out, seed, n_frames, drive, **kw):
         return out
     (out / MANIFEST).unlink(missing_ok=True)  # from here on the output is incomplete

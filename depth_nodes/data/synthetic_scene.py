@@ -206,12 +206,14 @@ def _oncoming_chunk(seed: int, k: int) -> tuple[tuple[Prim, ...], float]:
 
 @dataclass(frozen=True)
 class EgoPath:
-    """Ego (LiDAR) trajectory: constant speed along x, gentle lateral weave within the lane."""
+    """Ego (LiDAR) trajectory: constant speed along x, gentle lateral weave within the lane; optionally
+    standing still from ``stop_s[0]`` to ``stop_s[1]`` s (an instant stop and start: the demo's dropout)."""
 
     speed_mps: float
     amplitude_m: float
     wavelength_m: float
     phase: float
+    stop_s: tuple[float, float] | None = None
 
     @classmethod
     def from_seed(cls, seed: int) -> EgoPath:
@@ -225,6 +227,8 @@ class EgoPath:
 
     def pose(self, t: float) -> np.ndarray:
         """``T_world_velo`` (4x4) at time ``t`` seconds."""
+        if self.stop_s is not None:  # the time spent standing still does not move the car
+            t = t - min(max(t - self.stop_s[0], 0.0), self.stop_s[1] - self.stop_s[0])
         x = self.speed_mps * t
         k = 2 * np.pi / self.wavelength_m
         y = EGO_LANE_Y_M + self.amplitude_m * np.sin(k * x + self.phase)

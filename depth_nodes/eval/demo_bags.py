@@ -32,7 +32,7 @@ CLOUD = "/depth/points"
 DEPTH_INFO = "/depth/camera_info"
 DIAGNOSTICS = "/diagnostics"
 OUTPUT_TOPICS = (DEPTH, CONFIDENCE, COLORIZED, CLOUD, DEPTH_INFO, DIAGNOSTICS)
-MODES = ("guided", "lidar_only", "monocular", "none")
+MODES = ("guided", "lidar_memory", "lidar_only", "monocular", "none")
 
 #: ground truth for an image stamp: H x W metres (0 = none) in the full image, or None.
 GroundTruth = Callable[[int], np.ndarray | None]

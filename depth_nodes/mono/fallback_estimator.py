@@ -88,6 +88,12 @@ class MonoEstimator:
             return self.model.predict(inputs.rgb, inputs.camera.K)
         return self.model.predict(inputs.rgb)[0]
 
+    def predict(self, inputs) -> np.ndarray:
+        """The model's raw prediction of ``inputs.rgb`` (kind ``tracker.kind``), no scale: the LiDAR memory
+        fits its own scale to the carried returns of the frame (``pipeline.memory_mode``)."""
+        with self._lock:
+            return self._predict(inputs)
+
     def _fit(self, pred: np.ndarray, inputs) -> None:
         sparse = inputs.sparse
         if sparse is None or int(np.count_nonzero(sparse.depth)) < self.opts.min_fit_points:

@@ -41,7 +41,16 @@ from depth_nodes.pipeline.frame_pipeline import (
     OutputOptions,
     keep_returns,
 )
-from depth_nodes.pipeline.modes import GUIDED, LIDAR_ONLY, MODES, MONOCULAR, NONE, ModeMachine, Transition
+from depth_nodes.pipeline.modes import (
+    GUIDED,
+    LIDAR_MEMORY,
+    LIDAR_ONLY,
+    MODES,
+    MONOCULAR,
+    NONE,
+    ModeMachine,
+    Transition,
+)
 from depth_nodes.pipeline.stats import RateMeter, RollingStats
 from depth_nodes.pipeline.sync import CameraInfoSync, Mailbox, Scan, ScanCache
 
@@ -50,6 +59,7 @@ __all__ = [
     "ESTIMATORS",
     "FALLBACK_COMPLETER",
     "GUIDED",
+    "LIDAR_MEMORY",
     "LIDAR_ONLY",
     "MODES",
     "MONOCULAR",

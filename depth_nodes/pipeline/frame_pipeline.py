@@ -14,7 +14,7 @@ from depth_nodes.core.projection import SparseDepth, depth_to_points, scan_to_de
 from depth_nodes.errors import EmptyInputError
 from depth_nodes.pipeline.colormap import colorize_depth
 from depth_nodes.pipeline.estimators import EstimatorSelector, FrameInputs
-from depth_nodes.pipeline.modes import GUIDED, LIDAR_ONLY, MONOCULAR, NONE, ModeMachine
+from depth_nodes.pipeline.modes import GUIDED, LIDAR_MEMORY, LIDAR_ONLY, MONOCULAR, NONE, ModeMachine
 from depth_nodes.pipeline.sync import Scan
 
 
@@ -114,6 +114,8 @@ class FramePipeline:
         self.criteria = criteria or LidarCriteria()
         self.options = options or OutputOptions()
         self.occlusion = DEFAULT_OCCLUSION  # the one input conditioning (completion.conditioning)
+        #: The ``lidar_memory`` mode's estimator (``pipeline.memory_mode.MemoryFallback``); None = mode off.
+        self.memory = None
 
     # ---------------------------------------------------------------- stages
     def project(
@@ -137,8 +139,10 @@ class FramePipeline:
         why_no_scan: str,
         criteria: LidarCriteria | None = None,
         why_no_image: str = "camera stale",
+        memory: tuple[bool, str] | None = None,
     ) -> tuple[str, str]:
-        """The mode this frame's inputs allow, with the reason."""
+        """The mode this frame's inputs allow, with the reason. ``memory``: whether the LiDAR memory can
+        serve this image without a fresh scan, and why (None: memory off)."""
         min_points = (criteria or self.criteria).min_lidar_points
         n_valid = int(np.count_nonzero(sparse.depth)) if sparse is not None else 0
         lidar_ok = sparse is not None and n_valid >= min_points
@@ -151,6 +155,9 @@ class FramePipeline:
         if has_image:
             if lidar_ok:
                 return GUIDED, "camera and fresh LiDAR"
+            if memory is not None:  # LiDAR memory between guided and monocular
+                return (LIDAR_MEMORY, f"{lidar_why}; {memory[1]}") if memory[0] else (
+                    MONOCULAR, f"{lidar_why}; {memory[1]}")  # fmt: skip
             return MONOCULAR, lidar_why
         if lidar_ok:
             return LIDAR_ONLY, f"{why_no_image}: LiDAR only on the last camera geometry"
@@ -168,9 +175,11 @@ class FramePipeline:
         criteria: LidarCriteria | None = None,
         options: OutputOptions | None = None,
         why_no_image: str = "camera stale",
+        memory: tuple[bool, str] | None = None,
     ) -> FrameResult:
         """One frame. ``rgb`` None = LiDAR-driven frame (``why_no_image`` says why); ``scan`` None = no
-        paired scan (``why_no_scan``). ``criteria`` / ``options`` override the defaults for this frame."""
+        paired scan (``why_no_scan``). ``criteria`` / ``options`` override the defaults for this frame;
+        ``memory``: :meth:`propose_mode`'s (the worker asks :attr:`memory` when no fresh scan came)."""
         criteria = criteria or self.criteria
         timings: dict[str, float] = {}
         clock = _Timer(timings)
@@ -181,10 +190,17 @@ class FramePipeline:
             except EmptyInputError as exc:
                 why_no_scan = f"LiDAR scan unusable: {exc}"
         clock.lap("project")
-        proposed, reason = self.propose_mode(rgb is not None, sparse, why_no_scan, criteria, why_no_image)
+        proposed, reason = self.propose_mode(
+            rgb is not None, sparse, why_no_scan, criteria, why_no_image, memory
+        )
         mode = self.modes.propose(proposed, reason)
+        if {mode, proposed} == {GUIDED, LIDAR_MEMORY}:  # during the hysteresis: the better input serves
+            mode = proposed  # (fresh LiDAR over memory; memory over no frame), reported as what served
         result = FrameResult(mode, stamp_ns, frame_id, camera, sparse=sparse, timings_ms=timings)
-        estimator = self.selector.for_mode(mode)
+        estimator = self.memory if mode == LIDAR_MEMORY else self.selector.for_mode(mode)
+        if estimator is None and mode == LIDAR_MEMORY:
+            result.reason = f"{self.modes.reason}; LiDAR memory is off"
+            return result
         if estimator is None:
             result.reason = f"{self.modes.reason}; {self.selector.why_not(mode)}"
             return result
@@ -198,7 +214,7 @@ class FramePipeline:
         try:
             out = estimator.estimate(frame_inputs)
         except EmptyInputError as exc:
-            if mode != MONOCULAR:
+            if mode not in (MONOCULAR, LIDAR_MEMORY):
                 raise
             # monocular model loading / unavailable / no scale fit yet: not published, diagnostics say why
             result.reason = f"{self.modes.reason}; {exc}"

@@ -1,4 +1,4 @@
-"""The guided / lidar_only / monocular / none mode state machine with hysteresis."""
+"""The guided / lidar_memory / lidar_only / monocular / none mode state machine with hysteresis."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 GUIDED = "guided"
+#: Camera + the remembered LiDAR scans carried to the image (the LiDAR dropped; ``pipeline.memory_mode``).
+LIDAR_MEMORY = "lidar_memory"
 LIDAR_ONLY = "lidar_only"
 MONOCULAR = "monocular"
 NONE = "none"
-MODES = (GUIDED, LIDAR_ONLY, MONOCULAR, NONE)
+MODES = (GUIDED, LIDAR_MEMORY, LIDAR_ONLY, MONOCULAR, NONE)
 #: Transitions kept in :attr:`ModeMachine.history` (the node runs for months: nothing may grow without bound).
 HISTORY_SIZE = 64
 
@@ -27,7 +29,7 @@ class Transition:
 
 
 class ModeMachine:
-    """guided / lidar_only / monocular / none with hysteresis.
+    """guided / lidar_memory / lidar_only / monocular / none with hysteresis.
 
     Each frame (or staleness tick) proposes the mode its inputs allow; the machine switches only after
     ``hysteresis`` consecutive proposals of the same new mode. Leaving ``none`` (start-up, or nothing

@@ -34,6 +34,7 @@ from depth_nodes.ros.diagnostics import WARN, NodeReport, RateLimitedLog, assess
 from depth_nodes.ros.extrinsics import make_compensator, make_extrinsics
 from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
 from depth_nodes.ros.node_main import NODE_NAME, TOPICS, main  # noqa: F401 - main: console script target
+from depth_nodes.ros.node_memory import make_memory
 from depth_nodes.ros.node_stats import NodeStats, timing_values
 from depth_nodes.ros.node_worker import FrameWorker
 
@@ -93,6 +94,8 @@ class DepthNode(Node):
         log.info(f"extrinsics source: {self.extrinsics.source}")
         self.motion = make_compensator(self.p, self.extrinsics)
         log.info(f"motion compensation: {self.motion.mode} (requested {self.p.motion_compensation})")
+        self.memory = make_memory(self)  # LiDAR memory: mode lidar_memory (ros/node_memory.py)
+        self.pipeline.memory = self.memory.fallback if self.memory is not None else None
         names = self.selector.active_names
         log.info(
             f"estimators: guided={names[pl.GUIDED]}, lidar_only={names[pl.LIDAR_ONLY]}, "
@@ -327,6 +330,8 @@ class DepthNode(Node):
         if est_warnings:  # the configured model is not running: degraded whatever the mode
             level = max(level, WARN)
             message += "".join(f"; {w}" for w in est_warnings)
+        if self.memory is not None:  # memory age, travelled distance, shares of pixels from memory / mono
+            values.update(self.memory.diagnostics())
         level, message = merge_status(level, message, values, self.drift.status())
         return NodeReport(mode, mode_reason, values, level, message)
 

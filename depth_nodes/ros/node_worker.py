@@ -153,6 +153,7 @@ class FrameWorker:
         settings = node.settings  # one immutable snapshot for the whole frame
         p = settings.params
         why_no_image = "camera stale"
+        memory = None
         if isinstance(frame, ImageFrame):
             self.inputs.last_camera_frame = frame.frame_id
             scan, T, why = self._pair(frame, p)
@@ -164,6 +165,8 @@ class FrameWorker:
             ):
                 return
             rgb, stamp_ns = frame.rgb, frame.stamp_ns
+            if scan is None and node.memory is not None:  # LiDAR memory (ros/node_memory.py)
+                memory = node.memory.prepare(frame, p)
         else:
             if self.inputs.image_rate.age_s() <= p.max_image_age_s:
                 return  # the camera came back while this scan waited
@@ -180,7 +183,10 @@ class FrameWorker:
         result = node.pipeline.process(
             frame.camera, stamp_ns, frame.frame_id, rgb, scan, T, why, criteria=settings.criteria,
             options=replace(options, cloud=False) if late_cloud else options, why_no_image=why_no_image,
+            memory=memory,
         )  # fmt: skip
+        if node.memory is not None and scan is not None and rgb is not None:
+            node.memory.remember(frame, scan, result, p)
         if not result.published:
             node.stats.not_published(result.mode, result.reason)
             return

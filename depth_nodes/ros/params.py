@@ -135,6 +135,15 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("deskew", True, "undo the motion during a sweep when points carry per-point times", True),
     ParamSpec("twist_window_s", 0.1, "the odometry twist comes from poses this far apart, ending at the scan (s)",
               True, 0.01, 1.0),
+    # --- LiDAR memory (mode lidar_memory: the last scans carried to the image when the LiDAR drops)
+    ParamSpec("lidar_memory", True, "when the LiDAR drops, complete from the last scans carried to the image with "
+              "odometry TF (mode lidar_memory; without odometry only while the robot is still)", False),
+    ParamSpec("memory_max_age_s", 2.0, "the memory is used until its newest scan is this old (s)", False, 0.05, 60.0),
+    ParamSpec("memory_max_scans", 5, "scans the memory keeps (1 000 000 points at most)", False, 1, 100),
+    ParamSpec("memory_half_life_s", 1.0, "confidence of memory depth halves every this long since the scan (s)",
+              False, 0.01, 3600.0),
+    ParamSpec("memory_half_distance_m", 10.0, "... and every this far travelled since the scan (m)", False,
+              0.01, 100000.0),
     # --- housekeeping
     ParamSpec("drift_check_period_frames", 5, "run the camera-LiDAR calibration-drift check on every n-th "
               "published frame (1 = every frame; a check costs ~5 ms CPU at 1216x352)", True, 1, 1000),
@@ -206,6 +215,11 @@ class NodeParams:
     fixed_frame: str
     deskew: bool
     twist_window_s: float
+    lidar_memory: bool
+    memory_max_age_s: float
+    memory_max_scans: int
+    memory_half_life_s: float
+    memory_half_distance_m: float
     drift_check_period_frames: int
     diagnostics_period_s: float
     warning_period_s: float

@@ -70,12 +70,14 @@ def play(
     ros_args: list[str] | None = None,
     on_publish: Callable[[str, int, bytes, int], None] | None = None,
     teardown: bool = True,
+    skip: Callable[[str, bytes], bool] | None = None,
 ) -> PlayStats:
     """Play ``bag``; returns when it ends (after ``loop`` until ``stop`` is set) or when ``stop`` is set.
 
     ``on_publish(topic, log_time_ns, raw_cdr, wall_ns)`` is called after each message is published, with
     ``wall_ns`` = ``time.time_ns()`` taken just before the publish call (the demo times input -> output).
     ``teardown=False`` leaves the node and context for the process exit (see ``exit_without_teardown``).
+    ``skip(topic, raw_cdr)`` True: that message is not published (the demo's LiDAR dropout).
     """
     if not rate > 0:
         raise DataFormatError(f"--rate must be > 0, got {rate}")
@@ -123,7 +125,7 @@ def play(
             _wait_for_subscribers(node, pubs, wait_for_subscribers_s, stop, log)
         count = sum(summary.topics[t].count for t in pubs)
         while not stop.is_set():
-            _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progress, on_publish)
+            _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progress, on_publish, skip)
             if stop.is_set():
                 break
             stats.loops += 1
@@ -139,7 +141,9 @@ def play(
     return stats
 
 
-def _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progress, on_publish) -> None:
+def _play_once(
+    bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progress, on_publish, skip=None
+) -> None:
     clock_period = 1.0 / clock_hz if clock_pub is not None else 0.5
     t_first = None
     wall_start = 0.0
@@ -167,6 +171,9 @@ def _play_once(bag, pubs, rate, clock_pub, clock_hz, stop, stats, count, progres
             if clock_pub is not None:
                 publish_clock(t_ns)
             data = bytes(raw)
+            if skip is not None and skip(topic, data):
+                bar.update(1)
+                continue
             wall_ns = time.time_ns()
             pubs[topic].publish(data)
             stats.published[topic] += 1
