@@ -11,7 +11,7 @@ import pytest
 
 from depth_nodes import pipeline as pl
 from depth_nodes.errors import EmptyInputError
-from depth_nodes.mono import estimator as E
+from depth_nodes.mono import fallback_estimator as E
 from depth_nodes.mono.runner import LatestJobRunner
 from depth_nodes.mono.scale import METRIC
 from depth_nodes.pipeline.sync import Scan

@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip instal
 
 from depth_nodes.runtime.contract import ContractError, load_contract  # noqa: E402
 from depth_nodes.runtime.contract_model import ContractModel  # noqa: E402
-from depth_nodes.runtime.estimator import LearnedOptions, build_learned  # noqa: E402
+from depth_nodes.runtime.predictor import LearnedOptions, build_predictor  # noqa: E402
 
 PENET_JSON = {
     "format": "depth_nodes.onnx_contract/1",
@@ -103,7 +103,7 @@ def _reference(m, rgb, sparse, K, ph, pw):
 @pytest.mark.parametrize("hw", [(64, 96), (60, 90)], ids=["multiple-of-stride", "padded"])
 def test_contract_model_matches_torch(penet_dir, hw):
     d, m = penet_dir
-    est = build_learned(LearnedOptions(model_dir=str(d), backend="onnxruntime", resolutions=[(64, 96)]))
+    est = build_predictor(LearnedOptions(model_dir=str(d), backend="onnxruntime", resolutions=[(64, 96)]))
     assert est.name == "learned:onnx_contract:toy_penet" and est.backend.kind == "onnxruntime"
     assert est.needs_image and est.needs_lidar
     rgb, sparse, K = _frame(*hw)
@@ -124,7 +124,7 @@ def test_inverse_nhwc_mean_std_and_confidence(tmp_path):
                    "inv": {"source": "depth", "layout": "NCHW", "units": "inverse_depth"}},
         "outputs": {"inv_depth": {"kind": "inverse"}, "conf": {"kind": "confidence"}},
         "size": {"fixed": [32, 48], "fit": "pad"}}))  # fmt: skip
-    est = build_learned(LearnedOptions(model_dir=str(tmp_path / "model.onnx"), backend="onnxruntime"))
+    est = build_predictor(LearnedOptions(model_dir=str(tmp_path / "model.onnx"), backend="onnxruntime"))
     rgb, sparse, K = _frame(30, 40, seed=2)
     img = np.pad(rgb.astype(np.float32) / 255.0, ((0, 2), (0, 8), (0, 0)), mode="edge")
     img = (img - np.float32(mean)) / np.float32(std)
@@ -182,7 +182,7 @@ def test_wrong_sidecars_name_the_field(penet_dir, tmp_path, changes, message):
 
 
 def test_a_bad_sidecar_makes_the_node_estimator_fall_back_with_the_reason(penet_dir, tmp_path):
-    from depth_nodes.runtime.estimator import GuardedLearnedEstimator
+    from depth_nodes.pipeline.learned_estimator import GuardedLearnedEstimator
 
     bad = _sidecar(penet_dir[0], tmp_path, inputs__d__units="feet")
     est = GuardedLearnedEstimator(LearnedOptions(model_dir=str(bad), backend="onnxruntime"), background=False,
@@ -236,13 +236,13 @@ def test_tensorrt_goes_through_the_runtime_factory(penet_dir, monkeypatch):
         return b
 
     monkeypatch.setattr(factory, "create_backend", spy)
-    est = build_learned(LearnedOptions(model_dir=str(penet_dir[0]), backend="tensorrt", precision="fp16",
+    est = build_predictor(LearnedOptions(model_dir=str(penet_dir[0]), backend="tensorrt", precision="fp16",
                                        resolutions=[(60, 90)]))  # fmt: skip
     assert calls == [("model.onnx", "tensorrt", "fp16", [(64, 96)])]  # padded to the stride
     rgb, sparse, K = _frame(60, 90)
     ref = _reference(penet_dir[1], rgb, sparse, K, 64, 96)
     np.testing.assert_allclose(est.predict(rgb, sparse, K).depth, ref, rtol=1e-5, atol=1e-4)
-    from depth_nodes.runtime.learned_guard import GuardedLearnedEstimator
+    from depth_nodes.pipeline.learned_estimator import GuardedLearnedEstimator
 
     stand_in = GuardedLearnedEstimator._make_stand_in(None, est)  # the guard's ORT stand-in during an engine rebuild
     assert stand_in.backend.kind == "onnxruntime" and stand_in.name == est.name
