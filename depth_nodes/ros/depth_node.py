@@ -30,6 +30,7 @@ from depth_nodes.pipeline.drift import DriftMonitor, merge_status
 from depth_nodes.ros import params, qos
 from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2
 from depth_nodes.ros.builders.image import numpy_to_image
+from depth_nodes.ros.builders.stamp import ns_to_stamp
 from depth_nodes.ros.diagnostics import WARN, NodeReport, RateLimitedLog, assess, build_diagnostics
 from depth_nodes.ros.extrinsics import make_compensator, make_extrinsics
 from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
@@ -37,7 +38,6 @@ from depth_nodes.ros.node_main import NODE_NAME, TOPICS, main  # noqa: F401 - ma
 from depth_nodes.ros.node_memory import make_memory
 from depth_nodes.ros.node_stats import NodeStats, timing_values
 from depth_nodes.ros.node_worker import FrameWorker
-from depth_nodes.ros.time_conv import ns_to_stamp
 
 
 @dataclass(frozen=True)
