@@ -197,6 +197,9 @@ class FramePipeline:
         if {mode, proposed} == {GUIDED, LIDAR_MEMORY}:  # during the hysteresis: the better input serves
             mode = proposed  # (fresh LiDAR over memory; memory over no frame), reported as what served
         result = FrameResult(mode, stamp_ns, frame_id, camera, sparse=sparse, timings_ms=timings)
+        mono = self.selector.for_mode(MONOCULAR)
+        if mode in (LIDAR_MEMORY, MONOCULAR) and hasattr(mono, "ensure_loaded"):
+            mono.ensure_loaded()  # the fallback's model loads once the node leaves guided mode (background)
         estimator = self.memory if mode == LIDAR_MEMORY else self.selector.for_mode(mode)
         if estimator is None and mode == LIDAR_MEMORY:
             result.reason = f"{self.modes.reason}; LiDAR memory is off"
@@ -219,7 +222,6 @@ class FramePipeline:
             # monocular model loading / unavailable / no scale fit yet: not published, diagnostics say why
             result.reason = f"{self.modes.reason}; {exc}"
             return result
-        mono = self.selector.for_mode(MONOCULAR)
         if mode == GUIDED and hasattr(mono, "observe"):  # keeps the mono scale fresh; blends the handover
             out = mono.observe(frame_inputs, out)
         if sparse is not None and criteria.keep_lidar_returns:
