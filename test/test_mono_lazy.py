@@ -32,7 +32,7 @@ def lazy(monkeypatch):
         return model
 
     monkeypatch.setattr(mono_est, "load_model", load_model)
-    monkeypatch.setattr(mono_est, "missing_dependency", lambda kind: "")
+    monkeypatch.setattr(mono_est, "missing_dependency", lambda kind, model_dir="": "")
     gm = mono_est.GuardedMono(mono_est.MONO, mono_est.MonoOptions(half_life_s=2.0), warn=lambda s: None)
     pl.register_estimator("lazy_mono_test", lambda: gm)
     sel = pl.EstimatorSelector("guided", "lidar_only", monocular="lazy_mono_test", log=lambda s: None)
@@ -80,7 +80,7 @@ def test_mono_loads_only_after_guided_and_carries_the_memory_fit(lazy):
 def test_refit_period_keeps_the_eager_behaviour(monkeypatch):
     model = DriftingModel(0.7)
     monkeypatch.setattr(mono_est, "load_model", lambda kind, opts: model)
-    monkeypatch.setattr(mono_est, "missing_dependency", lambda kind: "")
+    monkeypatch.setattr(mono_est, "missing_dependency", lambda kind, model_dir="": "")
     gm = mono_est.GuardedMono(mono_est.MONO, mono_est.MonoOptions(fit_period_frames=2), warn=lambda s: None)
     gm._loader.join(30)
     assert gm.state == "ready"  # loaded at construction, as before issue 21
@@ -88,7 +88,7 @@ def test_refit_period_keeps_the_eager_behaviour(monkeypatch):
 
 def test_without_ml_libraries_it_says_so_once_and_memory_serves_alone(monkeypatch):
     warnings = []
-    monkeypatch.setattr(mono_est, "missing_dependency", lambda kind: "neither onnxruntime nor torch is installed")
+    monkeypatch.setattr(mono_est, "missing_dependency", lambda kind, model_dir="": "neither onnxruntime nor torch is installed")
     gm = mono_est.GuardedMono(mono_est.MONO, mono_est.MonoOptions(), warn=warnings.append)
     gm.ensure_loaded()
     assert gm.state == "unavailable" and gm._loader is None and len(warnings) == 1

@@ -194,15 +194,26 @@ class MonoEstimator:
         return self.tracker.age_s(stamp_ns)
 
 
-def missing_dependency(kind: str) -> str:
-    """Why ``kind`` cannot load in this install (empty when its libraries are importable); imports nothing."""
+def missing_dependency(kind: str, model_dir: str = "") -> str:
+    """Why ``kind`` cannot load in this install (empty when its libraries are importable and, for ``mono``, its
+    weight files exist); imports nothing heavy, so a lazy load still reports these at start-up."""
     import importlib.util
 
     def have(mod: str) -> bool:
         return importlib.util.find_spec(mod) is not None
 
     if kind == MONO:
-        return "" if have("onnxruntime") or have("torch") else "neither onnxruntime nor torch is installed (depth_nodes[ml])"
+        if not (have("onnxruntime") or have("torch")):
+            return "neither onnxruntime nor torch is installed (depth_nodes[ml])"
+        from pathlib import Path
+
+        from depth_nodes.models import registry
+        from depth_nodes.mono.own import SHIPPED_DIR
+
+        d = Path(model_dir).expanduser() if model_dir else SHIPPED_DIR
+        if not (d / registry.CONFIG_FILE).is_file() or not (d / registry.WEIGHTS_FILE).is_file():
+            return f"monocular model directory {d} lacks {registry.CONFIG_FILE} + {registry.WEIGHTS_FILE}"
+        return ""
     missing = [m for m in ("torch", "transformers") if not have(m)]
     return f"{' and '.join(missing)} not installed (depth_nodes[ml])" if missing else ""
 
@@ -234,7 +245,7 @@ class GuardedMono:
         self._fitting = threading.Lock()  # held while a guided-mode refit runs on its thread
         self._loader: threading.Thread | None = None
         self._background = background
-        missing = missing_dependency(kind)
+        missing = missing_dependency(kind, opts.model_dir)
         if missing:
             self.state, self.reason = "unavailable", f"monocular estimator {kind!r} unavailable: {missing}"
             warn(self.reason)
@@ -333,6 +344,7 @@ class GuardedMono:
         tracker, so ``monocular`` carries it when the memory ages out."""
         inner = self.inner
         if inner is not None and fit is not None and fit.kind == inner.tracker.kind:
+            self._last_stamp_ns = max(self._last_stamp_ns, fit.stamp_ns)  # the age in diagnostics
             with inner._lock:
                 if inner.tracker.update(fit):
                     inner.n_fits += 1
