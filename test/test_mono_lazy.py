@@ -44,7 +44,9 @@ def lazy(monkeypatch):
 def test_mono_loads_only_after_guided_and_carries_the_memory_fit(lazy):
     pipe, gm, model, gate, loads = lazy
     mem = pipe.memory
-    for i in range(5):  # fresh LiDAR: no load, no net run, only a reference to the frame
+    start = memory_frame(pipe, mem, 0, cam_pose(0.0))  # started before the LiDAR: nothing to fit, no load
+    assert start.mode == pl.MONOCULAR and not start.published and gm.state == "standby" and loads == []
+    for i in range(1, 5):  # fresh LiDAR: no load, no net run, only a reference to the frame
         assert guided_frame(pipe, mem, i * S // 10, 0.0).mode == pl.GUIDED
     assert loads == [] and model.calls == 0 and gm.state == "standby" and gm.inner is None
     assert "loads when the node leaves guided mode" in gm.diagnostics()[0]["mono_state"]

@@ -10,7 +10,8 @@ Registered names (node parameter ``monocular_estimator``; the model directory is
 Loading (:class:`GuardedMono`). With ``fit_period_frames`` 0 (the default) nothing is loaded and no net runs
 while the node is in ``guided`` mode: the guided frames only keep a reference to their image + projected LiDAR
 (the newest one); the model loads on a background thread when the node first leaves guided mode
-(:meth:`GuardedMono.ensure_loaded`, called by the pipeline in ``lidar_memory`` / ``monocular``) and, once
+(:meth:`GuardedMono.ensure_loaded`, called by the pipeline in ``lidar_memory`` / ``monocular`` after a guided
+frame: a node started before its LiDAR arrives has no scale to fit and loads nothing yet) and, once
 loaded, fits its first scale to that last guided frame's LiDAR on the same thread. In ``lidar_memory`` mode
 every frame's fit on the carried memory returns is folded into the tracker (:meth:`GuardedMono.note_fit`), so
 when the memory ages out, ``monocular`` carries the newest of them. With ``fit_period_frames`` n > 0 the model
@@ -254,6 +255,12 @@ class GuardedMono:
         else:
             self.state = "standby"
             self.reason = f"monocular estimator {kind!r} not loaded: loads when the node leaves guided mode"
+
+    @property
+    def seen_guided(self) -> bool:
+        """Whether a guided frame has been seen: the node has left guided mode (not merely started without
+        LiDAR yet), and there is a LiDAR frame for the first scale fit."""
+        return self._last_guided is not None
 
     def ensure_loaded(self) -> None:
         """Start loading the model (once; returns at once with ``background``). The pipeline calls it on every

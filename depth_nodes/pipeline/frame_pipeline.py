@@ -198,7 +198,7 @@ class FramePipeline:
             mode = proposed  # (fresh LiDAR over memory; memory over no frame), reported as what served
         result = FrameResult(mode, stamp_ns, frame_id, camera, sparse=sparse, timings_ms=timings)
         mono = self.selector.for_mode(MONOCULAR)
-        if mode in (LIDAR_MEMORY, MONOCULAR) and hasattr(mono, "ensure_loaded"):
+        if mode in (LIDAR_MEMORY, MONOCULAR) and getattr(mono, "seen_guided", False):
             mono.ensure_loaded()  # the fallback's model loads once the node leaves guided mode (background)
         estimator = self.memory if mode == LIDAR_MEMORY else self.selector.for_mode(mode)
         if estimator is None and mode == LIDAR_MEMORY:
