@@ -67,8 +67,8 @@ def scene_net(tmp_path_factory):
     return model_dir, offline_mae_m
 
 
-@pytest.fixture(scope="module")
-def node(scene_net):
+@pytest.fixture
+def node(scene_net):  # stopped before the next test starts its own node (one node on the domain at a time)
     model_dir, offline_mae_m = scene_net
     proc, client, sender = start_node({"monocular_estimator": "mono", "mono_model_dir": str(model_dir),
                                        "mono_fit_period_frames": 1, "mono_handover_frames": HANDOVER,
