@@ -26,7 +26,7 @@ BENCHES = {
         "the LiDAR dropped for 0.3/1/2/5 s on a real drive: LiDAR memory, memory+mono, mono, fresh guided",
     ),
     "node": (
-        "depth_nodes.ros.bench_node",
+        "depth_nodes.ros.tools.bench_node",
         "the depth node in its own process fed at 10/30 Hz: latency, drops, CPU, RSS",
     ),
 }

@@ -57,9 +57,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "robustness suite: image/LiDAR corruptions, misalignment, attacks, calibration (HTML + PNG + JSON)",
     ),
     "kitti2bag": ("depth_nodes.data.kitti2bag", "convert a KITTI raw drive to a rosbag2 (mcap or sqlite3)"),
-    "play": ("depth_nodes.ros.bag_play", "play a rosbag2 with rclpy (no ROS CLI needed)"),
+    "play": ("depth_nodes.ros.tools.bag_play", "play a rosbag2 with rclpy (no ROS CLI needed)"),
     "record": (
-        "depth_nodes.ros.bag_record",
+        "depth_nodes.ros.tools.bag_record",
         "record topics to an mcap rosbag2 with rclpy (no ROS CLI needed)",
     ),
     "node": ("depth_nodes.ros.node_main", "run the depth node (same as `ros2 run depth_nodes depth_node`)"),

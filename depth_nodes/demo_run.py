@@ -28,7 +28,7 @@ from depth_nodes.data import rosbag_io as rb
 from depth_nodes.errors import DepthNodesError
 
 if TYPE_CHECKING:
-    from depth_nodes.ros.diagnostics_monitor import Monitor
+    from depth_nodes.ros.tools.diagnostics_monitor import Monitor
 
 
 #: The node's /diagnostics period in the demo: the flow control reads the node's frame counts from it.
@@ -174,8 +174,8 @@ def run_pipeline(
 ) -> dict:
     """Node + recorder + player; returns what the report needs (publish times, diagnostics, paths).
     ``skip_points(stamp_ns)`` True: that scan is withheld (the LiDAR dropout of the default drive)."""
-    from depth_nodes.ros.bag_play import play
-    from depth_nodes.ros.node_harness import NodeProcess
+    from depth_nodes.ros.tools.bag_play import play
+    from depth_nodes.ros.tools.node_harness import NodeProcess
 
     out_bag = out / "output_bag"
     for stale in (out_bag, out / "output_bag.partial"):
@@ -203,7 +203,7 @@ def run_pipeline(
     try:
         node.start()
         recorder = _start_recorder(out_bag, rec_log, env)
-        from depth_nodes.ros.diagnostics_monitor import Monitor
+        from depth_nodes.ros.tools.diagnostics_monitor import Monitor
 
         monitor = Monitor()
 

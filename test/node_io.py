@@ -14,9 +14,13 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 from std_msgs.msg import Header  # noqa: E402
 
-from depth_nodes.ros import conversions as conv  # noqa: E402
-from depth_nodes.ros.node_harness import NodeClient, NodeProcess  # noqa: E402
+from depth_nodes.msgs.image import image_to_depth  # noqa: E402
+from depth_nodes.ros.builders.camera_info import model_to_camera_info  # noqa: E402
+from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2  # noqa: E402
+from depth_nodes.ros.builders.image import numpy_to_image  # noqa: E402
+from depth_nodes.ros.builders.stamp import ns_to_stamp  # noqa: E402
 from depth_nodes.ros.node_main import shm_profile_path as use_shm_profile_path  # noqa: E402
+from depth_nodes.ros.tools.node_harness import NodeClient, NodeProcess  # noqa: E402
 
 CAMERA_FRAME = "camera_optical"
 LIDAR_FRAME = "lidar"
@@ -67,21 +71,21 @@ class SceneSender:
         self.sparse = scene.projected_returns(self.points, sparse_true)
 
     def info(self, stamp, camera=None):
-        return conv.model_to_camera_info(camera or self.camera, Header(stamp=stamp, frame_id=CAMERA_FRAME))
+        return model_to_camera_info(camera or self.camera, Header(stamp=stamp, frame_id=CAMERA_FRAME))
 
     def image(self, stamp, rgb=None):
-        return conv.numpy_to_image(
+        return numpy_to_image(
             self.rgb if rgb is None else rgb, "rgb8", Header(stamp=stamp, frame_id=CAMERA_FRAME)
         )
 
     def cloud(self, stamp, points=None, frame_id: str = LIDAR_FRAME):
         pts = self.points if points is None else points
-        return conv.xyzrgb_to_pointcloud2(pts, None, Header(stamp=stamp, frame_id=frame_id), organized=False)
+        return xyzrgb_to_pointcloud2(pts, None, Header(stamp=stamp, frame_id=frame_id), organized=False)
 
     def send(self, image: bool = True, points: bool = True, stamp_ns: int | None = None) -> int:
         """One frame (points, camera_info, image as asked); returns its stamp in ns."""
         stamp_ns = time.time_ns() if stamp_ns is None else stamp_ns
-        stamp = conv.ns_to_stamp(stamp_ns)
+        stamp = ns_to_stamp(stamp_ns)
         if points:
             self.client.points_pub.publish(self.cloud(stamp))
         if image:
@@ -113,7 +117,7 @@ def start_node(params: dict | None = None, input_depth: int = 5, namespace: str 
 
 
 def depth_array(msg) -> np.ndarray:
-    return conv.image_to_depth(msg)
+    return image_to_depth(msg)
 
 
 def stop_node(proc, client) -> None:

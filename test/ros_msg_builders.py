@@ -8,7 +8,7 @@ import struct
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from depth_nodes.ros.conversions import ns_to_stamp
+from depth_nodes.ros.builders.stamp import ns_to_stamp
 
 
 def header(frame: str = "cam_optical", ns: int = 1_700_000_000_123_456_789) -> Header:

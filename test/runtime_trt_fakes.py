@@ -35,7 +35,7 @@ import numpy as np
 from runtime_trt_fakes_api import _enum, allowed, snapshot_version, validate
 from trt_bindings import snapshot
 
-from depth_nodes.runtime import trt_api as A
+from depth_nodes.runtime import trt_api
 
 __all__ = ["MAGIC", "allowed", "make_fake_trt", "snapshot_version", "validate"]
 
@@ -190,7 +190,7 @@ def make_fake_trt(version: str = "10.3.0"):
         import onnx
 
         strong_bit = getattr(getattr(mod, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED", None)
-        strongly = A.version_tuple(version)[0] >= 11 or (
+        strongly = trt_api.version_tuple(version)[0] >= 11 or (
             strong_bit is not None and bool(network._flags & (1 << int(strong_bit)))
         )
         precision_flags = {f for f in config._flags if f.name.split(".")[-1] in ("FP16", "INT8")}

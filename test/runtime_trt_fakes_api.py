@@ -12,27 +12,27 @@ import types
 
 from trt_bindings import snapshot
 
-from depth_nodes.runtime import trt_api as A
+from depth_nodes.runtime import trt_api
 
 CONTROLS = {"calls", "fp16_overflow", "precision_error", "fail_execute", "build_delay_s", "last_context",
             "snapshot_version"}  # fmt: skip
 
 def snapshot_version(version: str) -> str:
     """The checked real version whose surface a fake of ``version`` is derived from."""
-    v = A.version_tuple(version)
+    v = trt_api.version_tuple(version)
     if v[0] >= 11:
         return "11.4.0.106"
-    return "10.13.3.9" if v[:2] >= A.STRONG_FROM else "10.3.0"
+    return "10.13.3.9" if v[:2] >= trt_api.STRONG_FROM else "10.3.0"
 
 
 def allowed(version: str) -> dict[str, dict]:
     """``{class: {member: args or None or nested dict}}`` a fake of ``version`` may offer."""
     surf = snapshot(snapshot_version(version))
     out: dict[str, dict] = {}
-    for group in A.paths_of(version):
-        for entry in A.USED[group]:
-            path, args, _ = A.parse_entry(entry)
-            if A.lookup(surf, path) is None:
+    for group in trt_api.paths_of(version):
+        for entry in trt_api.USED[group]:
+            path, args, _ = trt_api.parse_entry(entry)
+            if trt_api.lookup(surf, path) is None:
                 continue
             head, *rest = path.split(".")
             node = out.setdefault(head, {})
@@ -67,7 +67,7 @@ class _Enum:
 
 
 def _enum(surf: dict, path: str, names: dict):
-    real = A.lookup(surf, path)["members"]
+    real = trt_api.lookup(surf, path)["members"]
     cls_name = path.split(".")[-1]
     return type(cls_name, (), {n: _Enum(f"{cls_name}.{n}", real[n]["value"]) for n in names})
 
@@ -82,7 +82,7 @@ def validate(mod, classes: dict[str, type]) -> None:
             continue
         assert n in ok, f"fake tensorrt {version} offers {n}, which USED / the real {surf['version']} lacks"
     for cname, cls in classes.items():
-        real = A.lookup(surf, cname)
+        real = trt_api.lookup(surf, cname)
         assert real is not None and real["kind"] == "class", f"fake class {cname}: no such class in {surf['version']}"
         for m, raw in vars(cls).items():
             if m.startswith("_"):

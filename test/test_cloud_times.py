@@ -11,7 +11,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from depth_nodes.ros.cloud_conv import POINTFIELD_DTYPES, pointcloud2_to_arrays  # noqa: E402
+from depth_nodes.msgs.cloud import POINTFIELD_DTYPES, pointcloud2_to_arrays  # noqa: E402
 
 STAMP_NS = 1_700_000_000_250_000_000
 _TYPES = {v: k for k, v in POINTFIELD_DTYPES.items()}

@@ -87,7 +87,7 @@ def test_installed_depth_node_publishes_depth(prefix: Path, tmp_path: Path) -> N
     import node_scene as scene
     from node_io import TEST_PARAMS, SceneSender, depth_array, ros_env, stop_node
 
-    from depth_nodes.ros.node_harness import NodeClient, NodeProcess
+    from depth_nodes.ros.tools.node_harness import NodeClient, NodeProcess
 
     exe = prefix / "lib" / "depth_nodes" / "depth_node"
 

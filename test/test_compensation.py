@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depth_nodes.core import motion as M
+from depth_nodes.core import motion
 from depth_nodes.core.compensation import ScanCompensator, resolve_mode
 from depth_nodes.core.transforms import invert, transform_points
 from depth_nodes.data.synthetic import synthetic_calib
 from depth_nodes.errors import DepthNodesError
 
-SPEED = M.Velocity(np.array([10.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.25]))  # 10 m/s, turning
+SPEED = motion.Velocity(np.array([10.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.25]))  # 10 m/s, turning
 T0_NS = 5_000_000_000
 CAM, T_CAM_LIDAR = synthetic_calib()
 
@@ -22,7 +22,7 @@ class FakeError(DepthNodesError):
 
 def odom_pose(t_ns: int) -> np.ndarray:
     """``T_odom_lidar``: constant twist from the identity at T0."""
-    return M.motion_over(SPEED, (t_ns - T0_NS) * 1e-9)
+    return motion.motion_over(SPEED, (t_ns - T0_NS) * 1e-9)
 
 
 class StaticExtrinsics:

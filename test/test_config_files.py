@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from depth_nodes.ros import params as P
+from depth_nodes.ros import params
 from depth_nodes.ros.node_main import TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +49,9 @@ def test_rviz_config_shows_image_depth_and_cloud() -> None:
 def test_parameter_files_hold_only_known_valid_parameters() -> None:
     base = yaml.safe_load((CONFIG / "depth_nodes.yaml").read_text())["/**"]["ros__parameters"]
     kitti = yaml.safe_load((CONFIG / "kitti.yaml").read_text())["/**"]["ros__parameters"]
-    assert set(base) == {s.name for s in P.SPECS}  # the defaults file lists every parameter
-    assert P.from_values(base) == P.from_values({})  # ... with the code's defaults
-    merged = P.from_values({**base, **kitti})
+    assert set(base) == {s.name for s in params.SPECS}  # the defaults file lists every parameter
+    assert params.from_values(base) == params.from_values({})  # ... with the code's defaults
+    merged = params.from_values({**base, **kitti})
     assert merged.lidar_frame == "velo_link"
     from depth_nodes.data.kitti_calib import compose_T_cam_velo
 

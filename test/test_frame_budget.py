@@ -31,7 +31,10 @@ import node_scene as scene
 import rclpy
 from std_msgs.msg import Header
 from depth_nodes import resources
-from depth_nodes.ros import conversions as conv
+from depth_nodes.ros.builders.camera_info import model_to_camera_info
+from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2
+from depth_nodes.ros.builders.image import numpy_to_image
+from depth_nodes.ros.builders.stamp import ns_to_stamp
 from depth_nodes.ros.depth_node import DepthNode
 
 overrides = json.loads(sys.argv[2])
@@ -53,13 +56,13 @@ cam, rgb = scene.camera(), scene.rgb_image()
 points, _ = scene.lidar_scan()
 def frame(lidar=True):
     stamp_ns = time.time_ns()
-    header = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id="camera_optical")
+    header = Header(stamp=ns_to_stamp(stamp_ns), frame_id="camera_optical")
     if lidar:
-        node.inputs.on_points(conv.xyzrgb_to_pointcloud2(points, None, Header(stamp=header.stamp, frame_id="lidar"),
+        node.inputs.on_points(xyzrgb_to_pointcloud2(points, None, Header(stamp=header.stamp, frame_id="lidar"),
                                                          organized=False))
-    node.inputs.on_camera_info(conv.model_to_camera_info(cam, header))
+    node.inputs.on_camera_info(model_to_camera_info(cam, header))
     before = node.stats.frames_published + node.stats.frames_not_published
-    node.inputs.on_image(conv.numpy_to_image(rgb, "rgb8", header))
+    node.inputs.on_image(numpy_to_image(rgb, "rgb8", header))
     deadline = time.monotonic() + 30
     while node.stats.frames_published + node.stats.frames_not_published == before and time.monotonic() < deadline:
         time.sleep(0.002)

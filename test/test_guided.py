@@ -375,3 +375,14 @@ def test_hole_grid_auto_follows_image_size():
     assert create("guided", hole_grid_px=2)._hole_grid((1080, 1920)) == 2
     with pytest.raises(ValueError, match="hole_grid_px"):
         create("guided", hole_grid_px=-1)
+
+
+def test_confidence_follows_the_documented_formula():
+    """At a return the spread is 0, so e = d**2 * noise_inv and confidence = 1 / (1 + e / confidence_scale_m)
+    (the docstring's formula: 0.5 at e = confidence_scale_m, not exp(-1))."""
+    sparse = np.zeros((40, 60), np.float32)
+    sparse[::4, ::3] = 10.0  # a flat wall at 10 m
+    comp = create("guided", noise_inv=0.002, confidence_scale_m=0.4, occlusion="off")
+    out = comp.complete(sparse, None)
+    e = 10.0**2 * 0.002
+    np.testing.assert_allclose(out.confidence[sparse > 0], 1.0 / (1.0 + e / 0.4), rtol=1e-4)

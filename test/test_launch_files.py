@@ -134,7 +134,8 @@ def test_kitti_playback_plays_a_bag_into_the_node(install, tiny_bag, tmp_path) -
     (the bag's stamps, accurate against the drive's ground truth), with kitti.yaml's parameters, and the
     transport argument is forwarded to depth_nodes.launch.py for both the node and the player."""
     from depth_nodes.demo import ground_truth_lookup
-    from depth_nodes.ros import conversions as conv
+    from depth_nodes.msgs.image import image_to_depth
+    from depth_nodes.msgs.stamp import stamp_to_ns
 
     data, bag = tiny_bag
     gt_of = ground_truth_lookup(data)
@@ -167,14 +168,14 @@ def test_kitti_playback_plays_a_bag_into_the_node(install, tiny_bag, tmp_path) -
 
         def bag_frames() -> list:
             with probe.cond:
-                return [m for m in probe.messages[depth_topic] if gt_of(conv.stamp_to_ns(m.header.stamp)) is not None]
+                return [m for m in probe.messages[depth_topic] if gt_of(stamp_to_ns(m.header.stamp)) is not None]
 
         probe.wait_for(lambda: bag_frames(), STARTUP_S, f"{depth_topic} stamped like a bag frame", launched)
         done = "[bag_player-2]: process has finished cleanly"
         probe.wait_for(lambda: done in launched.output(), STARTUP_S, "the player to finish the bag", launched)
         assert probe.messages[depth_topic] and len(probe.messages[depth_topic]) == len(bag_frames()) <= BAG_FRAMES
         for msg in bag_frames():
-            depth, gt = conv.image_to_depth(msg), gt_of(conv.stamp_to_ns(msg.header.stamp))
+            depth, gt = image_to_depth(msg), gt_of(stamp_to_ns(msg.header.stamp))
             valid = np.isfinite(depth) & (gt > 0)
             assert valid.sum() > 0.2 * gt.size
             assert np.median(np.abs(depth[valid] - gt[valid]) / gt[valid]) < 0.05

@@ -9,9 +9,10 @@ torch = pytest.importorskip("torch", reason="torch not installed (pip install to
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[ml]')")
 
 from depth_nodes import models  # noqa: E402
-from depth_nodes.runtime.estimator import GuardedLearnedEstimator, LearnedOptions  # noqa: E402
+from depth_nodes.pipeline.learned_estimator import GuardedLearnedEstimator  # noqa: E402
 from depth_nodes.runtime.frames import street_frame  # noqa: E402
 from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend  # noqa: E402
+from depth_nodes.runtime.predictor import LearnedOptions  # noqa: E402
 from depth_nodes.runtime.preprocess import Normalisation, crop_outputs, to_inputs_numpy  # noqa: E402
 
 SHIPPED = models.shipped_model_dir()
@@ -61,7 +62,7 @@ def test_learned_completer_threads_reach_the_backend(backend: str) -> None:
     before = torch.get_num_threads()
     try:
         comp = create(name, threads=1)
-        assert comp.estimator().backend.threads == 1
-        assert create(name).estimator().backend.threads == 0
+        assert comp.estimator().learned.backend.threads == 1
+        assert create(name).estimator().learned.backend.threads == 0
     finally:
         torch.set_num_threads(before)  # the torch backend sets the process-wide count

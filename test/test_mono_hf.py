@@ -14,7 +14,7 @@ from depth_nodes.core.camera import CameraModel  # noqa: E402
 from depth_nodes.core.projection import SparseDepth  # noqa: E402
 from depth_nodes.errors import EmptyInputError  # noqa: E402
 from depth_nodes.mono import hf  # noqa: E402
-from depth_nodes.mono.estimator import MonoOptions, load_model  # noqa: E402
+from depth_nodes.mono.fallback_estimator import MonoOptions, load_model  # noqa: E402
 from depth_nodes.mono.scale import INVERSE, METRIC  # noqa: E402
 
 H, W = 60, 200
@@ -110,7 +110,7 @@ def test_metric_rescaling_through_the_node_selector(dirs):
 
 def test_relative_model_needs_a_fit_then_is_metric(dirs):
     m = load_model("depth_anything_v2", MonoOptions(model_dir=str(dirs["rel"]), input_height_px=70))
-    from depth_nodes.mono.estimator import MonoEstimator
+    from depth_nodes.mono.fallback_estimator import MonoEstimator
 
     est = MonoEstimator(m)
     with pytest.raises(EmptyInputError, match="no scale fit"):

@@ -14,7 +14,7 @@ from test_memory_mode import cam_pose, guided_frame, memory_frame
 from test_mono_estimator import DriftingModel
 
 from depth_nodes import pipeline as pl
-from depth_nodes.mono import estimator as mono_est
+from depth_nodes.mono import fallback_estimator as mono_est
 from depth_nodes.pipeline.lidar_memory import MemoryParams
 from depth_nodes.pipeline.memory_mode import MemoryFallback
 

@@ -46,7 +46,7 @@ def test_without_ml_the_node_estimator_is_unavailable_naming_the_reason(monkeypa
     """No onnxruntime and no torch importable: a clear reason, the estimator says so and never raises at build."""
     from depth_nodes.errors import EmptyInputError
     from depth_nodes.mono import own
-    from depth_nodes.mono.estimator import GuardedMono, MonoOptions
+    from depth_nodes.mono.fallback_estimator import GuardedMono, MonoOptions
 
     monkeypatch.setattr(own, "_importable", lambda name: False)
     with pytest.raises(MonoModelError, match=r"install depth_nodes\[ml\]"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depth_nodes.core import motion as M
+from depth_nodes.core import motion
 from depth_nodes.core.transforms import invert, transform_points
 from depth_nodes.data.synthetic import synthetic_calib
 
@@ -25,26 +25,26 @@ def test_se3_exp_log_round_trip(scale):
     for _ in range(5):
         xi = np.concatenate([RNG.normal(0, 3, 3), RNG.normal(0, 1, 3)])
         xi[3:] *= scale / max(np.linalg.norm(xi[3:]), 1e-12)
-        T = M.se3_exp(xi)
+        T = motion.se3_exp(xi)
         np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-12)
-        np.testing.assert_allclose(M.se3_log(T), xi, atol=1e-9)
+        np.testing.assert_allclose(motion.se3_log(T), xi, atol=1e-9)
 
 
 def test_velocity_from_poses_recovers_a_constant_twist():
     v, w = np.array([10.0, 0.3, 0.0]), np.array([0.0, 0.0, 0.4])
     T_a = _pose(5.0, -1.0, 0.2)
-    T_b = T_a @ M.se3_exp(np.concatenate([v, w]) * 0.1)
-    vel = M.velocity_from_poses(T_a, 1_000_000_000, T_b, 1_100_000_000)
+    T_b = T_a @ motion.se3_exp(np.concatenate([v, w]) * 0.1)
+    vel = motion.velocity_from_poses(T_a, 1_000_000_000, T_b, 1_100_000_000)
     np.testing.assert_allclose(vel.v_mps, v, atol=1e-9)
     np.testing.assert_allclose(vel.w_radps, w, atol=1e-9)
-    np.testing.assert_allclose(M.motion_over(vel, 0.1), np.linalg.solve(T_a, T_b), atol=1e-9)
-    with pytest.raises(M.MotionError, match="t_b > t_a"):
-        M.velocity_from_poses(T_a, 5, T_b, 5)
+    np.testing.assert_allclose(motion.motion_over(vel, 0.1), np.linalg.solve(T_a, T_b), atol=1e-9)
+    with pytest.raises(motion.MotionError, match="t_b > t_a"):
+        motion.velocity_from_poses(T_a, 5, T_b, 5)
 
 
 def _sweep(v_mps=10.0, yaw_rate=0.3, n=20_000):
     """Static world points measured by a LiDAR moving with a constant twist over a 100 ms sweep."""
-    vel = M.Velocity(np.array([v_mps, 0.0, 0.0]), np.array([0.0, 0.0, yaw_rate]))
+    vel = motion.Velocity(np.array([v_mps, 0.0, 0.0]), np.array([0.0, 0.0, yaw_rate]))
     T0 = _pose(100.0, 2.0, 0.1)  # pose at the scan stamp
     world = np.column_stack([RNG.uniform(90, 160, n), RNG.uniform(-20, 25, n), RNG.uniform(0, 4, n)])
     dt_ns = RNG.integers(-50_000_000, 50_000_000, n)
@@ -53,7 +53,7 @@ def _sweep(v_mps=10.0, yaw_rate=0.3, n=20_000):
         sl = slice(i, i + 500)
         for k in np.unique(dt_ns[sl]):
             m = np.flatnonzero(dt_ns[sl] == k) + i
-            T_k = T0 @ M.motion_over(vel, k * 1e-9)
+            T_k = T0 @ motion.motion_over(vel, k * 1e-9)
             measured[m] = transform_points(invert(T_k), world[m])
     at_stamp = transform_points(invert(T0), world)
     return vel, measured, dt_ns, at_stamp
@@ -62,26 +62,26 @@ def _sweep(v_mps=10.0, yaw_rate=0.3, n=20_000):
 def test_deskew_is_exact_for_constant_velocity():
     vel, measured, dt_ns, at_stamp = _sweep()
     assert np.abs(measured - at_stamp).max() > 0.4  # 10 m/s x 50 ms
-    out, done = M.compensate(measured.astype(np.float32), dt_ns, vel)
+    out, done = motion.compensate(measured.astype(np.float32), dt_ns, vel)
     assert done and out.dtype == np.float32
     np.testing.assert_allclose(out, at_stamp, atol=1e-4)  # float32 input and output: 0.1 mm
     # Extra columns (intensity) ride along; no times or no velocity: unchanged.
     with4 = np.column_stack([measured, np.arange(len(measured))])
-    np.testing.assert_array_equal(M.deskew(with4, dt_ns * 1e-9, vel)[:, 3], with4[:, 3])
-    assert M.compensate(measured, None, vel) == (measured, False)
-    assert M.compensate(measured, dt_ns, None)[1] is False
-    with pytest.raises(M.MotionError, match="times for"):
-        M.deskew(measured, dt_ns[:-1] * 1e-9, vel)
+    np.testing.assert_array_equal(motion.deskew(with4, dt_ns * 1e-9, vel)[:, 3], with4[:, 3])
+    assert motion.compensate(measured, None, vel) == (measured, False)
+    assert motion.compensate(measured, dt_ns, None)[1] is False
+    with pytest.raises(motion.MotionError, match="times for"):
+        motion.deskew(measured, dt_ns[:-1] * 1e-9, vel)
 
 
 @pytest.mark.parametrize("how", ["twist", "poses"])
 def test_scan_50ms_old_at_10mps_lands_within_a_pixel(how):
     """Acceptance: a scan taken 50 ms before the image on a robot at 10 m/s, compensated, within 1 px."""
     cam, T_cam_velo = synthetic_calib()
-    vel = M.Velocity(np.array([10.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.2]))
+    vel = motion.Velocity(np.array([10.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.2]))
     T_img = _pose(50.0, 1.0, 0.05)
     t_img, t_scan = 2_000_000_000, 1_950_000_000
-    T_scan = T_img @ M.motion_over(vel, -0.05)
+    T_scan = T_img @ motion.motion_over(vel, -0.05)
     # Points 6-60 m ahead, inside the image.
     world_in_cam = np.column_stack(
         [RNG.uniform(-4, 4, 3000), RNG.uniform(-1, 1.5, 3000), RNG.uniform(6, 60, 3000)]
@@ -90,11 +90,11 @@ def test_scan_50ms_old_at_10mps_lands_within_a_pixel(how):
     scan = transform_points(invert(T_scan), world)  # what the LiDAR measured at t_scan
     u_true, v_true, _ = cam.project(world_in_cam)
     if how == "twist":
-        T = M.scan_to_image_transform(T_cam_velo, vel, t_scan, t_img)
+        T = motion.scan_to_image_transform(T_cam_velo, vel, t_scan, t_img)
     else:  # odometry poses at two times around the scan, as TF would give them
-        T_a, T_b = T_img @ M.motion_over(vel, -0.15), T_img @ M.motion_over(vel, -0.05)
-        est = M.velocity_from_poses(T_a, t_img - 150_000_000, T_b, t_scan)
-        T = M.scan_to_image_transform(T_cam_velo, est, t_scan, t_img)
+        T_a, T_b = T_img @ motion.motion_over(vel, -0.15), T_img @ motion.motion_over(vel, -0.05)
+        est = motion.velocity_from_poses(T_a, t_img - 150_000_000, T_b, t_scan)
+        T = motion.scan_to_image_transform(T_cam_velo, est, t_scan, t_img)
     u, v, _ = cam.project(transform_points(T, scan))
     err = np.hypot(u - u_true, v - v_true)
     assert err.max() < 1.0, err.max()
@@ -125,7 +125,7 @@ STAMP = 1_700_000_000_123_456_789
     ],
 )  # fmt: skip
 def test_normalise_point_times_per_driver(driver, field, values, expected_ns):
-    out = M.normalise_point_times(values, STAMP, field)
+    out = motion.normalise_point_times(values, STAMP, field)
     assert out.dtype == np.int64
     np.testing.assert_allclose(out, expected_ns, atol=1000, err_msg=driver)  # float64 epoch: < 1 us
 
@@ -141,12 +141,12 @@ def test_normalise_point_times_per_driver(driver, field, values, expected_ns):
     ],
 )
 def test_normalise_point_times_rejects_what_a_sweep_cannot_be(values, match):
-    with pytest.raises(M.MotionError, match=match):
-        M.normalise_point_times(values, STAMP, "t")
+    with pytest.raises(motion.MotionError, match=match):
+        motion.normalise_point_times(values, STAMP, "t")
 
 
 def test_status_strings():
-    assert M.status("off") == "no motion compensation"
-    assert M.status("", detail="no odometry TF") == "no motion compensation (no odometry TF)"
-    assert M.status("tf", "odom", True) == "motion compensation: tf (odom), deskew on"
-    assert M.status("lidar_odometry", deskewed=False) == "motion compensation: lidar_odometry, deskew off"
+    assert motion.status("off") == "no motion compensation"
+    assert motion.status("", detail="no odometry TF") == "no motion compensation (no odometry TF)"
+    assert motion.status("tf", "odom", True) == "motion compensation: tf (odom), deskew on"
+    assert motion.status("lidar_odometry", deskewed=False) == "motion compensation: lidar_odometry, deskew off"

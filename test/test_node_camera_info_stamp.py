@@ -20,7 +20,7 @@ from node_io import depth_array, running_node
 pytestmark = pytest.mark.ros
 
 from depth_nodes.core.camera import CameraModel  # noqa: E402
-from depth_nodes.ros import conversions as conv  # noqa: E402
+from depth_nodes.ros.builders.stamp import ns_to_stamp  # noqa: E402
 
 #: The second calibration: same 320 x 96 size, other focal length and principal point.
 K_B = np.array([[240.0, 0.0, 150.0], [0.0, 240.0, 52.0], [0.0, 0.0, 1.0]])
@@ -45,7 +45,7 @@ def node():
 
 
 def publish(client, sender, what: str, cal: Calibration, stamp_ns: int) -> None:
-    stamp = conv.ns_to_stamp(stamp_ns)
+    stamp = ns_to_stamp(stamp_ns)
     if what == "points":
         client.points_pub.publish(sender.cloud(stamp, cal.points))
     elif what == "info":

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from node_io import CAMERA_FRAME, depth_array, start_node, stop_node
 
-from depth_nodes.ros.node_harness import OUTPUTS, RAW_DEPTH
+from depth_nodes.ros.tools.node_harness import OUTPUTS, RAW_DEPTH
 
 pytestmark = pytest.mark.ros
 
@@ -27,7 +27,8 @@ from std_msgs.msg import Header  # noqa: E402
 from depth_nodes.core.projection import scan_to_depth  # noqa: E402
 from depth_nodes.core.transforms import transform_points  # noqa: E402
 from depth_nodes.msgs.camera_info import camera_info_to_model  # noqa: E402
-from depth_nodes.ros import conversions as conv  # noqa: E402
+from depth_nodes.msgs.cloud import pointcloud2_view, unpack_rgb  # noqa: E402
+from depth_nodes.ros.builders.image import numpy_to_image  # noqa: E402
 
 K_RAW = np.array([[214.0, 0.0, 166.0], [0.0, 213.0, 45.0], [0.0, 0.0, 1.0]])
 #: Strong barrel distortion: a corner pixel sits ~59 px from where the pinhole K puts it (monotonic over the image).
@@ -92,7 +93,7 @@ def test_raw_camera_depth_is_rectified_onto_p_for_depth_image_proc() -> None:
     )  # auto, depth_geometry: rectified (defaults)
     try:
         distorted = raw_image(sender.rgb)
-        sender.image = lambda stamp, rgb=None: conv.numpy_to_image(
+        sender.image = lambda stamp, rgb=None: numpy_to_image(
             distorted, "rgb8", Header(stamp=stamp, frame_id=CAMERA_FRAME)
         )
         stamp, depth_msg, info = first_frame(client, sender)
@@ -124,7 +125,7 @@ def test_raw_camera_depth_is_rectified_onto_p_for_depth_image_proc() -> None:
         assert np.mean(raw_sparse.depth[hit] > 0) < 0.5
         # The cloud is coloured by the rectified image (the scene), not the distorted input.
         cloud = client.wait_stamp("depth/points", stamp)
-        rgb = conv.unpack_rgb(conv.pointcloud2_view(cloud)["rgb"].reshape(-1)).reshape(
+        rgb = unpack_rgb(pointcloud2_view(cloud)["rgb"].reshape(-1)).reshape(
             scene.HEIGHT, scene.WIDTH, 3
         )
         # Where the scene is uniform over 5 x 5 px (interpolation cannot blur), the colour is exact; the
@@ -164,11 +165,11 @@ def test_depth_geometry_raw_publishes_the_input_geometry_on_image_raw() -> None:
         assert client.stamps("depth/image_rect") == []  # one depth topic per geometry
         # A 12-bit mono16 camera: the cloud's colours are the image scaled by its detected bit depth
         grey12 = sender.rgb[..., 0].astype(np.uint16) * 16  # <= 3520: detected as 12 bits
-        mono16 = conv.numpy_to_image(grey12, "mono16", Header(frame_id=CAMERA_FRAME))
+        mono16 = numpy_to_image(grey12, "mono16", Header(frame_id=CAMERA_FRAME))
         sender.image = lambda stamp, rgb=None: _stamped(mono16, stamp)
         stamp, _, _ = first_frame(client, sender, topic=RAW_DEPTH)
         cloud = client.wait_stamp("depth/points", stamp)
-        rgb = conv.unpack_rgb(conv.pointcloud2_view(cloud)["rgb"].reshape(-1)).reshape(
+        rgb = unpack_rgb(pointcloud2_view(cloud)["rgb"].reshape(-1)).reshape(
             scene.HEIGHT, scene.WIDTH, 3
         )
         np.testing.assert_array_equal(rgb[..., 1], np.round(grey12 * 255.0 / 4095).astype(np.uint8))

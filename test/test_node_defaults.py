@@ -22,8 +22,12 @@ from std_msgs.msg import Header
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.core.transforms import transform_points
-from depth_nodes.ros import conversions as conv
-from depth_nodes.ros.node_harness import NodeClient, NodeProcess
+from depth_nodes.msgs.cloud import pointcloud2_to_arrays
+from depth_nodes.ros.builders.camera_info import model_to_camera_info
+from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2
+from depth_nodes.ros.builders.image import numpy_to_image
+from depth_nodes.ros.builders.stamp import ns_to_stamp
+from depth_nodes.ros.tools.node_harness import NodeClient, NodeProcess
 
 pytestmark = pytest.mark.ros
 
@@ -44,10 +48,10 @@ class KittiScene:
         self.gt = scene.dense_depth(self.camera)
 
     def send(self, client: NodeClient, stamp_ns: int) -> None:
-        h = Header(stamp=conv.ns_to_stamp(stamp_ns), frame_id=FRAME)
-        client.points_pub.publish(conv.xyzrgb_to_pointcloud2(self.points, None, h, organized=False))
-        client.info_pub.publish(conv.model_to_camera_info(self.camera, h))
-        client.image_pub.publish(conv.numpy_to_image(self.rgb, "rgb8", h))
+        h = Header(stamp=ns_to_stamp(stamp_ns), frame_id=FRAME)
+        client.points_pub.publish(xyzrgb_to_pointcloud2(self.points, None, h, organized=False))
+        client.info_pub.publish(model_to_camera_info(self.camera, h))
+        client.image_pub.publish(numpy_to_image(self.rgb, "rgb8", h))
 
 
 def _identity_static_tf(client: NodeClient):
@@ -135,7 +139,7 @@ def test_launch_defaults_publish_correct_depth_at_kitti_size(launched, reliable)
         assert both.sum() > 0.3 * depth.size
         assert np.median(np.abs(depth[both] - kitti.gt[both]) / kitti.gt[both]) < 0.03
         cloud = client.wait_stamp("depth/points", max(got))
-        xyz = conv.pointcloud2_to_arrays(cloud).xyz
+        xyz = pointcloud2_to_arrays(cloud).xyz
         n_valid_decimated = np.isfinite(depth[::2, ::2]).sum()  # shipped cloud_decimation 2, unorganized
         assert cloud.height == 1 and xyz.shape[0] == n_valid_decimated
 

@@ -14,7 +14,7 @@ import pytest
 from node_io import CAMERA_FRAME, feed_until, running_node
 from std_msgs.msg import Header
 
-from depth_nodes.ros import conversions as conv
+from depth_nodes.ros.builders.stamp import ns_to_stamp
 
 pytestmark = pytest.mark.ros
 
@@ -61,30 +61,30 @@ def test_none_when_nothing_arrives_is_error(node) -> None:
 
 
 def _bad_future(sender):
-    return sender.image(conv.ns_to_stamp(time.time_ns() + 10 * 10**9))  # max_future_stamp_s = 2 s
+    return sender.image(ns_to_stamp(time.time_ns() + 10 * 10**9))  # max_future_stamp_s = 2 s
 
 
 def _bad_size(sender):
     """An image of another size than the CameraInfo of its stamp."""
-    stamp = conv.ns_to_stamp(time.time_ns())
+    stamp = ns_to_stamp(time.time_ns())
     return sender.info(stamp), sender.image(stamp, rgb=np.zeros((48, 160, 3), np.uint8))
 
 
 def _bad_info_stamp(sender):
     """A driver stamping its CameraInfo 3 ms after the image (camera_info_stamp_tolerance_s: 0, exact)."""
     t = time.time_ns()
-    return sender.info(conv.ns_to_stamp(t + 3_000_000)), sender.image(conv.ns_to_stamp(t))
+    return sender.info(ns_to_stamp(t + 3_000_000)), sender.image(ns_to_stamp(t))
 
 
 def _bad_encoding(sender):
-    msg = sender.image(conv.ns_to_stamp(time.time_ns()))
+    msg = sender.image(ns_to_stamp(time.time_ns()))
     msg.encoding = "yuv_fancy"
     return msg
 
 
 def _bad_no_frame(sender):
     """Image and CameraInfo both with an empty frame_id: the depth would have no frame to be in."""
-    stamp = conv.ns_to_stamp(time.time_ns())
+    stamp = ns_to_stamp(time.time_ns())
     info, image = sender.info(stamp), sender.image(stamp)
     info.header.frame_id = image.header.frame_id = ""
     return info, image
@@ -108,7 +108,7 @@ def test_rejected_images_leave_the_camera_stale_and_say_why(node, make_bad, caus
     before = int(client.latest_diagnostics().get(f"images_rejected_{cause}", "0"))
 
     def feed() -> None:
-        stamp = conv.ns_to_stamp(time.time_ns())
+        stamp = ns_to_stamp(time.time_ns())
         client.points_pub.publish(sender.cloud(stamp))
         bad = make_bad(sender)  # an Image, or a (CameraInfo, Image) pair when the CameraInfo is part of it
         info, image = bad if isinstance(bad, tuple) else (sender.info(stamp), bad)
@@ -133,7 +133,7 @@ def test_images_before_any_camera_info_are_rejected_and_name_the_topic() -> None
     with running_node(namespace="/no_info") as (proc, client, sender):
 
         def feed() -> None:
-            stamp = conv.ns_to_stamp(time.time_ns())
+            stamp = ns_to_stamp(time.time_ns())
             client.points_pub.publish(sender.cloud(stamp))
             client.image_pub.publish(sender.image(stamp))
 

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from depth_nodes.ros import params as P  # noqa: E402
+from depth_nodes.ros import params  # noqa: E402
 from depth_nodes.ros.extrinsics import ExtrinsicsError, TfExtrinsics, make_extrinsics  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def test_tf_listener_is_served_by_the_nodes_own_executor(monkeypatch) -> None:
     fake = fake_tf2({("cam", "lidar"): ((1.0, 2.0, 3.0), (0.0, 0.0, np.sin(np.pi / 4), np.cos(np.pi / 4)))})
     monkeypatch.setitem(sys.modules, "tf2_ros", fake)
     node = object()
-    ext = make_extrinsics(node, P.from_values({"extrinsics_source": "tf", "tf_timeout_s": 0.2}))
+    ext = make_extrinsics(node, params.from_values({"extrinsics_source": "tf", "tf_timeout_s": 0.2}))
     assert isinstance(ext, TfExtrinsics) and ext.source == "tf2"
     (listener,) = fake.listeners
     # spin_thread=True would add the node to a second executor (racing the node's own one).

@@ -13,7 +13,8 @@ from node_io import CAMERA_FRAME, depth_array, start_node, stop_node
 from sensor_msgs.msg import PointField
 from std_msgs.msg import Header
 
-from depth_nodes.ros import conversions as conv
+from depth_nodes.ros.builders.image import numpy_to_image
+from depth_nodes.ros.builders.stamp import ns_to_stamp
 
 pytestmark = pytest.mark.ros
 
@@ -23,7 +24,7 @@ BAD_PER_GAP = 26  # 40 x 26 = 1,040 malformed messages
 
 
 def _stamp(offset_s: float = 0.0):
-    return conv.ns_to_stamp(time.time_ns() + int(offset_s * 1e9))
+    return ns_to_stamp(time.time_ns() + int(offset_s * 1e9))
 
 
 class Malformed:
@@ -44,7 +45,7 @@ class Malformed:
         return self._image(encoding="yuv_fancy")
 
     def depth_on_image_topic(self):
-        msg = conv.numpy_to_image(scene.dense_depth(), "32FC1", Header(stamp=_stamp(), frame_id=CAMERA_FRAME))
+        msg = numpy_to_image(scene.dense_depth(), "32FC1", Header(stamp=_stamp(), frame_id=CAMERA_FRAME))
         return "image", msg
 
     def step_too_small(self):
@@ -61,8 +62,8 @@ class Malformed:
     def image_size_mismatch(self):
         # Stamped like the last good frame: paired with its CameraInfo (by stamp), then the size check rejects it.
         small = np.zeros((48, 160, 3), np.uint8)
-        stamp = conv.ns_to_stamp(self.good_stamp_ns)
-        return "image", conv.numpy_to_image(small, "rgb8", Header(stamp=stamp, frame_id=CAMERA_FRAME))
+        stamp = ns_to_stamp(self.good_stamp_ns)
+        return "image", numpy_to_image(small, "rgb8", Header(stamp=stamp, frame_id=CAMERA_FRAME))
 
     def future_image(self):
         return "image", self.s.image(_stamp(+30.0))

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from node_io import CAMERA_FRAME, depth_array, feed_until, ros_env, running_node, start_node
 
+from depth_nodes.msgs.cloud import pointcloud2_to_arrays, pointcloud2_view, unpack_rgb
+from depth_nodes.msgs.image import image_to_numpy
+from depth_nodes.msgs.stamp import stamp_to_ns
 from depth_nodes.pipeline import colorize_depth
-from depth_nodes.ros import conversions as conv
+from depth_nodes.ros.builders.stamp import ns_to_stamp
 
 pytestmark = pytest.mark.ros
 
@@ -64,7 +67,7 @@ def test_outputs_match_the_scene(node) -> None:
     # Header = the image's stamp and optical frame on every output.
     for m in (depth_msg, conf_msg, col_msg, cloud_msg, info_msg):
         assert m.header.frame_id == CAMERA_FRAME
-        assert conv.stamp_to_ns(m.header.stamp) == stamp
+        assert stamp_to_ns(m.header.stamp) == stamp
 
     # Depth: 32FC1 metres; LiDAR pixels carry the projected depth within 1 cm; NaN where nothing was seen.
     assert depth_msg.encoding == "32FC1" and (depth_msg.width, depth_msg.height) == (
@@ -85,7 +88,7 @@ def test_outputs_match_the_scene(node) -> None:
     assert np.all((conf >= 0) & (conf <= 1)) and np.all(conf[hit] == 1.0) and np.all(conf[:30] == 0)
 
     assert col_msg.encoding == "rgb8" and (col_msg.width, col_msg.height, col_msg.step) == (320, 96, 960)
-    colour = conv.image_to_numpy(col_msg)
+    colour = image_to_numpy(col_msg)
     np.testing.assert_array_equal(colour, colorize_depth(depth, 0.0, 80.0))
 
     # Organized XYZRGB cloud in the optical frame: float32 x, y, z + packed rgb, 16-byte points.
@@ -94,11 +97,11 @@ def test_outputs_match_the_scene(node) -> None:
     ]  # fmt: skip
     assert cloud_msg.point_step == 16 and (cloud_msg.height, cloud_msg.width) == (96, 320)
     assert cloud_msg.row_step == 16 * 320 and len(cloud_msg.data) == 16 * 320 * 96
-    cloud = conv.pointcloud2_to_arrays(cloud_msg)
+    cloud = pointcloud2_to_arrays(cloud_msg)
     xyz = cloud.xyz.reshape(96, 320, 3)
     np.testing.assert_allclose(xyz[..., 2][both], depth[both], rtol=1e-6)
     assert np.isnan(xyz[:30]).all()
-    rgb = conv.unpack_rgb(conv.pointcloud2_view(cloud_msg)["rgb"].reshape(-1)).reshape(96, 320, 3)
+    rgb = unpack_rgb(pointcloud2_view(cloud_msg)["rgb"].reshape(-1)).reshape(96, 320, 3)
     np.testing.assert_array_equal(rgb, sender.rgb)
     # x = (u - cx) z / fx at a box pixel.
     v, u = np.argwhere(hit & (sender.sparse == scene.BOX["z"]))[0]
@@ -195,7 +198,7 @@ def test_runtime_parameters_safe_accepted_unsafe_rejected(node) -> None:
     ensure_guided(client, sender)
     stamp = sender.send()
     depth = depth_array(client.wait_stamp("depth/image_rect", stamp))
-    colour = conv.image_to_numpy(client.wait_stamp("depth/colorized", stamp))
+    colour = image_to_numpy(client.wait_stamp("depth/colorized", stamp))
     np.testing.assert_array_equal(colour, colorize_depth(depth, 0.0, 40.0))
     assert set_params(Parameter("colorize_max_depth_m", value=80.0))[0].successful
 
@@ -209,7 +212,7 @@ def test_resolution_change_reinitialises(node) -> None:
     rgb = scene.rgb_image(small)
     for _ in range(4):
         stamp_ns = sender.send(image=False, points=False)
-        stamp = conv.ns_to_stamp(stamp_ns)
+        stamp = ns_to_stamp(stamp_ns)
         client.points_pub.publish(sender.cloud(stamp, pts))
         client.info_pub.publish(sender.info(stamp, small))
         client.image_pub.publish(sender.image(stamp, rgb))
@@ -241,7 +244,7 @@ def test_incompatible_qos_is_reported_with_the_fix(node) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from depth_nodes.ros.node_harness import wait_until
+    from depth_nodes.ros.tools.node_harness import wait_until
 
     proc, client, sender = node  # the node's image subscription is RELIABLE here
     pub = client.node.create_publisher(
@@ -271,7 +274,7 @@ def test_compressed_images_are_used_by_parameter() -> None:
         pub = client.node.create_publisher(
             CompressedImage, "image/compressed", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         )
-        from depth_nodes.ros.node_harness import wait_until
+        from depth_nodes.ros.tools.node_harness import wait_until
 
         wait_until(lambda: pub.get_subscription_count() > 0, 30.0, "image/compressed to match")
         ok, png = cv2.imencode(".png", cv2.cvtColor(sender.rgb, cv2.COLOR_RGB2BGR))
@@ -279,7 +282,7 @@ def test_compressed_images_are_used_by_parameter() -> None:
         # writers is lost, so send fresh frames until one comes back (at most 5 tries).
         for attempt in range(5):
             stamp_ns = sender.send(image=False)  # the scan
-            stamp = conv.ns_to_stamp(stamp_ns)
+            stamp = ns_to_stamp(stamp_ns)
             client.info_pub.publish(sender.info(stamp))
             pub.publish(
                 CompressedImage(
@@ -297,7 +300,7 @@ def test_compressed_images_are_used_by_parameter() -> None:
         depth = depth_array(msg)
         hit = sender.sparse > 0
         assert np.abs(depth[hit] - sender.sparse[hit]).max() < 0.01
-        colour = conv.image_to_numpy(client.wait_stamp("depth/colorized", stamp_ns))
+        colour = image_to_numpy(client.wait_stamp("depth/colorized", stamp_ns))
         assert colour.shape == (scene.HEIGHT, scene.WIDTH, 3)
     finally:
         client.close()

@@ -11,7 +11,7 @@ import time
 import pytest
 from node_io import feed_until, start_node, stop_node
 
-from depth_nodes.ros import conversions as conv
+from depth_nodes.ros.builders.stamp import ns_to_stamp
 
 pytestmark = pytest.mark.ros
 
@@ -52,7 +52,7 @@ def test_latency_with_sim_time_follows_clock() -> None:
         def feed() -> None:
             i[0] += 1
             stamp_ns = t0 + i[0] * 100_000_000
-            clock_pub.publish(Clock(clock=conv.ns_to_stamp(stamp_ns)))
+            clock_pub.publish(Clock(clock=ns_to_stamp(stamp_ns)))
             sender.send(stamp_ns=stamp_ns)
 
         d = feed_until(client, feed, lambda d: int(d.get("frames_published", "0")) >= 5, timeout=15.0)

@@ -18,7 +18,8 @@ from node_io import CAMERA_FRAME, LIDAR_FRAME, depth_array, feed_until, start_no
 
 pytestmark = pytest.mark.ros
 
-from depth_nodes.ros import conversions as conv  # noqa: E402
+from depth_nodes.msgs.image import image_to_depth  # noqa: E402
+from depth_nodes.ros.builders.stamp import ns_to_stamp  # noqa: E402
 
 FAKE_TF2 = Path(__file__).parent / "fake_tf2"
 SPEED_MPS = 0.5
@@ -59,7 +60,7 @@ def test_lidar_drop_memory_then_monocular_then_guided(node):
     def guided_feed():
         # the static world seen from where the LiDAR is at the scan's stamp
         t = time.time_ns()
-        stamp = conv.ns_to_stamp(t)
+        stamp = ns_to_stamp(t)
         sender.client.points_pub.publish(
             sender.cloud(stamp, sender.points - np.float32([lidar_x_m(t), 0, 0]))
         )
@@ -88,7 +89,7 @@ def test_lidar_drop_memory_then_monocular_then_guided(node):
     assert expected < stale - 0.35  # the robot drove on: carrying the memory matters
     centre = depth[44:54, 152:168]  # the box's middle at any distance from 4 to 20 m
     assert np.nanmedian(centre) == pytest.approx(expected, abs=0.06), (np.nanmedian(centre), expected, stale)
-    conf = conv.image_to_depth(client.wait_stamp("depth/confidence", t_img, timeout=10.0))
+    conf = image_to_depth(client.wait_stamp("depth/confidence", t_img, timeout=10.0))
     assert 0 < np.nanmax(conf) < 1.0  # carried depth is never as certain as a fresh return
     assert float(d["memory_age_s"]) > 0 and float(d["memory_travelled_m"]) > 0
     assert float(d["memory_share_px"]) > 0.3 and float(d["memory_mono_share_px"]) == 0.0

@@ -12,7 +12,7 @@ from node_io import depth_array, feed_until, running_node
 
 pytestmark = pytest.mark.ros
 
-from depth_nodes.ros import conversions as conv  # noqa: E402
+from depth_nodes.ros.builders.stamp import ns_to_stamp  # noqa: E402
 
 
 def test_without_odometry_memory_only_while_the_picture_stands_still():
@@ -36,7 +36,7 @@ def test_without_odometry_memory_only_while_the_picture_stands_still():
         turned = np.roll(sender.rgb, 40, axis=1)  # the robot turned: the picture moved
 
         def moved():
-            stamp = conv.ns_to_stamp(time.time_ns())
+            stamp = ns_to_stamp(time.time_ns())
             sender.client.info_pub.publish(sender.info(stamp))
             sender.client.image_pub.publish(sender.image(stamp, turned))
 

@@ -18,7 +18,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from depth_nodes.ros import conversions as conv  # noqa: E402
+from depth_nodes.ros.builders.stamp import ns_to_stamp  # noqa: E402
 
 FAKE_TF2 = Path(__file__).parent / "fake_tf2"
 SPEED_MPS = 10.0
@@ -67,7 +67,7 @@ def box_depth(client, stamp_ns: int) -> float:
 
 def send(sender, scan_msg, stamp_ns: int) -> None:
     sender.client.points_pub.publish(scan_msg)
-    stamp = conv.ns_to_stamp(stamp_ns)
+    stamp = ns_to_stamp(stamp_ns)
     sender.client.info_pub.publish(sender.info(stamp))
     sender.client.image_pub.publish(sender.image(stamp))
 
@@ -81,7 +81,7 @@ def test_scan_50ms_before_the_image_lands_on_the_image(moving_node):
         t_scan = t_img - 50_000_000
         # At 10 m/s along x the LiDAR was 0.5 m behind when it scanned: everything 0.5 m farther.
         shifted = sender.points + np.float32([SPEED_MPS * 0.05, 0.0, 0.0])
-        send(sender, sender.cloud(conv.ns_to_stamp(t_scan), shifted), t_img)
+        send(sender, sender.cloud(ns_to_stamp(t_scan), shifted), t_img)
         try:
             got = box_depth(client, t_img)
             break

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from node_io import depth_array, start_node, stop_node
 
+from depth_nodes.msgs.cloud import pointcloud2_to_arrays
+from depth_nodes.msgs.image import image_to_numpy
+from depth_nodes.msgs.stamp import stamp_to_ns
 from depth_nodes.pipeline import colorize_depth
-from depth_nodes.ros import conversions as conv
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -178,13 +180,13 @@ def test_node_survives_sustained_load_with_parameters_in_effect() -> None:
                 continue
             if {"depth/colorized", "depth/points"} <= set(client_sub):
                 col, cloud = client_sub["depth/colorized"], client_sub["depth/points"]
-                if conv.stamp_to_ns(col.header.stamp) == stamp == conv.stamp_to_ns(cloud.header.stamp):
+                if stamp_to_ns(col.header.stamp) == stamp == stamp_to_ns(cloud.header.stamp):
                     break
         else:
             raise AssertionError("no complete frame after the stress")
         depth = depth_array(depth_msg)
         np.testing.assert_array_equal(
-            conv.image_to_numpy(col),
+            image_to_numpy(col),
             colorize_depth(
                 depth,
                 accepted["colorize_min_depth_m"],
@@ -193,7 +195,7 @@ def test_node_survives_sustained_load_with_parameters_in_effect() -> None:
             ),
         )
         dec = accepted["cloud_decimation"]
-        n_points = conv.pointcloud2_to_arrays(cloud).xyz.shape[0]
+        n_points = pointcloud2_to_arrays(cloud).xyz.shape[0]
         if accepted["cloud_organized"]:
             assert (cloud.height, cloud.width) == depth[::dec, ::dec].shape
         else:

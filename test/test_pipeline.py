@@ -211,34 +211,34 @@ def test_rolling_stats_and_rate_meter() -> None:
 
 # ------------------------------------------------------------------------------------------ node policy (ROS-free)
 def test_parameter_validation_and_runtime_policy() -> None:
-    from depth_nodes.ros import params as P
+    from depth_nodes.ros import params
 
-    p = P.from_values({})
+    p = params.from_values({})
     assert p.completer == "guided" and p.max_lidar_age_s == 0.15
-    with pytest.raises(P.ParameterError, match="image_qos_reliability"):
-        P.from_values({"image_qos_reliability": "sometimes"})
-    with pytest.raises(P.ParameterError, match="cloud_decimation.*outside"):
-        P.from_values({"cloud_decimation": 0})
-    with pytest.raises(P.ParameterError, match="needs 4 numbers"):
-        P.from_values({"lidar_to_camera_quat_xyzw": [0.0, 1.0]})
-    with pytest.raises(P.ParameterError, match="unknown parameter"):
-        P.from_values({"max_lidar_age": 0.1})
-    new, why = P.check_change(p, {"cloud_decimation": 4, "colorize_max_depth_m": 50})
+    with pytest.raises(params.ParameterError, match="image_qos_reliability"):
+        params.from_values({"image_qos_reliability": "sometimes"})
+    with pytest.raises(params.ParameterError, match="cloud_decimation.*outside"):
+        params.from_values({"cloud_decimation": 0})
+    with pytest.raises(params.ParameterError, match="needs 4 numbers"):
+        params.from_values({"lidar_to_camera_quat_xyzw": [0.0, 1.0]})
+    with pytest.raises(params.ParameterError, match="unknown parameter"):
+        params.from_values({"max_lidar_age": 0.1})
+    new, why = params.check_change(p, {"cloud_decimation": 4, "colorize_max_depth_m": 50})
     assert why == "" and new.cloud_decimation == 4 and new.colorize_max_depth_m == 50.0
-    new, why = P.check_change(p, {"backend": "torch"})
+    new, why = params.check_change(p, {"backend": "torch"})
     assert new is None and "'backend' cannot change while the node runs" in why
-    new, why = P.check_change(p, {"max_depth_m": 0.05})
+    new, why = params.check_change(p, {"max_depth_m": 0.05})
     assert new is None and "max_depth_m" in why
-    assert P.check_change(p, {"use_sim_time": True})[1] == ""  # not ours: left to rclpy
+    assert params.check_change(p, {"use_sim_time": True})[1] == ""  # not ours: left to rclpy
 
 
 def test_rate_limited_log_counts_and_suppresses(monkeypatch) -> None:
-    from depth_nodes.ros import diagnostics as D
+    from depth_nodes.ros import diagnostics
 
     now = [100.0]
-    monkeypatch.setattr(D.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(diagnostics.time, "monotonic", lambda: now[0])
     lines: list[str] = []
-    log = D.RateLimitedLog(lines.append, period_s=5.0)
+    log = diagnostics.RateLimitedLog(lines.append, period_s=5.0)
     assert log("a", "problem a") and not log("a", "problem a") and log("b", "problem b")
     for _ in range(10):
         log("a", "problem a")
@@ -283,7 +283,7 @@ def test_tf_extrinsics_glue_with_a_stub_tf2(monkeypatch) -> None:
     import types
     from types import SimpleNamespace as NS
 
-    from depth_nodes.ros import extrinsics as E
+    from depth_nodes.ros import extrinsics
 
     class LookupException(Exception):
         pass
@@ -306,15 +306,15 @@ def test_tf_extrinsics_glue_with_a_stub_tf2(monkeypatch) -> None:
     stub.ConnectivityException = stub.ExtrapolationException = LookupException
     stub.TransformListener = lambda buffer, node, spin_thread=True: None
     monkeypatch.setitem(sys.modules, "tf2_ros", stub)
-    assert E.tf2_available()
+    assert extrinsics.tf2_available()
     params = NS(extrinsics_source="auto", tf_timeout_s=0.05, lidar_frame="")
-    ext = E.make_extrinsics(node=None, params=params)
+    ext = extrinsics.make_extrinsics(node=None, params=params)
     assert ext.source == "tf2"
     np.testing.assert_allclose(ext.lookup("cam", "lidar", 123), scene.T_CAM_LIDAR, atol=1e-9)
     assert calls == [("cam", "lidar", 123, 50_000_000)]  # camera <- LiDAR at the scan stamp
-    with pytest.raises(E.ExtrinsicsError, match="no TF 'cam' <- 'missing'"):
+    with pytest.raises(extrinsics.ExtrinsicsError, match="no TF 'cam' <- 'missing'"):
         ext.lookup("cam", "missing", 5)
     monkeypatch.setitem(sys.modules, "tf2_ros", None)  # import fails again
-    assert not E.tf2_available()
+    assert not extrinsics.tf2_available()
     with pytest.raises(DepthNodesError, match="tf2_ros is not importable"):
-        E.make_extrinsics(None, NS(extrinsics_source="tf", tf_timeout_s=0.05, lidar_frame=""))
+        extrinsics.make_extrinsics(None, NS(extrinsics_source="tf", tf_timeout_s=0.05, lidar_frame=""))

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depth_nodes.eval.robustness import frames as F
+from depth_nodes.eval.robustness.frames import CROP_H, CROP_W, kitti_frames
 
 DRIVE = (
     Path(__file__).resolve().parents[1].parent
@@ -18,10 +18,10 @@ DRIVE = (
 )
 def test_kitti_frames_hold_out_returns_and_carry_rings_and_poses():
     pytest.importorskip("kiss_icp", reason="kiss-icp needed for the ego poses")
-    frames = F.kitti_frames(DRIVE, 2, seed=0)
+    frames = kitti_frames(DRIVE, 2, seed=0)
     assert len(frames) == 2
     f = frames[0]
-    assert f.image.shape == (F.CROP_H, F.CROP_W, 3) and f.gt.shape == (F.CROP_H, F.CROP_W)
+    assert f.image.shape == (CROP_H, CROP_W, 3) and f.gt.shape == (CROP_H, CROP_W)
     n_all, n_in = f.all_points.shape[0], f.points.shape[0]
     assert 0.75 * n_all < n_in < 0.85 * n_all  # 20 % held out
     assert f.rings is not None and f.rings.shape == (n_in,) and f.rings.max() == 63

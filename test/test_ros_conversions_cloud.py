@@ -14,12 +14,8 @@ from ros_msg_builders import F32, F64, I16, U8, U16, U32, XYZ, hand_cloud, heade
 from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
 
 from depth_nodes.errors import ConversionError  # noqa: E402
-from depth_nodes.ros.conversions import (  # noqa: E402
-    pointcloud2_to_arrays,
-    pointcloud2_view,
-    unpack_rgb,
-    xyzrgb_to_pointcloud2,
-)
+from depth_nodes.msgs.cloud import pointcloud2_to_arrays, pointcloud2_view, unpack_rgb  # noqa: E402
+from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2  # noqa: E402
 
 RNG = np.random.default_rng(7)
 

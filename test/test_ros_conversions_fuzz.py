@@ -13,18 +13,11 @@ from ros_msg_builders import F32, XYZ, hand_cloud, header  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
 from depth_nodes.errors import ConversionError  # noqa: E402
-from depth_nodes.ros.conversions import (  # noqa: E402
-    ENCODINGS,
-    image_to_depth,
-    image_to_numpy,
-    image_to_rgb,
-    numpy_to_image,
-    pointcloud2_to_arrays,
-    pointcloud2_view,
-    stamp_to_ns,
-    unpack_rgb,
-    xyzrgb_to_pointcloud2,
-)
+from depth_nodes.msgs.cloud import pointcloud2_to_arrays, pointcloud2_view, unpack_rgb  # noqa: E402
+from depth_nodes.msgs.image import ENCODINGS, image_to_depth, image_to_numpy, image_to_rgb  # noqa: E402
+from depth_nodes.msgs.stamp import stamp_to_ns  # noqa: E402
+from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2  # noqa: E402
+from depth_nodes.ros.builders.image import numpy_to_image  # noqa: E402
 
 RNG = np.random.default_rng(7)
 
@@ -143,7 +136,7 @@ def test_filled_messages_survive_rclpy_serialization():
     np.testing.assert_array_equal(unpack_rgb(pointcloud2_view(cloud)["rgb"].reshape(-1)), rgb.reshape(-1, 3))
     # the field checks path (ROS_PYTHON_CHECK_FIELDS=1) stores the array as is
     checked = Image(check_fields=True)
-    from depth_nodes.ros.msg_buffer import set_data
+    from depth_nodes.ros.builders.buffer import set_data
 
     set_data(checked, depth)
     assert bytes(checked.data) == depth.tobytes()

@@ -15,14 +15,8 @@ from ros_msg_builders import header  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from depth_nodes.errors import ConversionError, DepthNodesError  # noqa: E402
-from depth_nodes.ros.conversions import (  # noqa: E402
-    ENCODINGS,
-    compressed_to_rgb,
-    image_to_depth,
-    image_to_numpy,
-    image_to_rgb,
-    numpy_to_image,
-)
+from depth_nodes.msgs.image import ENCODINGS, compressed_to_rgb, image_to_depth, image_to_numpy, image_to_rgb  # noqa: E402
+from depth_nodes.ros.builders.image import numpy_to_image  # noqa: E402
 
 RNG = np.random.default_rng(7)
 

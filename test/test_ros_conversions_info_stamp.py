@@ -13,12 +13,10 @@ from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 from depth_nodes.core.camera import CameraModel  # noqa: E402
 from depth_nodes.errors import ConversionError  # noqa: E402
-from depth_nodes.ros.conversions import (  # noqa: E402
-    camera_info_to_model,
-    model_to_camera_info,
-    ns_to_stamp,
-    stamp_to_ns,
-)
+from depth_nodes.msgs.camera_info import camera_info_to_model  # noqa: E402
+from depth_nodes.msgs.stamp import stamp_to_ns  # noqa: E402
+from depth_nodes.ros.builders.camera_info import model_to_camera_info  # noqa: E402
+from depth_nodes.ros.builders.stamp import ns_to_stamp  # noqa: E402
 
 RNG = np.random.default_rng(7)
 K = np.array([[721.5, 0.0, 609.5], [0.0, 721.5, 172.8], [0.0, 0.0, 1.0]])

@@ -13,10 +13,11 @@ from runtime_helpers import CONSTANT_DEPTH_M, EXPORT_HW, constant_model, exporte
 
 from depth_nodes import completion
 from depth_nodes import pipeline as pl
+from depth_nodes.pipeline.learned_estimator import GuardedLearnedEstimator
 from depth_nodes.runtime import create_backend, factory
 from depth_nodes.runtime.errors import ModelError
-from depth_nodes.runtime.estimator import GuardedLearnedEstimator, LearnedOptions, build_learned
 from depth_nodes.runtime.frames import street_frame
+from depth_nodes.runtime.predictor import LearnedOptions, build_predictor
 from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
 
 
@@ -72,7 +73,7 @@ def test_auto_choice_and_its_reason(monkeypatch, exported) -> None:
 
 def test_learned_estimator_runs_at_any_frame_size(constant) -> None:
     for backend in ("onnxruntime", "torch"):
-        est = build_learned(LearnedOptions(str(constant["dir"]), backend, engine_cache_dir=str(constant["cache"]),
+        est = build_predictor(LearnedOptions(str(constant["dir"]), backend, engine_cache_dir=str(constant["cache"]),
                                            resolutions=[EXPORT_HW]))  # fmt: skip
         img, sp = street_frame(30, 45)  # not a multiple of the stride: padded, then cropped back
         out = est.predict(img, sp)
@@ -111,6 +112,28 @@ def test_selector_builds_learned_with_options(exported) -> None:
     assert est.name == "learned:tiny_unet" and sel.active_names[pl.GUIDED] == "learned"
     values, warnings = sel.diagnostics()
     assert values["learned_state"] == "active" and warnings == []
+
+
+def test_eval_learned_is_the_node_learned_estimator(tmp_path, exported) -> None:
+    """``completion.create("learned")`` (eval, complete, bench) is the node's guarded estimator: same model on
+    the same backend, the same classical fallback, the fallback named in the method; ``fallback=""`` fails."""
+    img, sp = street_frame(*EXPORT_HW, seed=3)
+    comp = completion.create("learned", model_dir=str(exported["onnx"]), backend="onnxruntime")
+    node = GuardedLearnedEstimator(LearnedOptions(str(exported["onnx"]), "onnxruntime"), background=False)
+    got = comp.complete(sp, img, conditioned=True)
+    frame = type("Inputs", (), {"rgb": img, "sparse": type("S", (), {"depth": sp})()})()
+    np.testing.assert_array_equal(got.depth, node.estimate(frame).depth)
+    assert comp.name == "learned_onnxruntime" and comp.estimator().state == "active"
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(exported["onnx"].read_bytes()[:3000])
+    comp = completion.create("learned", model_dir=str(bad))
+    out = comp.complete(sp, img, conditioned=True)
+    ref = completion.create("guided").complete(sp, img, conditioned=True)
+    np.testing.assert_array_equal(np.isnan(out.depth), np.isnan(ref.depth) | (ref.depth > 120.0))
+    assert comp.name.startswith("learned -> guided (fallback: ") and "corrupt or truncated" in comp.name
+    strict = completion.create("learned", model_dir=str(bad), fallback="")
+    with pytest.raises(ModelError, match="corrupt or truncated"):
+        strict.complete(sp, img, conditioned=True)
 
 
 def test_classical_path_never_imports_torch_or_onnxruntime() -> None:

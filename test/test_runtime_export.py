@@ -74,7 +74,7 @@ def test_corrupt_onnx_gives_a_clear_error(exported, tmp_path, damage) -> None:
 
 
 def test_fixed_shape_export_by_cli_honours_its_resolution(exported, tmp_path, capsys, monkeypatch) -> None:
-    from depth_nodes.runtime import export as E
+    from depth_nodes.runtime import export
 
     fixed = tmp_path / "fixed.onnx"
     argv = ["export", str(exported["dir"]), "--out", str(fixed), "--height", "32", "--width", "48", "--fixed"]
@@ -92,14 +92,14 @@ def test_fixed_shape_export_by_cli_honours_its_resolution(exported, tmp_path, ca
         ort.infer(to_inputs_numpy(img, sp, Normalisation(), 4))
 
     # Over the tolerance the command fails (an exporter bug: ONNX Runtime disagrees with torch).
-    real = E.parity
+    real = export.parity
 
     def drifting(*a, **k):
         rep = real(*a, **k)
         rep.rows[0]["max_abs"] = 0.5
         return rep
 
-    monkeypatch.setattr(E, "torch_export_onnx", lambda m, out, *a: bool(out.write_bytes(fixed.read_bytes())) and False)
-    monkeypatch.setattr(E, "parity", drifting)
+    monkeypatch.setattr(export, "torch_export_onnx", lambda m, out, *a: bool(out.write_bytes(fixed.read_bytes())) and False)
+    monkeypatch.setattr(export, "parity", drifting)
     rc = cli_main(argv[:3] + [str(tmp_path / "m2.onnx")] + argv[4:])
     assert rc == 1 and "parity check FAILED" in capsys.readouterr().out

@@ -23,7 +23,7 @@ import pytest
 from runtime_trt_fakes import allowed, make_fake_trt, snapshot_version
 from trt_bindings import bindings_dir, missing_reason, real_surface, run_real, snapshot
 
-from depth_nodes.runtime import trt_api as A
+from depth_nodes.runtime import trt_api
 
 RUNTIME = Path(__file__).resolve().parents[1] / "depth_nodes" / "runtime"
 
@@ -33,21 +33,21 @@ def _need(version: str) -> None:
         pytest.skip(missing_reason(version))
 
 
-@pytest.mark.parametrize("version", A.CHECKED_VERSIONS)
+@pytest.mark.parametrize("version", trt_api.CHECKED_VERSIONS)
 def test_every_used_name_and_signature_exists_in_the_real_bindings(version) -> None:
     _need(version)
     live = real_surface(version)
     assert live["version"] == version
-    problems = A.check_used(live)
+    problems = trt_api.check_used(live)
     assert not problems, "\n".join(problems)
     assert live == snapshot(version), (
         f"test/trt_api/{version}.json is stale: rerun `python3 test/trt_bindings.py` (the fakes derive from it)"
     )
-    print(f"TensorRT {version}: {sum(len(A.USED[g]) for g in A.paths_of(version))} names of paths "
-          f"{'+'.join(A.paths_of(version))} match the real bindings")  # fmt: skip
+    print(f"TensorRT {version}: {sum(len(trt_api.USED[g]) for g in trt_api.paths_of(version))} names of paths "
+          f"{'+'.join(trt_api.paths_of(version))} match the real bindings")  # fmt: skip
 
 
-@pytest.mark.parametrize("version", A.CHECKED_VERSIONS)
+@pytest.mark.parametrize("version", trt_api.CHECKED_VERSIONS)
 def test_the_real_module_is_loaded_not_a_fake(version) -> None:
     """The stubs return NULL: the real Builder refuses to exist, as it does on a machine without TensorRT's libs."""
     _need(version)
@@ -60,10 +60,10 @@ def test_the_real_module_is_loaded_not_a_fake(version) -> None:
 def test_fakes_offer_only_what_the_real_version_has(version) -> None:
     trt = make_fake_trt(version)  # validate() runs inside: raises on any name / argument the real API lacks
     surf = snapshot(snapshot_version(version))
-    weak = A.precision_path(version) == "weak" and A.version_tuple(version)[0] == 10
+    weak = trt_api.precision_path(version) == "weak" and trt_api.version_tuple(version)[0] == 10
     assert hasattr(trt, "BuilderFlag") == weak and hasattr(trt, "IInt8EntropyCalibrator2") == weak
-    if A.version_tuple(version)[0] == 10:  # the flag is set on 10.x only (ignored, deprecated on 11.x)
-        real = A.lookup(surf, "NetworkDefinitionCreationFlag.STRONGLY_TYPED")["value"]
+    if trt_api.version_tuple(version)[0] == 10:  # the flag is set on 10.x only (ignored, deprecated on 11.x)
+        real = trt_api.lookup(surf, "NetworkDefinitionCreationFlag.STRONGLY_TYPED")["value"]
         assert int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) == real
     else:
         assert not hasattr(trt, "NetworkDefinitionCreationFlag")
@@ -71,8 +71,8 @@ def test_fakes_offer_only_what_the_real_version_has(version) -> None:
 
 
 def test_used_matches_the_snapshots_offline() -> None:
-    for v in A.CHECKED_VERSIONS:
-        assert not A.check_used(snapshot(v)), v
+    for v in trt_api.CHECKED_VERSIONS:
+        assert not trt_api.check_used(snapshot(v)), v
 
 
 def _chains(tree: ast.AST) -> set[str]:
@@ -94,7 +94,7 @@ def _chains(tree: ast.AST) -> set[str]:
 
 
 def test_every_module_attribute_the_backend_reads_is_in_used() -> None:
-    used = {A.parse_entry(e)[0] for g in A.USED.values() for e in g}
+    used = {trt_api.parse_entry(e)[0] for g in trt_api.USED.values() for e in g}
     prefixes = {p.rsplit(".", 1)[0] for p in used if "." in p} | used
     chains = set()
     for f in sorted(RUNTIME.glob("trt_*.py")):
@@ -105,11 +105,11 @@ def test_every_module_attribute_the_backend_reads_is_in_used() -> None:
 
 def test_the_checker_catches_a_wrong_name_and_a_wrong_argument_order(monkeypatch) -> None:
     surf = json.loads(json.dumps(snapshot("10.13.3.9")))
-    monkeypatch.setitem(A.USED, "common", (*A.USED["common"], "IExecutionContext.execute_async_v4(stream_handle)",
+    monkeypatch.setitem(trt_api.USED, "common", (*trt_api.USED["common"], "IExecutionContext.execute_async_v4(stream_handle)",
                                            "IOptimizationProfile.set_shape(input, opt, min, max)"))  # fmt: skip
-    problems = A.check_used(surf)
+    problems = trt_api.check_used(surf)
     assert any("execute_async_v4 does not exist" in p for p in problems)
     assert any("set_shape('input', 'opt', 'min', 'max') does not match" in p for p in problems)
     # a 10.x-only name on a path 11.x takes: reported against the real 11.4 surface
-    monkeypatch.setitem(A.USED, "common", (*A.USED["common"], "BuilderFlag.FP16"))
-    assert any("BuilderFlag.FP16 does not exist" in p for p in A.check_used(snapshot("11.4.0.106")))
+    monkeypatch.setitem(trt_api.USED, "common", (*trt_api.USED["common"], "BuilderFlag.FP16"))
+    assert any("BuilderFlag.FP16 does not exist" in p for p in trt_api.check_used(snapshot("11.4.0.106")))

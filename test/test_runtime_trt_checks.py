@@ -126,8 +126,8 @@ def test_a_jetson_with_a_cpu_torch_is_detected_and_reported(tmp_path, monkeypatc
     assert "Jetson Orin NX" in why and "CPU-only torch" in why and "JetPack" in why
     b = factory.create_backend(exported["onnx"], "auto", "fp16")
     assert b.kind == "onnxruntime" and "CPU-only torch" in b.gpu_unused
-    from depth_nodes.runtime.estimator import LearnedOptions
-    from depth_nodes.runtime.learned_guard import GuardedLearnedEstimator
+    from depth_nodes.pipeline.learned_estimator import GuardedLearnedEstimator
+    from depth_nodes.runtime.predictor import LearnedOptions
 
     g = GuardedLearnedEstimator(LearnedOptions(str(exported["onnx"]), "auto", resolutions=RES), background=False)
     values, warnings = g.diagnostics()

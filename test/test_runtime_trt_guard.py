@@ -16,11 +16,11 @@ import pytest
 from runtime_helpers import exported_model, small_model
 from runtime_trt_fakes import make_fake_trt
 
-from depth_nodes.runtime.estimator import LearnedOptions, parse_resolutions
+from depth_nodes.pipeline.learned_estimator import GuardedLearnedEstimator
 from depth_nodes.runtime.export import export
 from depth_nodes.runtime.frames import street_frame
-from depth_nodes.runtime.learned_guard import GuardedLearnedEstimator
 from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
+from depth_nodes.runtime.predictor import LearnedOptions, parse_resolutions
 from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
 from depth_nodes.runtime.trt_gpu import GpuInfo
 
@@ -71,7 +71,7 @@ def test_a_kitti_raw_camera_runs_through_tensorrt_and_publishes_depth(stride32, 
     assert values["learned_engine_sizing"] == f"input 375x1242 runs in profile {want}"
     assert trt.calls["builds"] == 1  # no rebuild: the profile holds the camera
     sensor_msgs = pytest.importorskip("sensor_msgs.msg", reason="ROS 2 messages not installed (pip install '.[ros]')")
-    from depth_nodes.ros.image_conv import numpy_to_image
+    from depth_nodes.ros.builders.image import numpy_to_image
 
     msg = numpy_to_image(out.depth, "32FC1")  # what the node publishes on depth/image
     assert isinstance(msg, sensor_msgs.Image) and (msg.height, msg.width, msg.step) == (375, 1242, 1242 * 4)

@@ -10,8 +10,7 @@ import pytest
 from depth_nodes.cli import main as cli_main
 from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.core.transforms import invert, transform_points
-from depth_nodes.data import synthetic_lidar as L
-from depth_nodes.data import synthetic_scene
+from depth_nodes.data import synthetic_lidar, synthetic_scene
 from depth_nodes.data.kitti_depth import list_frames
 from depth_nodes.data.kitti_raw import RawDrive
 from depth_nodes.data.synthetic import (
@@ -33,14 +32,14 @@ def _az_el_deg(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.degrees(np.arctan2(y, x)), np.degrees(np.arctan2(z, np.hypot(x, y)))
 
 
-@pytest.mark.parametrize("name", L.PATTERNS)
+@pytest.mark.parametrize("name", synthetic_lidar.PATTERNS)
 def test_pattern_geometry_and_timing(name):
-    p = L.scan_pattern(name, 5)
+    p = synthetic_lidar.scan_pattern(name, 5)
     n = p.dirs.shape[0]
     assert p.dirs.dtype == np.float32 and p.time_ns.shape == (n,) and p.time_ns.dtype == np.int64
     np.testing.assert_allclose(np.linalg.norm(p.dirs, axis=1), 1.0, atol=1e-6)
-    assert np.all(np.abs(p.time_ns) <= L.SWEEP_NS // 2)
-    assert np.ptp(p.time_ns) > 0.95 * L.SWEEP_NS  # the integration spans the whole 100 ms
+    assert np.all(np.abs(p.time_ns) <= synthetic_lidar.SWEEP_NS // 2)
+    assert np.ptp(p.time_ns) > 0.95 * synthetic_lidar.SWEEP_NS  # the integration spans the whole 100 ms
     assert p.in_fov(p.dirs).all()
     # Every ray is in exactly one slice, fired at the slice's time.
     ids = np.concatenate([s.idx.reshape(-1) for s in p.slices])
@@ -51,7 +50,7 @@ def test_pattern_geometry_and_timing(name):
     if name.startswith("spinning"):
         rings = int(name[-2:])
         assert set(np.unique(p.rings)) == set(range(rings))
-        np.testing.assert_allclose(el, L.spinning_elevations_deg(rings)[p.rings], atol=1e-4)
+        np.testing.assert_allclose(el, synthetic_lidar.spinning_elevations_deg(rings)[p.rings], atol=1e-4)
         # Clockwise from above, forward at the stamp: left (+90 deg) a quarter turn earlier, right later.
         for az0, t_ms in ((0.0, 0.0), (90.0, -25.0), (-90.0, 25.0)):
             near = np.abs(az - az0) < 0.5
@@ -66,14 +65,14 @@ def test_pattern_geometry_and_timing(name):
         spread = [np.ptp(el[s.idx]) for s in p.slices]
         assert min(spread) > 0.15 and max(spread) < 0.25
     if name == "rosette":
-        assert np.hypot(az, el).max() <= L.ROSETTE_CONE_DEG + 0.1
-        other = L.scan_pattern(name, 6)
+        assert np.hypot(az, el).max() <= synthetic_lidar.ROSETTE_CONE_DEG + 0.1
+        other = synthetic_lidar.scan_pattern(name, 6)
         assert not np.allclose(other.dirs, p.dirs)  # non-repetitive: another frame, other directions
 
 
 def test_unknown_pattern_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown LiDAR pattern 'solid'.*raster"):
-        L.scan_pattern("solid")
+        synthetic_lidar.scan_pattern("solid")
 
 
 def test_sweep_culling_matches_brute_force(monkeypatch):
@@ -84,17 +83,17 @@ def test_sweep_culling_matches_brute_force(monkeypatch):
     def pose_at(dt_ns):
         return ego.pose(1.2 + dt_ns * 1e-9)
 
-    real_bounds = L._prim_bounds
+    real_bounds = synthetic_lidar._prim_bounds
     for name in ("spinning32", "rosette"):
-        pat = L.scan_pattern(name, 12)
-        a = L.cast_sweep(pat, pose_at, prims, 120.0)
+        pat = synthetic_lidar.scan_pattern(name, 12)
+        a = synthetic_lidar.cast_sweep(pat, pose_at, prims, 120.0)
 
         def everything(*args, **kwargs):
             a0, a1, emin, emax, full, dmin = real_bounds(*args, **kwargs)
             return a0, a1, emin - 10, emax + 10, np.ones_like(full), dmin * 0
 
-        monkeypatch.setattr(L, "_prim_bounds", everything)
-        b = L.cast_sweep(pat, pose_at, prims, 120.0)
+        monkeypatch.setattr(synthetic_lidar, "_prim_bounds", everything)
+        b = synthetic_lidar.cast_sweep(pat, pose_at, prims, 120.0)
         monkeypatch.undo()
         np.testing.assert_array_equal(a.ids, b.ids, err_msg=name)
         np.testing.assert_allclose(a.t, b.t, rtol=1e-4)

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 
 from depth_nodes.completion.base import Completer, Completion, distance_confidence
-from depth_nodes.completion.registry import register
 
 
 def nearest_fill(sparse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +23,6 @@ def nearest_fill(sparse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lut[labels], dist
 
 
-@register("nearest", "nearest LiDAR return per pixel (Voronoi fill); confidence from distance to it")
 class NearestCompleter(Completer):
     """Nearest-neighbour fill; confidence decays with the distance to the nearest return."""
 

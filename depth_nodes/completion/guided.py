@@ -14,8 +14,8 @@ in the pixel coordinates, so averaging there interpolates planes exactly):
 3. **Returns kept exactly**; **above the LiDAR's top envelope** (the highest return within
    +-``top_window_px`` columns) NaN with confidence 0, unless ``extrapolate=True`` (as IP-Basic's
    option: the fill's own reach kept, then each column's top value carried up to row 0, low confidence).
-4. **Confidence** ``exp(-e / confidence_scale_m)`` with the expected error
-   ``e = d**2 * (noise_inv + spread / 2)``, ``spread`` the near-far disagreement (inverse depth; an
+4. **Confidence** ``1 / (1 + e / confidence_scale_m)`` with the expected error
+   ``e = d**2 * (noise_inv + spread / 2)`` (m), ``spread`` the near-far disagreement (inverse depth; an
    inverse-depth error ``di`` is a depth error ``d**2 di``), larger for hole-filled pixels.
 """
 
@@ -36,7 +36,6 @@ from depth_nodes.completion.guided_fill import (
     top_envelope,
 )
 from depth_nodes.completion.guided_image import ImageParams, refine_edges
-from depth_nodes.completion.registry import register
 
 #: Spread (relative to the value) added per coarse hole pass a pixel waited for, and given to the
 #: upward extrapolation: their error grows with the distance to the returns.
@@ -77,7 +76,7 @@ class GuidedCompleter(Completer):
     - ``min_depth_m`` / ``max_depth_m`` (m, 0.5 / 500): estimates are clipped to this range (a safety
       net: they are means of returns); returns are kept as measured.
     - ``noise_inv`` (1/m, 0.002): inverse-depth noise floor of the confidence model.
-    - ``confidence_scale_m`` (m, 1.0): expected error (m) that maps to confidence exp(-1).
+    - ``confidence_scale_m`` (m, 1.0): expected error (m) that maps to confidence 0.5.
     """
 
     name = "guided"
@@ -225,25 +224,3 @@ class GuidedCompleter(Completer):
         b = spread * np.float32(0.5 / self.confidence_scale_m)
         b += np.float32(self.noise_inv / self.confidence_scale_m)
         return cv2.divide(inv2, cv2.add(inv2, b))  # 0 / b = 0 where inv is 0
-
-
-@register(
-    "guided",
-    "ring-free morphological completion in inverse depth (default); confidence from the near/far spread",
-)
-def _guided(**params) -> GuidedCompleter:
-    return GuidedCompleter(use_image=True, **params)
-
-
-@register("lidar_only", "the guided completer without the image (camera lost)")
-def _lidar_only(**params) -> GuidedCompleter:
-    return GuidedCompleter(use_image=False, **params)
-
-
-@register(
-    "guided_extrapolate",
-    "guided with extrapolate=True (IP-Basic's option: estimates above the top return too); for benchmarks",
-)
-def _guided_extrapolate(**params) -> GuidedCompleter:
-    params.setdefault("extrapolate", True)
-    return GuidedCompleter(use_image=True, **params)

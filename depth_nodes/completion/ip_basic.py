@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 from depth_nodes.completion.base import Completer, Completion
-from depth_nodes.completion.registry import register
 
 FULL_KERNEL_5 = np.ones((5, 5), np.uint8)
 FULL_KERNEL_7 = np.ones((7, 7), np.uint8)
@@ -193,13 +192,3 @@ class IPBasicCompleter(Completer):
         dist = cv2.distanceTransform((sparse <= 0).view(np.uint8), cv2.DIST_L1, 3, dstType=cv2.CV_8U)
         np.putmask(dist, empty, 255)
         return np.take(self._conf_lut, dist)
-
-
-@register("ip_basic", "IP-Basic fast (Ku et al. 2018) as published: extrapolate, Gaussian blur; no image")
-def _ip_basic(**params) -> IPBasicCompleter:
-    return IPBasicCompleter(mode="fast", **params)
-
-
-@register("ip_basic_multiscale", "IP-Basic multi-scale (Ku et al. 2018) as published: bilateral; no image")
-def _ip_basic_multiscale(**params) -> IPBasicCompleter:
-    return IPBasicCompleter(mode="multiscale", **params)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depth_nodes.core import motion as M
+from depth_nodes.core import motion
 from depth_nodes.errors import DepthNodesError
 
 MODES = ("auto", "tf", "lidar_odometry", "off")
@@ -67,7 +67,7 @@ class ScanCompensator:
             raise DepthNodesError("motion_compensation is 'lidar_odometry' but no LiDAR odometry was given")
         self.extrinsics = extrinsics
         self.odometry = odometry
-        self.status = M.status("off" if self.mode == "off" else self.mode, detail="no frame yet")
+        self.status = motion.status("off" if self.mode == "off" else self.mode, detail="no frame yet")
         self._tf_retry_at = 0.0
         self._tf_failure = ""
 
@@ -87,7 +87,7 @@ class ScanCompensator:
         timed = deskew and point_time_ns is not None and point_time_ns.size and np.ptp(point_time_ns) > 0
         if self.mode == "off":
             out = Compensated(points, self.extrinsics.lookup(camera_frame, lidar_frame, t_scan_ns),
-                              M.STATUS_NONE, False)  # fmt: skip
+                              motion.STATUS_NONE, False)  # fmt: skip
         elif self.mode == "tf":
             out = self._tf(points, point_time_ns if timed else None, lidar_frame, t_scan_ns, camera_frame,
                            t_image_ns, fixed_frame, twist_window_s)  # fmt: skip
@@ -101,33 +101,33 @@ class ScanCompensator:
         ext = self.extrinsics
         if time.monotonic() < self._tf_retry_at:
             T = ext.lookup(camera, lidar, t_scan)
-            return Compensated(points, T, M.status("off", detail=self._tf_failure), False)
+            return Compensated(points, T, motion.status("off", detail=self._tf_failure), False)
         try:
             T = ext.lookup_full(camera, t_image, lidar, t_scan, fixed)
         except DepthNodesError as exc:
             T = ext.lookup(camera, lidar, t_scan)  # raises when there are no extrinsics at all
             self._tf_retry_at = time.monotonic() + TF_RETRY_S
             self._tf_failure = f"no odometry TF: {exc}"
-            return Compensated(points, T, M.status("off", detail=self._tf_failure), False)
+            return Compensated(points, T, motion.status("off", detail=self._tf_failure), False)
         if times is None:
-            return Compensated(points, T, M.status("tf", fixed, False), False)
+            return Compensated(points, T, motion.status("tf", fixed, False), False)
         window_ns = int(round(window_s * 1e9))
         try:
             T_a = ext.lookup_pose(fixed, lidar, t_scan - window_ns)
             T_b = ext.lookup_pose(fixed, lidar, t_scan)
-            velocity = M.velocity_from_poses(T_a, t_scan - window_ns, T_b, t_scan)
+            velocity = motion.velocity_from_poses(T_a, t_scan - window_ns, T_b, t_scan)
         except DepthNodesError as exc:
-            return Compensated(points, T, M.status("tf", fixed, False, f"no twist: {exc}"), False)
-        out = M.deskew(points, times * 1e-9, velocity)
-        return Compensated(out, T, M.status("tf", fixed, True), True)
+            return Compensated(points, T, motion.status("tf", fixed, False, f"no twist: {exc}"), False)
+        out = motion.deskew(points, times * 1e-9, velocity)
+        return Compensated(out, T, motion.status("tf", fixed, True), True)
 
     def _odometry(self, points, times, lidar, t_scan, camera, t_image) -> Compensated:
         T_static = self.extrinsics.lookup(camera, lidar, t_scan)
         velocity = self.odometry.update(points, t_scan)
         name = "lidar odometry (kiss-icp)"
         if velocity is None:
-            return Compensated(points, T_static, M.status(name, detail="waiting for a second scan"), False)
-        T = M.scan_to_image_transform(T_static, velocity, t_scan, t_image)
+            return Compensated(points, T_static, motion.status(name, detail="waiting for a second scan"), False)
+        T = motion.scan_to_image_transform(T_static, velocity, t_scan, t_image)
         if times is None:
-            return Compensated(points, T, M.status(name, deskewed=False), False)
-        return Compensated(M.deskew(points, times * 1e-9, velocity), T, M.status(name, deskewed=True), True)
+            return Compensated(points, T, motion.status(name, deskewed=False), False)
+        return Compensated(motion.deskew(points, times * 1e-9, velocity), T, motion.status(name, deskewed=True), True)

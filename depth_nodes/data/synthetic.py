@@ -37,7 +37,7 @@ from tqdm import tqdm
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.core.transforms import invert, transform_points
-from depth_nodes.data import synthetic_scene as S
+from depth_nodes.data import synthetic_scene
 from depth_nodes.data.kitti_calib import write_cam_to_cam, write_velo_to_cam
 from depth_nodes.data.kitti_depth import crop_bottom_centre, frame_filename, write_frame
 from depth_nodes.data.kitti_raw import write_raw_frame, write_raw_timestamps
@@ -130,7 +130,7 @@ def render_frame(
     t_s = index * FRAME_PERIOD_NS * 1e-9
     T_world_velo = ego.pose(t_s)
     x = T_world_velo[0, 3]
-    prims = S.scene_at(seed, t_s, x - LIDAR_MAX_RANGE_M - 10.0, x + CAMERA_FAR_M + 10.0)
+    prims = synthetic_scene.scene_at(seed, t_s, x - LIDAR_MAX_RANGE_M - 10.0, x + CAMERA_FAR_M + 10.0)
     table = PrimTable.of(prims)
     rng = np.random.default_rng([seed, index, 505])
     cam = CameraGrid(
@@ -166,9 +166,9 @@ def render_frame(
 
 def ego_path(
     seed: int, speed_mps: float | None = None, stop_s: tuple[float, float] | None = None
-) -> S.EgoPath:
+) -> synthetic_scene.EgoPath:
     """The ego trajectory of ``seed`` (optionally at another speed, optionally standing still a while)."""
-    ego = S.EgoPath.from_seed(seed)
+    ego = synthetic_scene.EgoPath.from_seed(seed)
     ego = ego if speed_mps is None else replace(ego, speed_mps=float(speed_mps))
     return ego if stop_s is None else replace(ego, stop_s=(float(stop_s[0]), float(stop_s[1])))
 
@@ -380,7 +380,7 @@ def write_drive(
     camera, T_cam_velo = synthetic_calib(width, height)
     x0, y0 = crop_bottom_centre(camera.shape)
     crop_cam = camera.crop(x0, y0, 1216, 352)
-    ego = S.EgoPath.from_seed(seed)
+    ego = synthetic_scene.EgoPath.from_seed(seed)
     stamps = []
     frames = generate_drive(seed, n_frames, **kw)
     if motion:

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from depth_nodes.data import synthetic_scene as S
+from depth_nodes.data import synthetic_scene
 from depth_nodes.data.synthetic_raycast import GROUND_CURB, GROUND_RAISED, GROUND_ROAD, SKY
 
 SUN = np.array([0.35, 0.45, 0.82], np.float32) / np.linalg.norm([0.35, 0.45, 0.82])
@@ -23,18 +23,18 @@ ZENITH = np.array([0.36, 0.55, 0.86], np.float32)
 
 #: LiDAR reflectivity (0..1) per material; CAR_BODY uses the paint's brightness instead.
 REFLECTIVITY = {
-    S.ROAD: 0.22,
-    S.CURB: 0.35,
-    S.SIDEWALK: 0.35,
-    S.GRASS: 0.3,
-    S.FACADE: 0.45,
-    S.CAR_GLASS: 0.04,
-    S.TYRE: 0.03,
-    S.METAL: 0.5,
-    S.SIGN: 0.95,
-    S.TRUNK: 0.3,
-    S.FOLIAGE: 0.35,
-    S.HEDGE: 0.3,
+    synthetic_scene.ROAD: 0.22,
+    synthetic_scene.CURB: 0.35,
+    synthetic_scene.SIDEWALK: 0.35,
+    synthetic_scene.GRASS: 0.3,
+    synthetic_scene.FACADE: 0.45,
+    synthetic_scene.CAR_GLASS: 0.04,
+    synthetic_scene.TYRE: 0.03,
+    synthetic_scene.METAL: 0.5,
+    synthetic_scene.SIGN: 0.95,
+    synthetic_scene.TRUNK: 0.3,
+    synthetic_scene.FOLIAGE: 0.35,
+    synthetic_scene.HEDGE: 0.3,
 }
 N_MATERIALS = 13
 
@@ -66,7 +66,7 @@ class PrimTable:
     color: np.ndarray
 
     @classmethod
-    def of(cls, prims: list[S.Prim]) -> PrimTable:
+    def of(cls, prims: list[synthetic_scene.Prim]) -> PrimTable:
         n = len(prims)
         if n == 0:
             z3 = np.zeros((1, 3), np.float32)
@@ -99,17 +99,17 @@ def surface(P: np.ndarray, ids: np.ndarray, table: PrimTable) -> Surface:
     lo, hi = table.lo[oid], table.hi[oid]
     y = P[:, 1]
     # --- materials of the analytic ground
-    mat = np.where(obj, table.material[oid], S.ROAD).astype(np.int8)
-    mat[ids == GROUND_CURB] = S.CURB
+    mat = np.where(obj, table.material[oid], synthetic_scene.ROAD).astype(np.int8)
+    mat[ids == GROUND_CURB] = synthetic_scene.CURB
     raised = ids == GROUND_RAISED
-    mat[raised] = np.where(np.abs(y[raised]) < S.SIDEWALK_OUTER_M, S.SIDEWALK, S.GRASS)
+    mat[raised] = np.where(np.abs(y[raised]) < synthetic_scene.SIDEWALK_OUTER_M, synthetic_scene.SIDEWALK, synthetic_scene.GRASS)
     # --- normals
     nrm = np.zeros((n, 3), np.float32)
     nrm[:, 2] = 1.0
     curb = ids == GROUND_CURB
     nrm[curb] = 0.0
     nrm[curb, 1] = -np.sign(y[curb])
-    box = kind == S.BOX
+    box = kind == synthetic_scene.BOX
     if box.any():
         p, a, b = P[box], lo[box], hi[box]
         dlo, dhi = np.abs(p - a), np.abs(p - b)
@@ -119,7 +119,7 @@ def surface(P: np.ndarray, ids: np.ndarray, table: PrimTable) -> Surface:
         nb = np.zeros_like(p)
         nb[r, axis] = np.where(dlo[r, axis] < dhi[r, axis], -1.0, 1.0)
         nrm[box] = nb
-    cyl = kind == S.CYLINDER
+    cyl = kind == synthetic_scene.CYLINDER
     if cyl.any():
         p, a, b = P[cyl], lo[cyl], hi[cyl]
         c = (a + b) / 2
@@ -130,7 +130,7 @@ def surface(P: np.ndarray, ids: np.ndarray, table: PrimTable) -> Surface:
         top = p[:, 2] >= b[:, 2] - 2e-3
         nc[top] = (0.0, 0.0, 1.0)
         nrm[cyl] = nc
-    ell = kind == S.ELLIPSOID
+    ell = kind == synthetic_scene.ELLIPSOID
     if ell.any():
         p, a, b = P[ell], lo[ell], hi[ell]
         rad = (b - a) / 2
@@ -150,7 +150,7 @@ def surface(P: np.ndarray, ids: np.ndarray, table: PrimTable) -> Surface:
         col = table.color[oid[sel]]
         r = np.full(a.shape, REFLECTIVITY.get(int(m), 0.3), np.float32)
         sp = np.zeros(a.shape, bool)
-        if m == S.ROAD:
+        if m == synthetic_scene.ROAD:
             yy = P[sel, 1]
             base = 0.3 + 0.12 * (t - 0.5) + np.where(np.abs(yy) > 3.6, -0.03, 0.0)
             c = np.repeat(base[:, None], 3, axis=1)
@@ -159,34 +159,34 @@ def surface(P: np.ndarray, ids: np.ndarray, table: PrimTable) -> Surface:
             mark = dash | edge
             c[mark] = 0.85 + 0.05 * t[mark, None]
             r[mark] = 0.7
-        elif m == S.SIDEWALK:
+        elif m == synthetic_scene.SIDEWALK:
             tile = (np.mod(a, 1.0) < 0.03) | (np.mod(b, 1.0) < 0.03)
             base = np.where(tile, 0.38, 0.55 + 0.1 * (t - 0.5))
             c = np.stack([base, base * 0.98, base * 0.95], axis=1)
-        elif m == S.CURB:
+        elif m == synthetic_scene.CURB:
             c = np.repeat((0.62 + 0.1 * (t - 0.5))[:, None], 3, axis=1)
-        elif m == S.GRASS:
+        elif m == synthetic_scene.GRASS:
             c = np.array([0.22, 0.36, 0.12], np.float32) * (0.6 + 0.8 * t[:, None])
-        elif m == S.FACADE:
+        elif m == synthetic_scene.FACADE:
             u = np.mod(a, 3.0)
             v = np.mod(b, 3.3)
             win = (u > 0.7) & (u < 2.1) & (v > 1.0) & (v < 2.5) & (b > 0.9) & (dom[sel] != 2)
             c = col * (0.85 + 0.3 * t[:, None])
             c[win] = np.array([0.08, 0.1, 0.14], np.float32) + 0.1 * t[win, None]
             r[win], sp[win] = 0.04, True
-        elif m == S.CAR_BODY:
+        elif m == synthetic_scene.CAR_BODY:
             c = col * (0.92 + 0.16 * t[:, None])
             r[:] = 0.05 + 0.7 * col.mean(axis=1)
             sp = col.mean(axis=1) < 0.15
-        elif m == S.CAR_GLASS:
+        elif m == synthetic_scene.CAR_GLASS:
             roof = dom[sel] == 2
             c = np.where(roof[:, None], col, np.array([0.06, 0.07, 0.09], np.float32) + 0.06 * t[:, None])
             r = np.where(roof, 0.05 + 0.7 * col.mean(axis=1), 0.04).astype(np.float32)
             sp = ~roof
-        elif m == S.TYRE:
+        elif m == synthetic_scene.TYRE:
             c = np.repeat((0.03 + 0.03 * t)[:, None], 3, axis=1)
             sp[:] = True
-        elif m in (S.FOLIAGE, S.HEDGE):
+        elif m in (synthetic_scene.FOLIAGE, synthetic_scene.HEDGE):
             leaf = _sample(a + b, b - a, 40.0)
             c = col * (0.5 + 1.0 * leaf[:, None])
         else:  # METAL, SIGN, TRUNK

@@ -245,8 +245,8 @@ def count_dc_frames(data_dir: Path, n_frames: int | None) -> tuple[int, str]:
 
 def register_models(specs: Iterable[str]) -> list[str]:
     """Register ``NAME=DIR[@backend]`` model directories as learned completers; returns their names."""
-    from depth_nodes.completion.learned import LearnedCompleter
     from depth_nodes.completion.registry import register
+    from depth_nodes.pipeline.learned_completer import LearnedCompleter
 
     names = []
     for spec in specs:
@@ -258,7 +258,7 @@ def register_models(specs: Iterable[str]) -> list[str]:
             raise DepthNodesError(f"--model {spec!r}: {directory} is not a directory")
         extra = {"backend": backend} if backend else {}
         register(name, f"learned model of {directory}")(
-            lambda _d=directory, _e=extra, **p: LearnedCompleter(model_dir=_d, **{**_e, **p})
+            lambda _d=directory, _e=extra, **p: LearnedCompleter(model_dir=_d, fallback="", **{**_e, **p})
         )
         names.append(name)
     return names

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from depth_nodes.core import motion as M
+from depth_nodes.core import motion
 from depth_nodes.core.projection import scan_to_depth
 from depth_nodes.errors import DepthNodesError
 
@@ -110,8 +110,8 @@ def run_bench(seed: int, n_frames: int, speed_mps: float, completer: str, progre
         T_a, T_b = ego.pose(t_s - window_ns * 1e-9), ego.pose(t_s)
         dt_s = f.point_time_ns * 1e-9
         t0 = time.perf_counter()
-        odo_vel = M.velocity_from_poses(T_a, f.stamp_ns - window_ns, T_b, f.stamp_ns)
-        deskewed = M.deskew(f.points_measured, dt_s, odo_vel)
+        odo_vel = motion.velocity_from_poses(T_a, f.stamp_ns - window_ns, T_b, f.stamp_ns)
+        deskewed = motion.deskew(f.points_measured, dt_s, odo_vel)
         ms = (time.perf_counter() - t0) * 1e3
         kiss_vel = odometry.update(f.points_measured, f.stamp_ns) if odometry is not None else None
         if i == 0:
@@ -122,7 +122,7 @@ def run_bench(seed: int, n_frames: int, speed_mps: float, completer: str, progre
             "exact": f.points,
         }
         if kiss_vel is not None:
-            points["deskewed (KISS-ICP twist)"] = M.deskew(f.points_measured, dt_s, kiss_vel)
+            points["deskewed (KISS-ICP twist)"] = motion.deskew(f.points_measured, dt_s, kiss_vel)
         edges = edge_mask(f.depth_gt)
         gt = lidar_visible_gt(f.depth_gt, camera, T)
         for name, pts in points.items():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from depth_nodes.completion.base import Completer, Completion
-from depth_nodes.completion.registry import register
 from depth_nodes.errors import EmptyInputError
 from depth_nodes.mono.scale import ScaleFitError, apply_scale, fit_scale
 
@@ -26,7 +25,7 @@ class MonoCompleter(Completer):
 
     def __init__(self, kind: str = "mono", model_dir: str = "", input_height_px: int = 518,
                  max_depth_m: float = 120.0, min_fit_points: int = 50) -> None:  # fmt: skip
-        from depth_nodes.mono.estimator import MonoOptions, load_model
+        from depth_nodes.mono.fallback_estimator import MonoOptions, load_model
 
         self.model = load_model(kind, MonoOptions(model_dir=model_dir, input_height_px=input_height_px))
         self.max_depth_m = float(max_depth_m)
@@ -60,10 +59,3 @@ class MonoCompleter(Completer):
         depth = apply_scale(pred, fit.kind, fit.scale, fit.shift, self.max_depth_m)
         conf = np.where(np.isfinite(depth), 1.0 / (1.0 + fit.residual / 0.15) / (1.0 + depth / 30.0), 0.0)
         return Completion(depth, np.nan_to_num(conf).astype(np.float32))
-
-
-for _kind, _name in (("mono", "mono"), ("depth_anything_v2", "mono:depth_anything_v2"),
-                     ("prompt_depth_anything", "mono:prompt_depth_anything")):  # fmt: skip
-    register(_name, f"monocular {_kind}, {OWN_FIT} (param model_dir)")(
-        lambda _k=_kind, **params: MonoCompleter(_k, **params)
-    )

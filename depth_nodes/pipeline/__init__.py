@@ -10,8 +10,11 @@ One job per module (the ROS node in ``depth_nodes.ros.depth_node`` only wires th
   ``max_lidar_age_s``), :class:`CameraInfoSync` (pairs an image with the CameraInfo of its stamp),
   :class:`Mailbox` (one-slot hand-over to the worker: the newest frame wins).
 - :mod:`.modes`: :class:`ModeMachine`, the guided / lidar_only / monocular / none state machine with hysteresis.
-- :mod:`.estimators`: :class:`Estimator`, :func:`register_estimator` and :class:`EstimatorSelector`, the one
-  place that decides which estimator serves which mode, so learned and monocular estimators plug in by name.
+- :mod:`.estimators`: :class:`Estimator`, the estimator table (:data:`BUILTIN_ESTIMATORS`, run-time
+  :func:`register_estimator`) and :class:`EstimatorSelector`, the one place that decides which estimator
+  serves which mode, so learned and monocular estimators plug in by name.
+- :mod:`.learned_estimator`: the ``learned`` estimator (the runtime's predictor guarded by the classical
+  completer); :mod:`.learned_completer`: the same behind the completer interface (``eval --method learned``).
 - :mod:`.colormap`: fixed-range colourised depth.
 - :mod:`.frame_pipeline`: :class:`FramePipeline` runs a frame through all of it.
 - :mod:`.stats`: :class:`RollingStats` (percentiles) and :class:`RateMeter` (events per second).
@@ -20,12 +23,15 @@ One job per module (the ROS node in ``depth_nodes.ros.depth_node`` only wires th
 from depth_nodes.completion.base import Completion
 from depth_nodes.pipeline.colormap import colorize_depth, colormap_lut
 from depth_nodes.pipeline.estimators import (
+    BUILTIN_ESTIMATORS,
     ESTIMATORS,
     FALLBACK_COMPLETER,
     CompleterEstimator,
     Estimator,
     EstimatorSelector,
     FrameInputs,
+    estimator_factory,
+    estimator_names,
     register_estimator,
 )
 from depth_nodes.pipeline.frame_pipeline import (
@@ -49,6 +55,7 @@ from depth_nodes.pipeline.stats import RateMeter, RollingStats
 from depth_nodes.pipeline.sync import CameraInfoSync, Mailbox, Scan, ScanCache
 
 __all__ = [
+    "BUILTIN_ESTIMATORS",
     "ESTIMATORS",
     "FALLBACK_COMPLETER",
     "GUIDED",
@@ -76,6 +83,8 @@ __all__ = [
     "Transition",
     "colorize_depth",
     "colormap_lut",
+    "estimator_factory",
+    "estimator_names",
     "keep_returns",
     "register_estimator",
 ]

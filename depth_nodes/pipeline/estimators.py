@@ -67,13 +67,23 @@ class CompleterEstimator:
         return out
 
 
-#: Estimators that are not plain completers (monocular, learned end-to-end) by name; their modules call
-#: :func:`register_estimator` on import. A name here wins over a completer of the same name.
+#: Estimators that are not plain completers (learned with its fallback, monocular), by name ->
+#: ("module:factory", fixed keyword arguments). The module is imported when the estimator is selected, so
+#: torch / onnxruntime / transformers load only when configured; no module registers itself on import.
+#: Each factory is called as ``factory(log=..., **fixed, **options)`` with the selector's options. A name
+#: here wins over a completer of the same name.
+BUILTIN_ESTIMATORS: dict[str, tuple[str, dict]] = {
+    "learned": ("depth_nodes.pipeline.learned_estimator:learned_factory", {}),
+    "mono": ("depth_nodes.mono.fallback_estimator:create_estimator", {"kind": "mono"}),
+    "depth_anything_v2": ("depth_nodes.mono.fallback_estimator:create_estimator", {"kind": "depth_anything_v2"}),
+    "prompt_depth_anything": (
+        "depth_nodes.mono.fallback_estimator:create_estimator", {"kind": "prompt_depth_anything"},
+    ),
+}  # fmt: skip
+#: Estimators added at run time with :func:`register_estimator` (plug-ins, tests); they win over the table.
 ESTIMATORS: dict[str, Callable[..., Estimator]] = {}
-#: Names whose factory takes the selector's ``options`` (backend, precision, model_dir ...) and ``log``.
+#: Names in :data:`ESTIMATORS` whose factory takes the selector's ``options`` (backend, model_dir ...) and ``log``.
 _TAKES_OPTIONS: set[str] = set()
-#: Modules registering estimators on import (light: the heavy libraries load when an estimator is built).
-_PROVIDERS = ("depth_nodes.runtime.estimator", "depth_nodes.mono.estimator")
 
 
 def register_estimator(name: str, factory: Callable[..., Estimator], takes_options: bool = False) -> None:
@@ -85,11 +95,21 @@ def register_estimator(name: str, factory: Callable[..., Estimator], takes_optio
     (_TAKES_OPTIONS.add if takes_options else _TAKES_OPTIONS.discard)(name)
 
 
-def _load_providers() -> None:
+def estimator_names() -> list[str]:
+    """Every name :class:`EstimatorSelector` builds as an estimator rather than as a completer."""
+    return sorted({*BUILTIN_ESTIMATORS, *ESTIMATORS})
+
+
+def estimator_factory(name: str) -> tuple[Callable[..., Estimator], bool]:
+    """``(factory, takes_options)`` of estimator ``name`` (imports its module); KeyError when unknown."""
+    if name in ESTIMATORS:
+        return ESTIMATORS[name], name in _TAKES_OPTIONS
+    target, fixed = BUILTIN_ESTIMATORS[name]
+    module, _, attr = target.partition(":")
     from importlib import import_module
 
-    for mod in _PROVIDERS:
-        import_module(mod)
+    factory = getattr(import_module(module), attr)
+    return (lambda **options: factory(**{**fixed, **options})), True
 
 
 def _create_completer(name: str, log: Callable[[str], None]) -> tuple[completion.Completer, str]:
@@ -118,7 +138,6 @@ class EstimatorSelector:
         log: Callable[[str], None] = print,
         options: dict | None = None,
     ) -> None:
-        _load_providers()
         self.options = dict(options or {})
         self._log = log
         self.requested = {GUIDED: guided, LIDAR_ONLY: lidar_only, MONOCULAR: monocular}
@@ -127,13 +146,13 @@ class EstimatorSelector:
         # Guided mode is camera + LiDAR by definition, even when the completer ignores the image; a
         # LiDAR-only mode never receives an image, whatever the completer could use.
         for mode, name, needs_image in ((GUIDED, guided, True), (LIDAR_ONLY, lidar_only, False)):
-            if name in ESTIMATORS:
+            if name in estimator_names():
                 self._by_mode[mode], self.active_names[mode] = self._make(name), name
             else:
                 comp, used = _create_completer(name, log)
                 self._by_mode[mode] = CompleterEstimator(comp, needs_image=needs_image)
                 self.active_names[mode] = used
-        if monocular in ESTIMATORS:
+        if monocular in estimator_names():
             self._by_mode[MONOCULAR], self.active_names[MONOCULAR] = self._make(monocular), monocular
         elif monocular:
             log(
@@ -141,9 +160,8 @@ class EstimatorSelector:
             )
 
     def _make(self, name: str) -> Estimator:
-        if name in _TAKES_OPTIONS:
-            return ESTIMATORS[name](log=self._log, **self.options)
-        return ESTIMATORS[name]()
+        factory, takes_options = estimator_factory(name)
+        return factory(log=self._log, **self.options) if takes_options else factory()
 
     def diagnostics(self) -> tuple[dict[str, str], list[str]]:
         """(key/values, warnings) of estimators that report their own state (learned: backend, fallback)."""

@@ -27,9 +27,9 @@ from std_msgs.msg import Header
 
 from depth_nodes import pipeline as pl
 from depth_nodes.pipeline.drift import DriftMonitor, merge_status
-from depth_nodes.ros import conversions as conv
-from depth_nodes.ros import params as P
-from depth_nodes.ros import qos as Q
+from depth_nodes.ros import params, qos
+from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2
+from depth_nodes.ros.builders.image import numpy_to_image
 from depth_nodes.ros.diagnostics import WARN, NodeReport, RateLimitedLog, assess, build_diagnostics
 from depth_nodes.ros.extrinsics import make_compensator, make_extrinsics
 from depth_nodes.ros.node_inputs import NodeInputs, guarded, problem_key  # noqa: F401 - problem_key re-exported
@@ -43,12 +43,12 @@ from depth_nodes.ros.node_worker import FrameWorker
 class Settings:
     """Everything a frame reads from the parameters, swapped as a whole by the parameter callback."""
 
-    params: P.NodeParams
+    params: params.NodeParams
     criteria: pl.LidarCriteria
     options: pl.OutputOptions  # as configured; outputs nobody subscribes to are switched off per frame
 
     @classmethod
-    def from_params(cls, p: P.NodeParams) -> Settings:
+    def from_params(cls, p: params.NodeParams) -> Settings:
         criteria = pl.LidarCriteria(
             p.max_lidar_age_s, p.min_lidar_points, p.min_depth_m, p.max_depth_m,
             p.occlusion_filter, p.keep_lidar_returns,
@@ -75,7 +75,7 @@ class DepthNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.settings = Settings.from_params(P.declare(self))
+        self.settings = Settings.from_params(params.declare(self))
         self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
         log = self.get_logger()
         self.warn = RateLimitedLog(log.warning, self.p.warning_period_s)
@@ -115,7 +115,7 @@ class DepthNode(Node):
         self.worker.start()
 
     @property
-    def p(self) -> P.NodeParams:
+    def p(self) -> params.NodeParams:
         """The current parameters (read once per use; a frame reads :attr:`settings` once instead)."""
         return self.settings.params
 
@@ -136,10 +136,10 @@ class DepthNode(Node):
         p, inputs = self.p, self.inputs
 
         def sub(msg_type, topic, cb, reliability, depth, prefix):
-            qos = Q.qos_from_params(reliability, depth)
-            events = Q.subscription_event_callbacks(self, topic, qos, prefix, report=self._qos_report)
+            profile = qos.qos_from_params(reliability, depth)
+            events = qos.subscription_event_callbacks(self, topic, profile, prefix, report=self._qos_report)
             return self.create_subscription(
-                msg_type, topic, guarded(self, prefix, cb), qos, event_callbacks=events
+                msg_type, topic, guarded(self, prefix, cb), profile, event_callbacks=events
             )
 
         # points first: when a scan and an image are ready together, the scan is cached before the
@@ -160,10 +160,10 @@ class DepthNode(Node):
         self.image_sub = sub(
             image_type, image_topic, inputs.on_image, p.image_qos_reliability, p.image_qos_depth, "image"
         )
-        out_qos = Q.publisher_qos(p.output_qos_depth)
+        out_qos = qos.publisher_qos(p.output_qos_depth)
 
         def pub(msg_type, topic):
-            events = Q.publisher_event_callbacks(self, topic, out_qos, report=self._qos_report)
+            events = qos.publisher_event_callbacks(self, topic, out_qos, report=self._qos_report)
             return self.create_publisher(msg_type, topic, out_qos, event_callbacks=events)
 
         self.depth_pub = pub(Image, TOPICS["depth"])
@@ -173,7 +173,7 @@ class DepthNode(Node):
         self.conf_pub = pub(Image, TOPICS["confidence"])
         self.color_pub = pub(Image, TOPICS["colorized"])
         self.cloud_pub = pub(PointCloud2, TOPICS["cloud"])
-        self.diag_pub = self.create_publisher(DiagnosticArray, TOPICS["diagnostics"], Q.publisher_qos(1))
+        self.diag_pub = self.create_publisher(DiagnosticArray, TOPICS["diagnostics"], qos.publisher_qos(1))
 
     def _qos_report(self, text: str) -> None:
         self.qos_problems += 1
@@ -184,7 +184,7 @@ class DepthNode(Node):
     # ------------------------------------------------------------------ parameters at runtime
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         changes = {prm.name: prm.value for prm in parameters}
-        new, reason = P.check_change(self.p, changes)
+        new, reason = params.check_change(self.p, changes)
         if new is None:
             self.get_logger().warning(f"parameter change rejected: {reason}")
             return SetParametersResult(successful=False, reason=reason)
@@ -195,7 +195,7 @@ class DepthNode(Node):
         self.warn.period_s = new.warning_period_s
         if hasattr(self.extrinsics, "timeout_s"):
             self.extrinsics.timeout_s = new.tf_timeout_s
-        ours = sorted(k for k in changes if k in P.SPEC_BY_NAME)
+        ours = sorted(k for k in changes if k in params.SPEC_BY_NAME)
         if ours:
             self.get_logger().info(f"parameters changed at runtime: {', '.join(ours)}")
         return SetParametersResult(successful=True)
@@ -215,13 +215,13 @@ class DepthNode(Node):
         header = Header(stamp=frame.stamp, frame_id=result.frame_id)
         raw = frame.output == "raw" and self.depth_raw_pub is not None
         depth_pub = self.depth_raw_pub if raw else self.depth_pub
-        depth_pub.publish(conv.numpy_to_image(result.depth, "32FC1", header))
+        depth_pub.publish(numpy_to_image(result.depth, "32FC1", header))
         if frame.camera_info is not None:
             self.info_pub.publish(copy_camera_info(frame.camera_info, header))
         if result.confidence is not None:
-            self.conf_pub.publish(conv.numpy_to_image(result.confidence, "32FC1", header))
+            self.conf_pub.publish(numpy_to_image(result.confidence, "32FC1", header))
         if result.colorized is not None:
-            self.color_pub.publish(conv.numpy_to_image(result.colorized, "rgb8", header))
+            self.color_pub.publish(numpy_to_image(result.colorized, "rgb8", header))
         if result.cloud_xyz is not None:
             self.publish_cloud(result, frame)
 
@@ -229,7 +229,7 @@ class DepthNode(Node):
         """``depth/points`` of ``result`` (the worker calls it on its own after the depth image is out)."""
         header = Header(stamp=frame.stamp, frame_id=result.frame_id)
         self.cloud_pub.publish(
-            conv.xyzrgb_to_pointcloud2(result.cloud_xyz, result.cloud_rgb, header, result.cloud_organized)
+            xyzrgb_to_pointcloud2(result.cloud_xyz, result.cloud_rgb, header, result.cloud_organized)
         )
 
     # ------------------------------------------------------------------ modes and diagnostics

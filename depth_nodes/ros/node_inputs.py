@@ -25,7 +25,10 @@ from depth_nodes import pipeline as pl
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.rectification import Rectifier
 from depth_nodes.errors import DepthNodesError
-from depth_nodes.ros import conversions as conv
+from depth_nodes.msgs.cloud import pointcloud2_to_arrays
+from depth_nodes.msgs.image import BitDepthTracker, compressed_to_rgb, image_to_rgb
+from depth_nodes.msgs.stamp import stamp_to_ns
+from depth_nodes.ros.builders.camera_info import CameraGeometry, camera_geometry
 from depth_nodes.ros.node_main import TOPICS
 
 
@@ -76,7 +79,7 @@ class _Decoded:
 class _Info:
     """One received CameraInfo: its geometry (shared by every message with the same calibration) and frame."""
 
-    geometry: conv.CameraGeometry
+    geometry: CameraGeometry
     frame_id: str
 
 
@@ -132,10 +135,10 @@ class NodeInputs:
         self.camera_kind = ""  # "raw" / "rectified": how the last CameraInfo was read (camera_model)
         self.output_geometry = ""  # "raw" / "rectified": geometry of the published depth (depth_geometry)
         self.info_frame_id = ""
-        self._geometries: OrderedDict[tuple, conv.CameraGeometry] = OrderedDict()  # by calibration
+        self._geometries: OrderedDict[tuple, CameraGeometry] = OrderedDict()  # by calibration
         self._latest: _Info | None = None
         self.info_sync = pl.CameraInfoSync()
-        self.bit_depth = conv.BitDepthTracker()
+        self.bit_depth = BitDepthTracker()
         self.last_camera_frame = ""  # optical frame of the last image (lidar_only outputs use it)
 
     @property
@@ -185,7 +188,7 @@ class NodeInputs:
         self._latest = info = _Info(geometry, msg.header.frame_id)
         p = node.p
         try:
-            stamp_ns = conv.stamp_to_ns(msg.header.stamp)
+            stamp_ns = stamp_to_ns(msg.header.stamp)
         except DepthNodesError as exc:
             node.warn(problem_key("camera_info", exc), f"camera_info: {exc}; not paired by stamp")
             return
@@ -195,11 +198,11 @@ class NodeInputs:
         )
         self._settle(released, dropped)
 
-    def _read_geometry(self, msg) -> conv.CameraGeometry | None:
+    def _read_geometry(self, msg) -> CameraGeometry | None:
         """The geometry of a CameraInfo with a new calibration (logged), None when it is unusable (warned)."""
         node, p = self.node, self.node.p
         try:
-            geometry = conv.camera_geometry(
+            geometry = camera_geometry(
                 msg, p.camera_model, node.resolve_topic_name(self.image_topic), p.max_incidence_deg or None,
                 p.depth_geometry,
             )  # fmt: skip
@@ -264,7 +267,7 @@ class NodeInputs:
         self.images_received.tick()
         topic = self.image_topic
         try:
-            stamp_ns = conv.stamp_to_ns(msg.header.stamp)
+            stamp_ns = stamp_to_ns(msg.header.stamp)
         except DepthNodesError as exc:
             return self._reject_image("undecodable", problem_key(topic, exc), str(exc))
         problem = self.stamp_problem(stamp_ns)
@@ -273,10 +276,10 @@ class NodeInputs:
         try:
             bits = node.p.image_bit_depth
             if node.p.use_compressed_image:
-                rgb = conv.compressed_to_rgb(msg, bits or None)
+                rgb = compressed_to_rgb(msg, bits or None)
             else:
                 seen = self.bit_depth.detected
-                rgb = conv.image_to_rgb(msg, self.bit_depth.bit_depth(msg, bits))
+                rgb = image_to_rgb(msg, self.bit_depth.bit_depth(msg, bits))
                 if self.bit_depth.detected > seen:
                     node.get_logger().info(
                         f"{topic}: 16-bit image data uses {self.bit_depth.detected} bits (detected; set "
@@ -304,12 +307,12 @@ class NodeInputs:
         received = time.perf_counter()
         topic = TOPICS["points"]
         try:
-            stamp_ns = conv.stamp_to_ns(msg.header.stamp)
+            stamp_ns = stamp_to_ns(msg.header.stamp)
             problem = self.stamp_problem(stamp_ns)
             if problem:
                 node.warn(f"{topic}: future stamp", f"{topic}: {problem}; scan dropped")
                 return
-            cloud = conv.pointcloud2_to_arrays(msg)
+            cloud = pointcloud2_to_arrays(msg)
         except DepthNodesError as exc:
             node.warn(problem_key(topic, exc), f"{topic}: {exc}; scan dropped")
             return

@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     from depth_nodes import models
     from depth_nodes.runtime import create_backend
-    from depth_nodes.runtime.estimator import LearnedOptions, build_learned
     from depth_nodes.runtime.frames import street_frame
+    from depth_nodes.runtime.predictor import LearnedOptions, build_predictor
     from depth_nodes.runtime.preprocess import Normalisation, to_inputs_numpy
 
     res = (args.height, args.width)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             b.ensure_loaded()
             outs[kind] = b.infer(feed)["depth"]
             infer = _time(lambda b=b: b.infer(feed), args.iterations)
-            est = build_learned(LearnedOptions(str(mdir), kind, device="cpu", engine_cache_dir=tmp, resolutions=[res]))
+            est = build_predictor(LearnedOptions(str(mdir), kind, device="cpu", engine_cache_dir=tmp, resolutions=[res]))
             e2e = _time(lambda est=est: est.predict(img, sp), max(5, args.iterations // 2))
             rows.append({"backend": kind, "device": "cpu", "precision": "fp32", "infer": infer, "estimator": e2e,
                          "load_s": b.load_time_s})  # fmt: skip

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from depth_nodes.runtime import trt_build as B
+from depth_nodes.runtime import trt_build
 from depth_nodes.runtime.base import Backend, is_torch
 from depth_nodes.runtime.errors import BackendUnavailableError, EngineError, ModelError
 from depth_nodes.runtime.onnx_io import read_onnx, sha256_file
@@ -100,7 +100,7 @@ class TensorRTBackend(PrecisionChecks, Backend):
         self._stream = None
 
     # ------------------------------------------------------------------ engine
-    def _key(self, precision: str, profiles: list[B.Profile]) -> EngineKey:
+    def _key(self, precision: str, profiles: list[trt_build.Profile]) -> EngineKey:
         calib = ""
         if precision == "int8" and self.calib_inputs:
             import hashlib
@@ -122,25 +122,25 @@ class TensorRTBackend(PrecisionChecks, Backend):
         return precision != "fp32" and not self.typed_onnx and precision_path(self.trt.__version__) == "strong"
 
     def _converter_for(self, precision: str) -> str:
-        from depth_nodes.runtime import trt_precision as P
+        from depth_nodes.runtime import trt_precision
 
         if not self._converts(precision):
             return ""
-        return P.converter_id(precision)
+        return trt_precision.converter_id(precision)
 
     def _prepared_onnx(self, precision: str) -> tuple[Path, bool]:
         """The ONNX to build from and whether it is typed (strongly typed build)."""
-        from depth_nodes.runtime import trt_precision as P
+        from depth_nodes.runtime import trt_precision
 
         if not self._converts(precision):
             return self.onnx_path, self.typed_onnx
         out = self.cache.dir / f"{self.fingerprint[:16]}.{precision}.onnx"
         if precision == "fp16":
-            tool = P.convert_fp16(self.onnx_path, out, self._calib_arrays())
+            tool = trt_precision.convert_fp16(self.onnx_path, out, self._calib_arrays())
         else:
             if not self.calib_inputs:
                 raise EngineError("int8 needs calibration frames (--calib-dir / calib_inputs)")
-            tool = P.quantize_int8(self.onnx_path, out, self._calib_arrays())
+            tool = trt_precision.quantize_int8(self.onnx_path, out, self._calib_arrays())
         self.notes.append(f"ONNX converted to {precision} by {tool}")
         return out, True
 
@@ -150,20 +150,20 @@ class TensorRTBackend(PrecisionChecks, Backend):
             return None
         return {n: np.concatenate([f[n] for f in self.calib_inputs]) for n in self.calib_inputs[0]}
 
-    def _build(self, precision: str, profiles: list[B.Profile], key: EngineKey, engine: Path) -> bytes:
-        from depth_nodes.runtime import trt_precision as P
+    def _build(self, precision: str, profiles: list[trt_build.Profile], key: EngineKey, engine: Path) -> bytes:
+        from depth_nodes.runtime import trt_precision
 
         onnx_path, typed = self._prepared_onnx(precision)
         calibrator = None
         if precision == "int8" and not typed:
             if not self.calib_inputs:
                 raise EngineError("int8 on TensorRT 10.x needs calibration frames (--calib-dir / calib_inputs)")
-            calibrator = P.make_entropy_calibrator(
+            calibrator = trt_precision.make_entropy_calibrator(
                 self.trt, self.calib_inputs, self.device, engine.with_suffix(".calib")
             )
         tpath = self.cache.timing_cache_path(self.gpu.name, str(self.trt.__version__))
         timing = tpath.read_bytes() if tpath.is_file() else None
-        plan, tc, self.build_path = B.build_serialized(
+        plan, tc, self.build_path = trt_build.build_serialized(
             self.trt, onnx_path, precision, profiles, self.workspace_bytes, timing, calibrator, typed, self.on_line
         )
         if tc:
@@ -171,7 +171,7 @@ class TensorRTBackend(PrecisionChecks, Backend):
         self.cache.store(self.info.model_name, key, plan)
         return plan
 
-    def _engine_bytes(self, precision: str, profiles: list[B.Profile], force: bool) -> tuple[bytes, Path]:
+    def _engine_bytes(self, precision: str, profiles: list[trt_build.Profile], force: bool) -> tuple[bytes, Path]:
         key = self._key(precision, profiles)
         path = self.cache.engine_path(self.info.model_name, key)
         if not force and (hit := self.cache.lookup(self.info.model_name, key)):
@@ -197,7 +197,7 @@ class TensorRTBackend(PrecisionChecks, Backend):
             return plan, path
 
     def _deserialize(self, plan: bytes, origin: str):
-        self._trt_logger = B.make_logger(self.trt)
+        self._trt_logger = trt_build.make_logger(self.trt)
         runtime = self.trt.Runtime(self._trt_logger)
         engine = runtime.deserialize_cuda_engine(plan) if plan else None
         if engine is None:
@@ -248,11 +248,11 @@ class TensorRTBackend(PrecisionChecks, Backend):
         self.engine_profiles = []
         for p in range(e.num_optimization_profiles):
             shapes = tuple((n, *(tuple(s) for s in e.get_tensor_profile_shape(n, p))) for n in ins)
-            self.engine_profiles.append(B.Profile(shapes))
+            self.engine_profiles.append(trt_build.Profile(shapes))
 
     def load(self) -> None:
-        self.trt = self._trt or B.import_tensorrt()
-        gen = B.api_generation(self.trt)
+        self.trt = self._trt or trt_build.import_tensorrt()
+        gen = trt_build.api_generation(self.trt)
         if self.device.startswith("cuda"):
             import torch
 
@@ -261,16 +261,16 @@ class TensorRTBackend(PrecisionChecks, Backend):
             self._stream = torch.cuda.Stream(torch.device(self.device))
         elif self._trt is None:
             raise BackendUnavailableError(f"tensorrt backend runs on a CUDA device, not {self.device!r}")
-        from depth_nodes.runtime import trt_precision as P
+        from depth_nodes.runtime import trt_precision
         from depth_nodes.runtime.trt_api import precision_path
 
         self.gpu = self._gpu or GpuInfo.of(self.device)
         self.info = read_onnx(self.onnx_path, check=False)
         _check_onnx(self.onnx_path)
         self.fingerprint = onnx_fingerprint(self.onnx_path)
-        self.typed_onnx = P.is_typed_onnx(self.onnx_path)
+        self.typed_onnx = trt_precision.is_typed_onnx(self.onnx_path)
         self.model_name = self.info.model_name
-        onnx_prec = P.onnx_precision(self.onnx_path)
+        onnx_prec = trt_precision.onnx_precision(self.onnx_path)
         if onnx_prec != "fp32" and onnx_prec != self.precision:
             self.notes.append(f"{self.onnx_path.name} is already {onnx_prec}: engine labelled {onnx_prec} "
                               f"(requested {self.precision})")  # fmt: skip

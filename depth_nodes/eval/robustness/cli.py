@@ -43,31 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
 
 
-def _load_estimator_providers() -> None:
-    from depth_nodes.pipeline import estimators
-
-    loader = getattr(estimators, "_load_providers", None)
-    if loader is not None:
-        loader()
-
-
 def run(args: argparse.Namespace) -> int:
     from depth_nodes.completion.registry import available
     from depth_nodes.core.memory import tune_malloc
-    from depth_nodes.eval.robustness import frames as F
+    from depth_nodes.eval.robustness.frames import CROP_H, CROP_W, kitti_frames, synthetic_frames
     from depth_nodes.eval.robustness.report import summary_markdown, write_report
     from depth_nodes.eval.robustness.runner import KINDS, make_estimator, run_suite
-    from depth_nodes.pipeline.estimators import ESTIMATORS
+    from depth_nodes.pipeline.estimators import estimator_names
 
     tune_malloc()
     if args.frames < 1:
         raise DepthNodesError("--frames must be >= 1")
-    _load_estimator_providers()
     # Default: every registered completer except the learned completion nets (a full CPU run of the shipped
     # model on both backends, PGD included, is hours on 2 cores; it is not the node's default either) and the
     # foundation models (no weights ship): name them with --estimators. Pipeline estimators (``learned``, monocular) need options such
     # as a model directory, without which they would only run their classical fallback: name them.
-    registered = {**available(), **{k: "" for k in ESTIMATORS}}
+    registered = {**available(), **{k: "" for k in estimator_names()}}
     wanted = [n.strip() for n in args.estimators.split(",") if n.strip()] or [
         n for n in available() if n not in HEAVY_BY_NAME_ONLY and not n.startswith("mono:")
     ]
@@ -104,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
         raise DepthNodesError("--gt needs --data (the drive it was made from)")
     t0 = time.perf_counter()
     if args.data is not None:
-        frames = F.kitti_frames(args.data, args.frames, args.seed, args.gt)
+        frames = kitti_frames(args.data, args.frames, args.seed, args.gt)
         source = f"KITTI raw {args.data} ({'accumulated GT ' + str(args.gt) if args.gt else '20 % held-out returns'})"
         n = len(frames)
     else:
-        frames = F.synthetic_frames(args.seed, args.frames)
+        frames = synthetic_frames(args.seed, args.frames)
         source = f"synthetic drive seed {args.seed} (dense exact GT)"
         n = args.frames
     result = run_suite(
@@ -129,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         "estimators": list(dict.fromkeys(r["estimator"] for r in result["rows"])),
         "seed": args.seed,
         "severities": severities,
-        "crop": [F.CROP_W, F.CROP_H],
+        "crop": [CROP_W, CROP_H],
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     paths = write_report(result, args.out)

@@ -78,7 +78,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from depth_nodes.eval.robustness import frames as F
+    from depth_nodes.eval.robustness.frames import kitti_frames, synthetic_frames
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", help="KITTI raw *_sync drive (default: synthetic drive)")
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the rows here")
     a = p.parse_args(argv)
     frames = (
-        F.kitti_frames(a.data, a.frames, a.seed) if a.data else list(F.synthetic_frames(a.seed, a.frames))
+        kitti_frames(a.data, a.frames, a.seed) if a.data else list(synthetic_frames(a.seed, a.frames))
     )
     rows = detection_rates(frames, axes=a.axes, seed=a.seed)
     print(markdown(rows))

@@ -58,17 +58,18 @@ class EstimatorHandle:
 
 
 def make_estimator(name: str) -> EstimatorHandle:
-    """A completer from ``completion.registry`` or a ``pipeline.register_estimator`` estimator."""
-    from depth_nodes.pipeline.estimators import ESTIMATORS
+    """A completer from ``completion.registry`` or an estimator of the pipeline's estimator table."""
+    from depth_nodes.pipeline.estimators import estimator_factory, estimator_names
 
-    if name in ESTIMATORS:
+    if name in estimator_names():
         from depth_nodes.core.projection import SparseDepth
         from depth_nodes.pipeline.estimators import FrameInputs
 
+        factory, _ = estimator_factory(name)
         try:  # a model-backed estimator (the monocular fallback) loads now, not on a background thread
-            est = ESTIMATORS[name](mono_background=False)
+            est = factory(mono_background=False)
         except TypeError:
-            est = ESTIMATORS[name]()
+            est = factory()
         state: dict = {}
         # A scale-fitting fallback (mono: needs_lidar False, but it fits its metric scale to the LiDAR it is
         # given) gets the frame's scan as in `depth-nodes eval --method mono`: the fallback's best case.

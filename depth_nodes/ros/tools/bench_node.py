@@ -8,7 +8,7 @@ Measured per run: end-to-end latency (image stamp -> the depth image (``TOPICS['
 transports) p50/p90/p99, the node's own stamp -> publish latency and stage times (from /diagnostics),
 frames sent / published / dropped (node mailbox) / lost (never published), CPU % and peak RSS of the
 node process (psutil), and what the node's /diagnostics says about its inputs. Transports
-(:data:`~depth_nodes.ros.bench_node_run.TRANSPORTS`): ``udp`` (the shipped multi-host profile fastdds_udp.xml),
+(:data:`~depth_nodes.ros.tools.bench_node_run.TRANSPORTS`): ``udp`` (the shipped multi-host profile fastdds_udp.xml),
 ``shm`` (fastdds_shm.xml), ``udp_builtin`` (Fast DDS's built-in UDPv4 alone, OS-default socket buffers),
 ``default`` (Fast DDS built-ins), or any Fast DDS XML profile given by its path. One child process per
 transport: Fast DDS reads its transport settings once per process.
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_nodes.errors import DepthNodesError
-from depth_nodes.ros.bench_node_run import (
+from depth_nodes.ros.tools.bench_node_run import (
     CLOUD,
     DEPTH,
     TRANSPORTS,

@@ -1,11 +1,10 @@
-"""ROS time stamps <-> integer nanoseconds (the reader lives in :mod:`depth_nodes.msgs.stamp`)."""
+"""Integer nanoseconds -> ROS time stamps (the reader lives in :mod:`depth_nodes.msgs.stamp`)."""
 
 from __future__ import annotations
 
 from builtin_interfaces.msg import Time
 
 from depth_nodes.errors import ConversionError
-from depth_nodes.msgs.stamp import stamp_to_ns  # noqa: F401 - re-exported
 
 _NS = 1_000_000_000
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1

@@ -1,5 +1,5 @@
 """One run of ``depth-nodes bench node``: synthetic frames as messages, the node in its own process, one
-(transport, rate) measurement (latency, counts, CPU, RSS; see :mod:`depth_nodes.ros.bench_node`)."""
+(transport, rate) measurement (latency, counts, CPU, RSS; see :mod:`depth_nodes.ros.tools.bench_node`)."""
 
 from __future__ import annotations
 
@@ -77,8 +77,9 @@ def make_frames(arrays: dict[str, np.ndarray]) -> BenchFrames:
     from std_msgs.msg import Header
 
     from depth_nodes.core.camera import CameraModel
-    from depth_nodes.ros import conversions as conv
-    from depth_nodes.ros.msg_buffer import set_data
+    from depth_nodes.ros.builders.buffer import set_data
+    from depth_nodes.ros.builders.camera_info import model_to_camera_info
+    from depth_nodes.ros.builders.image import numpy_to_image
 
     width, height = (int(v) for v in arrays["size"])
     camera = CameraModel(width, height, arrays["K"])
@@ -89,14 +90,14 @@ def make_frames(arrays: dict[str, np.ndarray]) -> BenchFrames:
     images, clouds, n_points = [], [], 0
     n = sum(1 for k in arrays if k.startswith("image_"))
     for i in range(n):
-        images.append(conv.numpy_to_image(arrays[f"image_{i}"], "rgb8", Header(frame_id=CAMERA_FRAME)))
+        images.append(numpy_to_image(arrays[f"image_{i}"], "rgb8", Header(frame_id=CAMERA_FRAME)))
         pts = arrays[f"points_{i}"]
         msg = PointCloud2(header=Header(frame_id=LIDAR_FRAME), height=1, width=pts.shape[0], fields=fields)
         msg.point_step, msg.row_step, msg.is_dense, msg.is_bigendian = 16, 16 * pts.shape[0], True, False
         set_data(msg, pts)
         clouds.append(msg)
         n_points += pts.shape[0]
-    info = conv.model_to_camera_info(camera, Header(frame_id=CAMERA_FRAME))
+    info = model_to_camera_info(camera, Header(frame_id=CAMERA_FRAME))
     return BenchFrames(images, clouds, info, n_points // max(1, n))
 
 
@@ -228,8 +229,9 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_params: dict) -> RunResult:
-    from depth_nodes.ros import conversions as conv
-    from depth_nodes.ros.node_harness import NodeClient, NodeProcess, check_alive
+    from depth_nodes.msgs.stamp import stamp_to_ns
+    from depth_nodes.ros.builders.stamp import ns_to_stamp
+    from depth_nodes.ros.tools.node_harness import NodeClient, NodeProcess, check_alive
 
     env = transport_env(transport)
     profile = None
@@ -245,7 +247,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
     def on_message(topic: str, msg, t_recv_ns: int) -> None:
         if topic in (DEPTH, CLOUD):
             with lock:
-                (received if topic == DEPTH else clouds)[conv.stamp_to_ns(msg.header.stamp)] = t_recv_ns
+                (received if topic == DEPTH else clouds)[stamp_to_ns(msg.header.stamp)] = t_recv_ns
 
     saved = {k: os.environ.get(k) for k in TRANSPORT_VARS}
     os.environ.update({k: env[k] for k in TRANSPORT_VARS if k in env})
@@ -278,7 +280,7 @@ def run_once(frames: BenchFrames, transport: str, rate: float, args, extra_param
             t_next += period
             k = i % len(frames.images)
             stamp_ns = time.time_ns()
-            stamp = conv.ns_to_stamp(stamp_ns)
+            stamp = ns_to_stamp(stamp_ns)
             if i % lidar_every == 0:
                 cloud = frames.clouds[(i // lidar_every) % len(frames.clouds)]
                 cloud.header.stamp = stamp

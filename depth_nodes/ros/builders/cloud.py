@@ -1,4 +1,4 @@
-"""``sensor_msgs/PointCloud2`` builders; the decoders live in :mod:`depth_nodes.msgs.cloud` (re-exported)."""
+"""``sensor_msgs/PointCloud2`` builders; the decoders live in :mod:`depth_nodes.msgs.cloud`."""
 
 from __future__ import annotations
 
@@ -10,19 +10,10 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 from depth_nodes.errors import ConversionError
-from depth_nodes.msgs.cloud import (  # noqa: F401 - re-exported decoders
-    INTENSITY_NAMES,
-    POINTFIELD_DTYPES,
-    RING_NAMES,
-    TIME_NAMES,
-    CloudArrays,
-    cloud_dtype,
+from depth_nodes.msgs.cloud import (
     packed_rgb,
-    pointcloud2_to_arrays,
-    pointcloud2_view,
-    unpack_rgb,
 )
-from depth_nodes.ros.msg_buffer import set_data
+from depth_nodes.ros.builders.buffer import set_data
 
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
 

@@ -1,11 +1,10 @@
-"""The learned estimator of the pipeline, guarded by the classical completer.
+"""The learned predictor: a loaded backend + its I/O contract, ``predict(rgb, sparse) -> Completion``.
 
-``completer: learned`` (node parameter) makes the guided mode run the model of ``model_dir`` (a model
-directory or an ``.onnx``) on ``backend`` / ``precision`` / ``device``. :class:`GuardedLearnedEstimator`
-(:mod:`learned_guard`) loads it in the background and serves the classical completer until it is ready; it
-retries transient GPU errors with backoff, rebuilds a TensorRT engine for a new input size while ONNX Runtime
-serves, and falls back to the classical completer for good on permanent errors, with the reason in its
-diagnostics (the node reports WARN).
+:func:`build_predictor` creates the model of ``model_dir`` (a model directory or an ``.onnx``; empty: the
+shipped checkpoint) on ``backend`` / ``precision`` / ``device``, loads it and checks it on a warm-up frame.
+ROS-free and pipeline-free (``estimate`` only reads ``inputs.rgb`` / ``inputs.sparse.depth``): the pipeline's
+``learned`` estimator, with its classical fallback, retries and rebuilds, wraps it in
+:mod:`depth_nodes.pipeline.learned_estimator`.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ LEARNED = "learned"
 
 @dataclass
 class LearnedOptions:
-    """Runtime settings of a learned estimator (the node parameters of the same names)."""
+    """Runtime settings of a learned predictor (the node parameters of the same names)."""
 
     model_dir: str = ""
     backend: str = "auto"
@@ -52,8 +51,9 @@ class LearnedOptions:
     backend_options: dict = field(default_factory=dict)  # extra create_backend options (TensorRT: workspace_mb...)
 
 
-class LearnedEstimator:
-    """A loaded backend + its I/O contract (normalisation, stride, fixed size) as a pipeline estimator."""
+class LearnedPredictor:
+    """A loaded backend + its I/O contract (normalisation, stride, fixed size); ``estimate`` takes the
+    pipeline's frame inputs (duck-typed)."""
 
     needs_image = True
     needs_lidar = True
@@ -108,8 +108,8 @@ class LearnedEstimator:
         return self.predict(inputs.rgb, inputs.sparse.depth)
 
 
-def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = None) -> LearnedEstimator:
-    """Create, load and warm up the learned estimator of ``opts``; :class:`ModelError` naming what is wrong."""
+def build_predictor(opts: LearnedOptions, on_line: Callable[[str], None] | None = None) -> LearnedPredictor:
+    """Create, load and warm up the learned predictor of ``opts``; :class:`ModelError` naming what is wrong."""
     if not opts.model_dir:  # the checkpoint shipped in the package
         from depth_nodes.models import shipped_model_dir
 
@@ -138,7 +138,7 @@ def build_learned(opts: LearnedOptions, on_line: Callable[[str], None] | None = 
         cfg = backend.model.depth_nodes_config
         norm = Normalisation.from_contract(cfg.get("inputs"))
         stride, fixed = int(getattr(backend.model, "stride", 1)), None
-    est = LearnedEstimator(backend, norm, stride, fixed)
+    est = LearnedPredictor(backend, norm, stride, fixed)
     h, w = fixed or opts.resolutions[0]
     img, sp = street_frame(h, w, seed=7)
     out = est.predict(img, sp)
@@ -156,25 +156,3 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
     if not out or any(len(r) != 2 or min(r) < 1 for r in out):
         raise ModelError(f"resolutions must be HxW[,HxW...], got {text!r}")
     return out  # type: ignore[return-value]
-
-
-from depth_nodes.runtime.learned_guard import GuardedLearnedEstimator  # noqa: E402 - it imports this module lazily
-
-
-def learned_factory(log: Callable[[str], None] | None = None, **options) -> GuardedLearnedEstimator:
-    """Factory registered as ``learned`` in the pipeline's estimator registry (options: LearnedOptions fields;
-    ``resolutions`` may be the node parameter's ``"HxW,HxW"`` text)."""
-    known = set(LearnedOptions.__dataclass_fields__)
-    if isinstance(options.get("resolutions"), str):
-        options["resolutions"] = parse_resolutions(options["resolutions"])
-    opts = LearnedOptions(**{k: v for k, v in options.items() if k in known})
-    return GuardedLearnedEstimator(opts, log_warning=log, background=options.get("background", True))
-
-
-def _register() -> None:
-    from depth_nodes.pipeline.estimators import register_estimator
-
-    register_estimator(LEARNED, learned_factory, takes_options=True)
-
-
-_register()

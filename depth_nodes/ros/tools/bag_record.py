@@ -23,7 +23,7 @@ from pathlib import Path
 
 from depth_nodes.data import rosbag_io as rb
 from depth_nodes.errors import DataFormatError
-from depth_nodes.ros.rosbag_rclpy import (
+from depth_nodes.ros.tools.rosbag_rclpy import (
     MessageTypeUnavailable,
     bag_qos_from_endpoint,
     exit_without_teardown,

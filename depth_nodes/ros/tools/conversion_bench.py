@@ -1,9 +1,9 @@
-"""Timing of the per-frame conversions the depth node does at 1216x352 (``python -m depth_nodes.ros.conversion_bench``).
+"""Timing of the per-frame conversions the depth node does at 1216x352 (``python -m depth_nodes.ros.tools.conversion_bench``).
 
 Each row times one direction for the 32FC1 depth image and the organized XYZRGB cloud: numpy -> message,
 message -> numpy, and rclpy's (de)serialization (the copy into / out of the middleware that publishing and
 receiving add). For the fill of ``msg.data`` the alternatives are timed side by side, which is how the
-strategy in :mod:`depth_nodes.ros.msg_buffer` was chosen.
+strategy in :mod:`depth_nodes.ros.builders.buffer` was chosen.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ def measure(width: int = 1216, height: int = 352, repeats: int = 30) -> dict[str
     from sensor_msgs.msg import Image, PointCloud2
     from std_msgs.msg import Header
 
+    from depth_nodes.msgs.cloud import pointcloud2_to_arrays
     from depth_nodes.msgs.image import image_to_depth, image_to_numpy
-    from depth_nodes.ros.cloud_conv import pointcloud2_to_arrays, xyzrgb_to_pointcloud2
-    from depth_nodes.ros.image_conv import numpy_to_image
-    from depth_nodes.ros.msg_buffer import to_byte_array
+    from depth_nodes.ros.builders.buffer import to_byte_array
+    from depth_nodes.ros.builders.cloud import xyzrgb_to_pointcloud2
+    from depth_nodes.ros.builders.image import numpy_to_image
 
     rng = np.random.default_rng(0)
     depth = rng.uniform(1, 80, (height, width)).astype(np.float32)

@@ -1,4 +1,5 @@
-"""The learned estimator with a classical safety net that tells transient failures from permanent ones.
+"""The pipeline's ``learned`` estimator: the runtime's learned predictor with a classical safety net that tells
+transient failures from permanent ones.
 
 :class:`GuardedLearnedEstimator` loads the model in the background (a TensorRT build takes minutes on a Jetson)
 and serves the classical completer until it is ready. Then, per frame (:mod:`trt_errors` classifies):
@@ -13,6 +14,8 @@ and serves the classical completer until it is ready. Then, per frame (:mod:`trt
 - **permanent** (missing / corrupt / mismatched model, ONNX or engine, anything else): the classical completer
   for good, ``learned_state: fallback``, ``learned_error_kind: permanent``, the reason in ``learned_reason``;
   the node reports WARN.
+
+The same estimator serves ``depth-nodes eval --method learned`` (:mod:`depth_nodes.pipeline.learned_completer`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Callable
 
 from depth_nodes import completion
 from depth_nodes.errors import DepthNodesError, EmptyInputError
+from depth_nodes.runtime.predictor import LearnedOptions, parse_resolutions
 from depth_nodes.runtime.trt_errors import NEW_SIZE, PERMANENT, TRANSIENT, classify
 
 log = logging.getLogger(__name__)
@@ -48,7 +52,7 @@ class GuardedLearnedEstimator:
         background: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from depth_nodes.runtime.estimator import LearnedOptions
+        from depth_nodes.runtime.predictor import LearnedOptions
 
         self.options = options or LearnedOptions()
         self.fallback = completion.create(fallback)
@@ -74,11 +78,11 @@ class GuardedLearnedEstimator:
 
     # ------------------------------------------------------------------ loading
     def _load(self) -> None:
-        from depth_nodes.runtime.estimator import build_learned
+        from depth_nodes.runtime.predictor import build_predictor
 
         for attempt in range(1, int(self.options.max_retries) + 2):
             try:
-                est = build_learned(self.options, on_line=lambda s: log.info("%s", s))
+                est = build_predictor(self.options, on_line=lambda s: log.info("%s", s))
                 break
             except Exception as exc:  # noqa: BLE001 - any failure of an optional model must leave the node running
                 kind = classify(exc)
@@ -212,12 +216,12 @@ class GuardedLearnedEstimator:
 
         if not _has("onnxruntime") or not hasattr(est.backend, "onnx_path"):
             return None
-        from depth_nodes.runtime.estimator import LearnedEstimator
         from depth_nodes.runtime.ort_backend import OnnxRuntimeBackend
+        from depth_nodes.runtime.predictor import LearnedPredictor
 
         ort = OnnxRuntimeBackend(est.backend.onnx_path)
         ort.ensure_loaded()
-        return LearnedEstimator(ort, est.norm, est.stride, est.fixed)
+        return LearnedPredictor(ort, est.norm, est.stride, est.fixed)
 
     def wait_rebuilt(self, timeout_s: float = 60.0) -> None:
         """Join a running engine rebuild (tests, shutdown)."""
@@ -263,3 +267,13 @@ class GuardedLearnedEstimator:
                 values["learned_gpu_unused"] = est.backend.gpu_unused
                 warnings.append(est.backend.gpu_unused)
         return values, warnings
+
+
+def learned_factory(log: Callable[[str], None] | None = None, **options) -> GuardedLearnedEstimator:
+    """Factory of ``learned`` in the pipeline's estimator table (options: LearnedOptions fields;
+    ``resolutions`` may be the node parameter's ``"HxW,HxW"`` text)."""
+    known = set(LearnedOptions.__dataclass_fields__)
+    if isinstance(options.get("resolutions"), str):
+        options["resolutions"] = parse_resolutions(options["resolutions"])
+    opts = LearnedOptions(**{k: v for k, v in options.items() if k in known})
+    return GuardedLearnedEstimator(opts, log_warning=log, background=options.get("background", True))

@@ -16,8 +16,6 @@ import array
 
 import numpy as np
 
-from depth_nodes.msgs.buffer import data_view  # noqa: F401 - re-exported (the decoders' reader)
-
 
 def to_byte_array(arr: np.ndarray) -> array.array:
     """One copy of ``arr``'s bytes (C order) into an ``array.array('B')``."""

@@ -1,6 +1,7 @@
-"""The pipeline's monocular estimators: a mono model + the scale tracker + the handover back to guided.
+"""The pipeline's monocular fallback estimators: a mono model + the scale tracker + the handover back to guided.
 
-Registered names (node parameter ``monocular_estimator``; the model directory is ``mono_model_dir``):
+Names in the pipeline's estimator table (:data:`depth_nodes.pipeline.estimators.BUILTIN_ESTIMATORS`; node
+parameter ``monocular_estimator``; the model directory is ``mono_model_dir``):
 
 - ``mono``: the own small net (shipped weights when ``mono_model_dir`` is empty);
 - ``depth_anything_v2``: a Depth Anything V2 directory (relative or metric, read from its config);
@@ -386,28 +387,13 @@ class GuardedMono:
         return values, warnings
 
 
-def _factory(kind: str):
-    def make(log: Callable[[str], None] | None = None, **options) -> GuardedMono:
-        known = set(MonoOptions.__dataclass_fields__)
-        opts = MonoOptions(
-            **{k[5:]: v for k, v in options.items() if k.startswith("mono_") and k[5:] in known}
-        )
-        return GuardedMono(
-            kind, opts, log or log_warning, background=bool(options.get("mono_background", True))
-        )
-
-    return make
+def create_estimator(kind: str, log: Callable[[str], None] | None = None, **options) -> GuardedMono:
+    """Factory of ``mono`` / ``depth_anything_v2`` / ``prompt_depth_anything`` in the pipeline's estimator
+    table (options: the node's ``mono_*`` parameters)."""
+    known = set(MonoOptions.__dataclass_fields__)
+    opts = MonoOptions(**{k[5:]: v for k, v in options.items() if k.startswith("mono_") and k[5:] in known})
+    return GuardedMono(kind, opts, log or log_warning, background=bool(options.get("mono_background", True)))
 
 
 def log_warning(msg: str) -> None:
     log.warning("%s", msg)
-
-
-def _register() -> None:
-    from depth_nodes.pipeline.estimators import register_estimator
-
-    for kind in (MONO, DA_V2, PROMPT_DA):
-        register_estimator(kind, _factory(kind), takes_options=True)
-
-
-_register()

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from depth_nodes.data import rosbag_io as rb
 from depth_nodes.errors import DataFormatError
-from depth_nodes.ros.rosbag_rclpy import (
+from depth_nodes.ros.tools.rosbag_rclpy import (
     MessageTypeUnavailable,
     exit_without_teardown,
     init_context,

@@ -1,5 +1,4 @@
-"""``sensor_msgs/Image`` builder; the decoders are :mod:`depth_nodes.msgs.image`'s (both re-exported by
-:mod:`depth_nodes.ros.conversions`)."""
+"""``sensor_msgs/Image`` builder; the decoders live in :mod:`depth_nodes.msgs.image`."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from std_msgs.msg import Header
 
 from depth_nodes.errors import ConversionError
 from depth_nodes.msgs.image import ENCODINGS
-from depth_nodes.ros.msg_buffer import set_data
+from depth_nodes.ros.builders.buffer import set_data
 
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
 

@@ -14,7 +14,7 @@ class Monitor:
         from rclpy.node import Node
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        from depth_nodes.ros.rosbag_rclpy import init_context
+        from depth_nodes.ros.tools.rosbag_rclpy import init_context
 
         self.context = init_context()
         self.node = Node("depth_nodes_demo_monitor", context=self.context)

@@ -1,4 +1,4 @@
-"""``sensor_msgs/CameraInfo`` builders; the decoder lives in :mod:`depth_nodes.msgs.camera_info` (re-exported)."""
+"""``sensor_msgs/CameraInfo`` builders; the decoder lives in :mod:`depth_nodes.msgs.camera_info`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ from std_msgs.msg import Header
 
 from depth_nodes.core.camera import CameraModel
 from depth_nodes.core.rectification import Rectifier
-from depth_nodes.msgs.camera_info import (  # noqa: F401 - re-exported decoders
-    CAMERA_MODELS,
-    DEPTH_GEOMETRIES,
-    camera_info_to_model,
+from depth_nodes.msgs.camera_info import (
     info_geometry,
     published_info_fields,
-    resolve_camera_model,
-    topic_is_rectified,
 )
 
 
