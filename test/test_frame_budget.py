@@ -8,6 +8,7 @@ path without DDS timing in the way.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from depth_nodes.eval.robustness.frames import synthetic_frames
 from depth_nodes.pipeline.drift import DriftConfig, DriftMonitor, edge_returns
 
 HEAVY = ("torch", "onnxruntime", "transformers")
+HAVE_ML = any(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "torch"))
 TEST_DIR = Path(__file__).resolve().parent
 
 NODE_SCRIPT = r"""
@@ -47,7 +49,7 @@ node.output_options = lambda settings: settings.options  # every output as if su
 calls = []
 record = node.stats.published
 def published(mode, timings, processing_ms, gap_ms, busy_ms=None, busy_cpu_ms=None):
-    calls.append({"timings": dict(timings), "busy_ms": busy_ms, "processing_ms": processing_ms})
+    calls.append({"mode": mode, "timings": dict(timings), "busy_ms": busy_ms, "processing_ms": processing_ms})
     record(mode, timings, processing_ms, gap_ms, busy_ms=busy_ms, busy_cpu_ms=busy_cpu_ms)
 node.stats.published = published
 cam, rgb = scene.camera(), scene.rgb_image()
@@ -68,11 +70,18 @@ def frame(lidar=True):
 n_guided = int(sys.argv[3])
 for _ in range(n_guided):
     frame()
-for _ in range(4):  # the LiDAR stops: the mode machine moves to monocular (its estimator, if any, is built)
+heavy_guided = [m for m in sys.argv[4].split(",") if m in sys.modules]
+mono_guided = node.selector.for_mode("monocular")
+mono_guided = getattr(mono_guided, "state", "none")
+for _ in range(4):  # the LiDAR stops: the node leaves guided mode, the mono fallback (if installed) loads
     frame(lidar=False)
-time.sleep(1.0)  # a background model loader would have imported its libraries by now
+mono = node.selector.for_mode("monocular")
+deadline = time.monotonic() + 60
+while getattr(mono, "state", "") == "loading" and time.monotonic() < deadline:  # the background loader
+    time.sleep(0.05)
 report = node.report()
-out = {"heavy": [m for m in sys.argv[4].split(",") if m in sys.modules], "calls": calls, "drift_checks": node.drift.checks,
+out = {"heavy_guided": heavy_guided, "mono_guided": mono_guided, "mono_after": getattr(mono, "state", "none"),
+       "heavy": [m for m in sys.argv[4].split(",") if m in sys.modules], "calls": calls, "drift_checks": node.drift.checks,
        "drift_offered": node.drift.frames_offered, "values": {k: str(v) for k, v in report.values.items()}}
 node.shutdown(); node.destroy_node(); rclpy.try_shutdown()
 print(json.dumps(out))
@@ -95,16 +104,24 @@ def defaults_run() -> dict:
     return run_node({"drift_check_period_frames": 2})
 
 
-def test_shipped_defaults_node_imports_no_ml_library(defaults_run) -> None:
-    """Classical estimators by default: guided frames and a LiDAR outage load neither torch, onnxruntime nor
+def test_shipped_defaults_node_imports_no_ml_library_while_guided(defaults_run) -> None:
+    """Classical estimators by default: guided frames with fresh LiDAR load neither torch, onnxruntime nor
     transformers (the mono fallback used to be loaded at start-up: +~200 MB RSS and a net inference on every
-    5th frame, docs/node_bench.md)."""
-    assert defaults_run["heavy"] == [], defaults_run["heavy"]
+    5th frame, docs/node_bench.md); the default mono fallback loads only once the LiDAR stops (issue 21)."""
+    assert defaults_run["heavy_guided"] == [], defaults_run["heavy_guided"]
+    assert defaults_run["mono_guided"] == "standby", defaults_run["mono_guided"]
     assert defaults_run["values"]["estimator_guided"] == "guided"
+    if HAVE_ML:  # the outage loaded it in the background: ONNX Runtime (torch only without it)
+        assert defaults_run["mono_after"] == "ready", defaults_run["values"].get("mono_state")
+        assert set(defaults_run["heavy"]) & {"onnxruntime", "torch"}, defaults_run["heavy"]
+    else:  # without [ml]: memory-only / none, and the reason
+        assert defaults_run["mono_after"] == "unavailable" and defaults_run["heavy"] == [], defaults_run
 
 
 def test_stage_times_add_up_to_the_worker_time_of_each_frame(defaults_run) -> None:
-    calls = defaults_run["calls"]
+    # guided frames: on the fallback frames after the outage the mono net loads on a thread of its own, and a
+    # GIL hand-over to it (up to sys.getswitchinterval() = 5 ms) may land in the untimed glue between stages
+    calls = [c for c in defaults_run["calls"] if c["mode"] == "guided"]
     assert len(calls) >= 10
     for c in calls:
         t = c["timings"]
@@ -128,10 +145,10 @@ def test_stage_times_add_up_to_the_worker_time_of_each_frame(defaults_run) -> No
 
 
 def test_the_drift_check_runs_on_every_nth_frame_inside_the_stats(defaults_run) -> None:
-    calls = defaults_run["calls"]
+    # the check needs the frame's LiDAR: guided frames only (12 + the first LiDAR-less one, which still pairs
+    # with the last scan; the later frames are served by the fallback), frames fed one at a time: none deferred
+    calls = [c for c in defaults_run["calls"] if c["mode"] == "guided"]
     with_drift = [i for i, c in enumerate(calls) if "drift" in c["timings"]]
-    # one check per 2 published frames (12 guided + the first LiDAR-less one, which still pairs with the last
-    # scan; the others publish nothing: no mono estimator), frames fed one at a time: none deferred
     n = len(calls)
     assert n >= 12 and defaults_run["drift_offered"] == n
     assert defaults_run["drift_checks"] == len(with_drift) == n // 2

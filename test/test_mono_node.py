@@ -1,5 +1,6 @@
-"""The node process with the shipped own mono net (``monocular_estimator: mono``): the LiDAR stops -> monocular
-within the hysteresis, metric depth keeps coming; the LiDAR resumes -> guided, blended without a jump."""
+"""The node process with the own mono net (``monocular_estimator: mono``): the LiDAR stops -> monocular within the
+hysteresis, metric depth keeps coming; the LiDAR resumes -> guided, blended without a jump. And the default lazy
+fallback: nothing loaded while guided, loaded during ``lidar_memory``, monocular scaled by the memory's fits."""
 
 from __future__ import annotations
 
@@ -59,10 +60,16 @@ def _ratio(depth: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory):
+def scene_net(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("mono") / "scene_net"
     offline_mae_m = _train_scene_net(model_dir)
     assert offline_mae_m < 1.0, f"the scene net did not learn the scene: MAE {offline_mae_m:.2f} m"
+    return model_dir, offline_mae_m
+
+
+@pytest.fixture
+def node(scene_net):  # stopped before the next test starts its own node (one node on the domain at a time)
+    model_dir, offline_mae_m = scene_net
     proc, client, sender = start_node({"monocular_estimator": "mono", "mono_model_dir": str(model_dir),
                                        "mono_fit_period_frames": 1, "mono_handover_frames": HANDOVER,
                                        # one frame at a time, each waited for: the net may take its time
@@ -130,3 +137,59 @@ def test_lidar_outage_monocular_then_smooth_handover(node) -> None:
     assert np.abs(np.diff(ratios)).max() <= gap / (HANDOVER + 1) + 0.02, ratios
     assert ratios[-1] == pytest.approx(1.0, abs=0.02), ratios
     assert "mode monocular -> guided" in proc.output()
+
+
+def test_default_lazy_fallback_loads_after_lidar_loss_and_carries_the_memory_fit(scene_net) -> None:
+    """Defaults (``mono_fit_period_frames`` 0, LiDAR memory on; no odometry TF: still-only memory, the scene is
+    static): guided frames leave the net unloaded; the LiDAR stops -> ``lidar_memory`` serves at once while the
+    net loads in the background; its scale is fitted to the memory returns of each memory frame; the memory ages
+    out -> ``monocular`` publishes metric depth with the newest memory fit (younger than the last scan)."""
+    model_dir, offline_mae_m = scene_net
+    proc, client, sender = start_node({"mono_model_dir": str(model_dir), "memory_max_age_s": 1.0})
+    try:
+        stamps = [sender.send() for _ in range(1)]
+        for _ in range(40):  # guided until settled
+            stamps.append(sender.send())
+            try:
+                client.wait_stamp("depth/image_rect", stamps[-1], timeout=5.0)
+            except TimeoutError:
+                continue
+            if client.latest_diagnostics().get("published_mode") == "guided":
+                break
+        d = client.latest_diagnostics()
+        assert d["mode"] == "guided" and "loads when the node leaves guided mode" in d["mono_state"], d
+        last_scan = stamps[-1]
+        # LiDAR gone: camera only, stamps 0.2 s .. 0.9 s after the last scan (memory_max_age_s 1.0), paced in
+        # wall time while the net loads on its thread (seconds on a loaded machine); memory serves meanwhile
+        t_ns, deadline, fits = last_scan + 200_000_000, time.monotonic() + 90.0, 0
+        while t_ns < last_scan + 900_000_000:
+            st = sender.send(points=False, stamp_ns=t_ns)
+            client.wait_stamp("depth/image_rect", st, timeout=10.0)  # published: memory (+ mono once loaded)
+            d = client.latest_diagnostics()  # periodic: may lag a frame or two
+            fits = int(d.get("mono_fits", "0"))
+            t_ns += 100_000_000 if fits >= 3 else 2_000_000
+            assert time.monotonic() < deadline, f"the mono net never loaded: {d}"
+            time.sleep(0.05)
+        assert fits >= 3 and d["mono_state"] == "ready" and d["mode"] == "lidar_memory", d
+        assert float(d["memory_mono_share_px"]) > 0.1 and d["memory_mono"] == "ready", d  # mono fills, fitted
+        last_memory = t_ns - 100_000_000
+        truth = scene.dense_depth()
+        for i in range(1, 4):  # aged out: monocular after the hysteresis (3), scale of the memory fits
+            before = int(client.latest_diagnostics().get("frames_not_published", "0"))
+            st = sender.send(points=False, stamp_ns=last_scan + 1_100_000_000 + i * 100_000_000)
+            if i == 3:  # each frame waited for (one-slot mailbox)
+                depth = depth_array(client.wait_stamp("depth/image_rect", st, timeout=10.0))
+            else:  # still lidar_memory (hysteresis) with the memory aged out: not published
+                client.wait_for(lambda b=before: int(client.latest_diagnostics().get("frames_not_published", "0")) > b,
+                                10.0, "the aged-out memory frame to be counted")  # fmt: skip
+        client.wait_for(lambda: client.latest_diagnostics().get("published_mode") == "monocular", 10.0,
+                        "diagnostics after the monocular frame")  # fmt: skip
+        d = client.latest_diagnostics()
+        assert d["mode"] == "monocular" and "aged out" in d["mode_reason"], d
+        fit_age_s = float(d["mono_fit_age_s"])
+        assert fit_age_s <= (st - last_memory) * 1e-9 + 0.05 < (st - last_scan) * 1e-9, d  # a memory frame's fit
+        ok = np.isfinite(truth) & np.isfinite(depth)
+        assert ok.sum() > 0.8 * np.isfinite(truth).sum()
+        assert float(np.mean(np.abs(depth[ok] - truth[ok]))) < 1.1 * offline_mae_m + 0.05
+    finally:
+        stop_node(proc, client)

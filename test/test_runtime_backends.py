@@ -156,8 +156,9 @@ print(json.dumps([m for m in ("torch", "onnxruntime", "onnx", "tensorrt") if m i
 
 
 def test_default_mono_fallback_imports_ml_libraries_only_on_its_loader_thread() -> None:
-    """``monocular_estimator: mono`` (the shipped own net): building the selector imports no torch / onnxruntime on
-    the calling (executor) thread; the background loader does, and with onnxruntime present never torch."""
+    """``monocular_estimator: mono`` (the shipped own net): building the selector imports no torch / onnxruntime and
+    loads nothing (standby until the node leaves guided mode); ``ensure_loaded`` then loads on the background
+    loader, never on the calling (executor) thread, and with onnxruntime present never torch."""
     code = """
 import sys, json, threading, time
 seen = []
@@ -168,11 +169,13 @@ sys.addaudithook(hook)
 from depth_nodes import pipeline as pl
 sel = pl.EstimatorSelector("guided", "lidar_only", "mono", log=lambda s: None)
 est = sel.for_mode(pl.MONOCULAR)
+standby = (est.state, list(seen))
+est.ensure_loaded()
 main_seen = [m for m, t in seen if t == "MainThread"]
 deadline = time.monotonic() + 60
 while est.state == "loading" and time.monotonic() < deadline:
     time.sleep(0.05)
-print(json.dumps({"main": main_seen, "state": est.state, "reason": est.reason,
+print(json.dumps({"standby": standby, "main": main_seen, "state": est.state, "reason": est.reason,
                   "torch": "torch" in sys.modules, "loader": sorted({t for _, t in seen})}))
 """
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
@@ -181,6 +184,7 @@ print(json.dumps({"main": main_seen, "state": est.state, "reason": est.reason,
     assert out["main"] == [], out
     have_ort = importlib.util.find_spec("onnxruntime") is not None
     if have_ort or importlib.util.find_spec("torch") is not None:
+        assert out["standby"] == ["standby", []], out  # nothing loaded or imported before ensure_loaded
         assert out["state"] == "ready" and out["loader"] == ["mono-model-loader"], out
         assert not (have_ort and out["torch"]), out  # ONNX Runtime serves the shipped net without torch
     else:

@@ -8,9 +8,16 @@ parameter ``monocular_estimator``; the model directory is ``mono_model_dir``):
 - ``prompt_depth_anything``: a Prompt Depth Anything directory; the frame's projected LiDAR is the prompt
   when it has one (a degraded scan), otherwise it runs unprompted.
 
-In ``guided`` mode the pipeline calls :meth:`MonoEstimator.observe` with the guided result: every
-``fit_period_frames``-th frame the model runs and its scale is fitted to that frame's LiDAR (the most recent
-good projection), so a fit is always at hand when the LiDAR goes. In ``monocular`` mode :meth:`estimate`
+Loading (:class:`GuardedMono`). With ``fit_period_frames`` 0 (the default) nothing is loaded and no net runs
+while the node is in ``guided`` mode: the guided frames only keep a reference to their image + projected LiDAR
+(the newest one); the model loads on a background thread when the node first leaves guided mode
+(:meth:`GuardedMono.ensure_loaded`, called by the pipeline in ``lidar_memory`` / ``monocular`` after a guided
+frame: a node started before its LiDAR arrives has no scale to fit and loads nothing yet) and, once
+loaded, fits its first scale to that last guided frame's LiDAR on the same thread. In ``lidar_memory`` mode
+every frame's fit on the carried memory returns is folded into the tracker (:meth:`GuardedMono.note_fit`), so
+when the memory ages out, ``monocular`` carries the newest of them. With ``fit_period_frames`` n > 0 the model
+loads at start and in ``guided`` mode :meth:`MonoEstimator.observe` runs it every n-th frame, its scale fitted
+to that frame's LiDAR (the behaviour before issue 21's lazy default). In ``monocular`` mode :meth:`estimate`
 applies the carried scale (refitting on the frame's own LiDAR when a degraded scan still has enough returns).
 When the LiDAR returns, the first ``handover_frames`` guided frames are blended from the mono depth to the
 guided depth (inverse depth, linear weights), so the output does not jump by the carried scale's error.
@@ -41,7 +48,8 @@ class MonoOptions:
     model_dir: str = ""
     half_life_s: float = 5.0
     handover_frames: int = 5
-    fit_period_frames: int = 5
+    #: Guided-mode refit period (frames); 0 = no guided refits, the model loads when the node leaves guided mode.
+    fit_period_frames: int = 0
     min_fit_points: int = 200
     #: Depth Anything: the processor's target size (px, both sides; 0 = the directory's preprocessor_config.json)
     input_size_px: int = 0
@@ -152,7 +160,8 @@ class MonoEstimator:
                 self._handover_left = max(0, int(self.opts.handover_frames))
             self._guided_frames += 1
             handover = self._handover_left > 0
-            if not handover and (self._guided_frames - 1) % max(1, self.opts.fit_period_frames):
+            period = int(self.opts.fit_period_frames)
+            if not handover and (period <= 0 or (self._guided_frames - 1) % period):
                 return guided
             try:
                 pred = self._predict(inputs)
@@ -197,10 +206,36 @@ class MonoEstimator:
         return self.tracker.age_s(stamp_ns)
 
 
+def missing_dependency(kind: str, model_dir: str = "") -> str:
+    """Why ``kind`` cannot load in this install (empty when its libraries are importable and, for ``mono``, its
+    weight files exist); imports nothing heavy, so a lazy load still reports these at start-up."""
+    import importlib.util
+
+    def have(mod: str) -> bool:
+        return importlib.util.find_spec(mod) is not None
+
+    if kind == MONO:
+        if not (have("onnxruntime") or have("torch")):
+            return "neither onnxruntime nor torch is installed (depth_nodes[ml])"
+        from pathlib import Path
+
+        from depth_nodes.models import registry
+        from depth_nodes.mono.own import SHIPPED_DIR
+
+        d = Path(model_dir).expanduser() if model_dir else SHIPPED_DIR
+        if not (d / registry.CONFIG_FILE).is_file() or not (d / registry.WEIGHTS_FILE).is_file():
+            return f"monocular model directory {d} lacks {registry.CONFIG_FILE} + {registry.WEIGHTS_FILE}"
+        return ""
+    missing = [m for m in ("torch", "transformers") if not have(m)]
+    return f"{' and '.join(missing)} not installed (depth_nodes[ml])" if missing else ""
+
+
 class GuardedMono:
-    """Loads the mono estimator in a background thread (started at node start-up: the node and its guided path
-    do not wait, and torch / onnxruntime are imported off the executor thread). While loading, or when the model
-    cannot load (no ``[ml]``, no weights), monocular mode publishes nothing with the reason; the node carries on."""
+    """Loads the mono estimator in a background thread: at construction when ``fit_period_frames`` > 0 (guided
+    refits), else on the first :meth:`ensure_loaded` (the node leaving guided mode; see the module docstring).
+    The worker never waits: torch / onnxruntime are imported off its thread. While not loaded, or when the model
+    cannot load (no ``[ml]``, no weights), monocular mode publishes nothing with the reason (``lidar_memory``
+    serves memory only); the node carries on."""
 
     needs_image = True
     needs_lidar = False
@@ -211,8 +246,9 @@ class GuardedMono:
         self.kind = kind
         self.opts = opts
         self._warn = warn
-        self.state = "loading"  # -> ready | unavailable
+        self.state = "loading"  # standby -> loading -> ready | unavailable
         self.reason = f"monocular estimator {kind!r} still loading"
+        self._last_guided = None  # the newest guided frame's inputs (references only): first scale fit
         self.inner: MonoEstimator | None = None
         self._last_stamp_ns = 0
         self._last_K = None
@@ -223,15 +259,42 @@ class GuardedMono:
         self._fitting = threading.Lock()  # held while a guided-mode refit runs on its thread
         self.late_published = 0  # estimates published with a later frame (their own image's stamp)
         self._loader: threading.Thread | None = None
-        if background:
-            self._loader = threading.Thread(target=self._load, name="mono-model-loader", daemon=True)
-            self._loader.start()
+        self._background = background
+        missing = missing_dependency(kind, opts.model_dir)
+        if missing:
+            self.state, self.reason = "unavailable", f"monocular estimator {kind!r} unavailable: {missing}"
+            warn(self.reason)
+        elif self.opts.fit_period_frames > 0 or not background:  # guided refits / offline callers: load now
+            self.ensure_loaded()
         else:
-            self._load()
+            self.state = "standby"
+            self.reason = f"monocular estimator {kind!r} not loaded: loads when the node leaves guided mode"
+
+    @property
+    def seen_guided(self) -> bool:
+        """Whether a guided frame has been seen: the node has left guided mode (not merely started without
+        LiDAR yet), and there is a LiDAR frame for the first scale fit."""
+        return self._last_guided is not None
+
+    def ensure_loaded(self) -> None:
+        """Start loading the model (once; returns at once with ``background``). The pipeline calls it on every
+        frame outside guided mode."""
+        with self._lock:
+            if self.state not in ("standby", "loading") or self._loader is not None:
+                return
+            self.state, self.reason = "loading", f"monocular estimator {self.kind!r} still loading"
+            if self._background:
+                self._loader = threading.Thread(target=self._load, name="mono-model-loader", daemon=True)
+                self._loader.start()
+                return
+        self._load()
 
     def _load(self) -> None:
         try:
             inner = MonoEstimator(load_model(self.kind, self.opts), self.opts)
+            first = self._last_guided
+            if first is not None and inner.tracker.state is None:  # the last fresh LiDAR: a scale for monocular
+                inner._fit(inner._predict(first), first)
         except Exception as exc:  # noqa: BLE001 - an optional model must leave the node running
             why = str(exc) if isinstance(exc, DepthNodesError) else f"{type(exc).__name__}: {exc}"
             with self._lock:
@@ -301,11 +364,13 @@ class GuardedMono:
                               f"(last net run {took}); published with a later frame, stamped with its image")  # fmt: skip
 
     def observe(self, inputs, guided: Completion) -> Completion:
-        """Guided mode. A plain scale refit runs on a thread of its own (one at a time, frames arriving meanwhile
-        are not refitted), so guided frames never wait for it and a monocular frame never queues behind it; the
-        handover blend (after monocular frames) waits at most ``frame_budget_s`` for the net, else this frame is
-        guided alone."""
+        """Guided mode. Keeps a reference to the frame (the first fit after a lazy load). A plain scale refit
+        (``fit_period_frames`` > 0) runs on a thread of its own (one at a time, frames arriving meanwhile are
+        skipped), so guided frames never wait for it and a monocular frame never queues behind it; the handover
+        blend (after monocular frames) waits at most ``frame_budget_s`` for the net, else this frame is guided
+        alone."""
         self._last_stamp_ns = inputs.stamp_ns
+        self._last_guided = inputs
         inner = self.inner
         if inner is None:
             return guided
@@ -317,9 +382,19 @@ class GuardedMono:
             runner.submit(key, lambda: inner.observe(inputs, guided))
             res = runner.wait(key, self.opts.frame_budget_s)
             return res.value if res is not None and res.ok else guided
-        if self._fitting.acquire(blocking=False):  # its own thread, so a monocular frame never queues behind it
+        if self.opts.fit_period_frames > 0 and self._fitting.acquire(blocking=False):
             threading.Thread(target=self._refit, args=(inner, inputs, guided), name="mono-refit", daemon=True).start()
         return guided
+
+    def note_fit(self, fit) -> None:
+        """A scale fit made elsewhere on this frame (``lidar_memory``: the carried memory returns) folded into the
+        tracker, so ``monocular`` carries it when the memory ages out."""
+        inner = self.inner
+        if inner is not None and fit is not None and fit.kind == inner.tracker.kind:
+            self._last_stamp_ns = max(self._last_stamp_ns, fit.stamp_ns)  # the age in diagnostics
+            with inner._lock:
+                if inner.tracker.update(fit):
+                    inner.n_fits += 1
 
     def _refit(self, inner: MonoEstimator, inputs, guided: Completion) -> None:
         try:

@@ -197,6 +197,9 @@ class FramePipeline:
         if {mode, proposed} == {GUIDED, LIDAR_MEMORY}:  # during the hysteresis: the better input serves
             mode = proposed  # (fresh LiDAR over memory; memory over no frame), reported as what served
         result = FrameResult(mode, stamp_ns, frame_id, camera, sparse=sparse, timings_ms=timings)
+        mono = self.selector.for_mode(MONOCULAR)
+        if mode in (LIDAR_MEMORY, MONOCULAR) and getattr(mono, "seen_guided", False):
+            mono.ensure_loaded()  # the fallback's model loads once the node leaves guided mode (background)
         estimator = self.memory if mode == LIDAR_MEMORY else self.selector.for_mode(mode)
         if estimator is None and mode == LIDAR_MEMORY:
             result.reason = f"{self.modes.reason}; LiDAR memory is off"
@@ -223,7 +226,6 @@ class FramePipeline:
             # a late monocular estimate: published under its own image's stamp; that image is not kept, so the
             # cloud is coloured by depth and the LiDAR (none in monocular mode) is not written back
             result.stamp_ns, rgb, sparse = int(out.source_stamp_ns), None, None
-        mono = self.selector.for_mode(MONOCULAR)
         if mode == GUIDED and hasattr(mono, "observe"):  # keeps the mono scale fresh; blends the handover
             out = mono.observe(frame_inputs, out)
         if sparse is not None and criteria.keep_lidar_returns:

@@ -12,13 +12,14 @@ grey levels); once the picture changes, the robot (or the scene) moved and the m
 usual stale-LiDAR path, monocular), and :attr:`MemoryFallback.reason` says why.
 
 The monocular estimator, when one is installed and loaded, fills what the memory does not cover, its scale
-fitted to the carried memory returns of the same frame (:mod:`depth_nodes.pipeline.memory_estimate`).
+fitted to the carried memory returns of the same frame (:mod:`depth_nodes.pipeline.memory_estimate`); that
+fit is handed to the estimator's scale tracker, which ``monocular`` mode carries once the memory ages out.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -167,6 +168,8 @@ class MemoryFallback:
             "share_mono": est.share_mono, "returns": est.n_returns, "dropped_free": carried.n_dropped_free,
         }  # fmt: skip
         self.mono_note = est.mono_note
+        if est.mono_fit is not None and hasattr(self.mono, "note_fit"):  # monocular carries the newest fit
+            self.mono.note_fit(replace(est.mono_fit, stamp_ns=inputs.stamp_ns))
         self.frames_served += 1
         return est.completion
 

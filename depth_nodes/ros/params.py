@@ -40,16 +40,19 @@ SPECS: tuple[ParamSpec, ...] = (
     # --- estimators (unsafe: building a model at runtime would stall the pipeline)
     ParamSpec("completer", "guided", "estimator of guided mode (camera + LiDAR): a registered completer name", False),
     ParamSpec("lidar_only_completer", "lidar_only", "estimator of lidar_only mode (camera stale): completer name", False),
-    ParamSpec("monocular_estimator", "", "estimator of monocular mode (LiDAR stale): empty = none (monocular "
-              "mode publishes nothing; nothing of torch / onnxruntime is loaded), mono (own shipped net, loaded in "
-              "the background; needs [ml]; +~200 MB RSS and a net inference every mono_fit_period_frames-th "
-              "frame), depth_anything_v2, prompt_depth_anything", False),
+    ParamSpec("monocular_estimator", "mono", "estimator of monocular mode and of lidar_memory's fill (LiDAR stale): "
+              "mono (own shipped net; needs [ml], else memory-only and diagnostics say why; loaded in the background "
+              "only when the node leaves guided mode: nothing of torch / onnxruntime is loaded while the LiDAR is "
+              "fresh), depth_anything_v2, prompt_depth_anything, empty = none (monocular mode publishes nothing)",
+              False),
     ParamSpec("mono_model_dir", "", "monocular model directory (config.json + weights; empty = the shipped net "
               "for 'mono'); never downloaded", False),
     ParamSpec("mono_scale_half_life_s", 5.0, "confidence of the carried mono scale halves every this long (s)",
               False, 0.01, 3600.0),
     ParamSpec("mono_handover_frames", 5, "frames blending mono -> guided when the LiDAR returns", False, 0, 100),
-    ParamSpec("mono_fit_period_frames", 5, "in guided mode, refit the mono scale every n-th frame", False, 1, 1000),
+    ParamSpec("mono_fit_period_frames", 0, "in guided mode, refit the mono scale every n-th frame (loads the model "
+              "at start: +~200 MB RSS, a net inference per refit); 0 = no guided refits, the model loads when the "
+              "node leaves guided mode", False, 0, 1000),
     ParamSpec("mono_input_size_px", 0, "Depth Anything processor target size (px, both sides: the side whose scale "
               "is closer to 1 gets it, each rounded to 14); 0 = the model's preprocessor_config.json (518)", False,
               0, 2044),
