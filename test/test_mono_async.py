@@ -36,7 +36,8 @@ class SlowModel:
 def _guarded(monkeypatch, delay_s, budget_s):
     model = SlowModel(delay_s)
     monkeypatch.setattr(E, "load_model", lambda kind, opts: model)
-    est = E.GuardedMono("depth_anything_v2", E.MonoOptions(frame_budget_s=budget_s, min_fit_points=50), print)
+    est = E.GuardedMono("depth_anything_v2", E.MonoOptions(frame_budget_s=budget_s, min_fit_points=50, fit_period_frames=1), print)
+    est.ensure_loaded()  # lazy default: the pipeline calls it when the node leaves guided mode
     deadline = time.monotonic() + 10
     while est.state == "loading" and time.monotonic() < deadline:
         time.sleep(0.01)
