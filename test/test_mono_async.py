@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from depth_nodes import pipeline as pl
+from depth_nodes.core.scale_fit import METRIC
 from depth_nodes.errors import EmptyInputError
 from depth_nodes.mono import fallback_estimator as E
 from depth_nodes.mono.runner import LatestJobRunner
-from depth_nodes.mono.scale import METRIC
 from depth_nodes.pipeline.sync import Scan
 
 

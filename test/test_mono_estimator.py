@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from depth_nodes import pipeline as pl
+from depth_nodes.core.scale_fit import METRIC
 from depth_nodes.mono.fallback_estimator import MonoEstimator, MonoOptions
-from depth_nodes.mono.scale import METRIC
 from depth_nodes.pipeline.sync import Scan
 
 

@@ -12,10 +12,10 @@ transformers = pytest.importorskip(
 from depth_nodes import pipeline as pl  # noqa: E402
 from depth_nodes.core.camera import CameraModel  # noqa: E402
 from depth_nodes.core.projection import SparseDepth  # noqa: E402
+from depth_nodes.core.scale_fit import INVERSE, METRIC  # noqa: E402
 from depth_nodes.errors import EmptyInputError  # noqa: E402
 from depth_nodes.mono import hf  # noqa: E402
 from depth_nodes.mono.fallback_estimator import MonoOptions, load_model  # noqa: E402
-from depth_nodes.mono.scale import INVERSE, METRIC  # noqa: E402
 
 H, W = 60, 200
 

@@ -25,10 +25,10 @@ def _train_scene_net(out) -> float:
     after a scale fit on the scene's LiDAR, offline: the node can only do as well as that."""
     import json
 
+    from depth_nodes.core.scale_fit import METRIC, fit_scale
     from depth_nodes.models import registry
     from depth_nodes.mono.net import normalise_rgb, ray_elevation
     from depth_nodes.mono.own import load_own_model
-    from depth_nodes.mono.scale import METRIC, fit_scale
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from depth_nodes.mono import scale
+from depth_nodes.core import scale_fit as scale
 
 
 def _scene(seed=0, h=120, w=400):

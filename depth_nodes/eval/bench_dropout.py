@@ -113,8 +113,8 @@ def bench(
     exclude_moving: bool = True,
 ) -> dict:
     from depth_nodes import completion
+    from depth_nodes.core.scale_fit import ScaleFitError, apply_scale, fit_scale
     from depth_nodes.data.gt_sources import open_drive
-    from depth_nodes.mono.scale import ScaleFitError, apply_scale, fit_scale
 
     gt_dir = Path(gt_dir)
     drive = open_drive(drive_dir)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from depth_nodes.core.scale_fit import ScaleFitError, apply_scale, fit_scale
 from depth_nodes.data.kitti_depth import list_frames
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.eval.metrics import depth_metrics, mean_metrics
-from depth_nodes.mono.scale import ScaleFitError, apply_scale, fit_scale
 
 
 def bench(data_dir: str | Path, frames: list[int], cuts: list[int], estimator: str = "mono", model_dir: str = "",

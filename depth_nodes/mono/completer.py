@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from depth_nodes.completion.base import Completer, Completion
+from depth_nodes.core.scale_fit import ScaleFitError, apply_scale, fit_scale
 from depth_nodes.errors import EmptyInputError
-from depth_nodes.mono.scale import ScaleFitError, apply_scale, fit_scale
 
 OWN_FIT = "scale fitted on this frame's own input LiDAR"
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from depth_nodes.completion.base import Completion
+from depth_nodes.core.scale_fit import ScaleFitError, ScaleTracker, blend, fit_scale
 from depth_nodes.errors import DepthNodesError, EmptyInputError
 from depth_nodes.mono.runner import LatestJobRunner
-from depth_nodes.mono.scale import ScaleFitError, ScaleTracker, blend, fit_scale
 
 log = logging.getLogger(__name__)
 MONO, DA_V2, PROMPT_DA = "mono", "depth_anything_v2", "prompt_depth_anything"

@@ -29,9 +29,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from depth_nodes.core.scale_fit import INVERSE, METRIC
 from depth_nodes.errors import DepthNodesError
 from depth_nodes.mono.da_preprocess import ProcessorSpec, preprocess_torch, resize_size, upsample_torch
-from depth_nodes.mono.scale import INVERSE, METRIC
 
 log = logging.getLogger(__name__)
 PATCH_PX = 14

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from depth_nodes.core.scale_fit import METRIC
 from depth_nodes.mono.hf import MonoModelError
-from depth_nodes.mono.scale import METRIC
 
 #: The shipped net: package data (config.json + model.safetensors + train.json).
 SHIPPED_DIR = Path(__file__).parent / "weights" / "mono_unet"

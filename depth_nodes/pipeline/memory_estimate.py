@@ -4,7 +4,7 @@ ROS-free. :func:`project_carried` projects carried points like the node projects
 pixel, the parallax occlusion filter) keeping each return's confidence; :func:`estimate_from_memory`
 completes that sparse image with the classical completer (the node's guided completer by default) and,
 where the memory has nothing (newly visible regions), fills with a monocular prediction whose scale is
-fitted to **the carried memory returns of this very frame** (:func:`depth_nodes.mono.scale.fit_scale`), not
+fitted to **the carried memory returns of this very frame** (:func:`depth_nodes.core.scale_fit.fit_scale`), not
 to a fit from before the dropout.
 
 Confidence per pixel: memory pixels = the completer's confidence x the memory confidence of the nearest
@@ -183,7 +183,7 @@ def _fill_mono(
     est: MemoryEstimate, pred: np.ndarray, kind: str, from_memory: np.ndarray, max_depth_m: float,
     min_depth_m: float, min_fit_points: int,
 ) -> None:  # fmt: skip
-    from depth_nodes.mono.scale import ScaleFitError, apply_scale, fit_scale
+    from depth_nodes.core.scale_fit import ScaleFitError, apply_scale, fit_scale
 
     if est.n_returns < min_fit_points:
         est.mono_note = (

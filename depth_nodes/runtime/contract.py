@@ -24,7 +24,7 @@ Inputs (``source`` -> allowed ``units``; 4-D inputs take ``layout`` NCHW / NHWC)
 - ``intrinsics``: ``pixels``, K (3x3 or 1x3x3) of the network input (scaled with a resize, unchanged by padding).
 
 Outputs (``kind``): ``metric`` (m), ``inverse`` (1/m), ``relative`` (affine-invariant inverse depth, as Depth
-Anything V2 relative / MiDaS: scale and shift fitted to the frame's LiDAR with :mod:`depth_nodes.mono.scale`),
+Anything V2 relative / MiDaS: scale and shift fitted to the frame's LiDAR with :mod:`depth_nodes.core.scale_fit`),
 ``confidence`` (0..1, optional). Size: ``stride`` pads H, W (bottom / right, replicated image) up to a multiple and
 crops the output back; ``fixed`` with ``fit: pad`` pads to exactly [H, W] (a larger camera is an error), with
 ``fit: resize`` resizes to it (image: area / linear; LiDAR depth re-scattered, nearest return wins) and resizes

@@ -140,7 +140,7 @@ class ContractModel:
 
     def predict(self, rgb, sparse_m, K, max_depth_m: float = DEFAULT_MAX_DEPTH_M) -> Completion:
         """Metric depth (m; NaN = none, beyond ``max_depth_m`` or not positive) + confidence at the camera's size."""
-        from depth_nodes.mono.scale import INVERSE, ScaleFitError, apply_scale, fit_scale
+        from depth_nodes.core.scale_fit import INVERSE, ScaleFitError, apply_scale, fit_scale
 
         pred, conf = self.raw(rgb, sparse_m, K)
         kind = self.contract.depth_kind
