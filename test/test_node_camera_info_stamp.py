@@ -55,9 +55,9 @@ def publish(client, sender, what: str, cal: Calibration, stamp_ns: int) -> None:
 
 
 def check(client, cal: Calibration, stamp_ns: int) -> None:
-    info = client.wait_stamp("depth/camera_info", stamp_ns, timeout=10.0)
+    info = client.wait_stamp("depth/camera_info", stamp_ns, timeout=30.0)
     np.testing.assert_allclose(np.reshape(info.p, (3, 4))[:, :3], cal.camera.K)
-    depth = depth_array(client.wait_stamp("depth/image_rect", stamp_ns, timeout=10.0))
+    depth = depth_array(client.wait_stamp("depth/image_rect", stamp_ns, timeout=30.0))
     hit = cal.sparse > 0
     assert np.mean(np.abs(depth[hit] - cal.sparse[hit]) < 0.01) > 0.99
 
